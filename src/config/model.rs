@@ -1,0 +1,361 @@
+//! The validated configuration: every section and key of `spec/config.md`, with the built-in
+//! defaults. This is what the rest of the collector reads; it never sees TOML.
+//!
+//! Durations are `Duration`s (the file writes seconds with an optional fraction, or `_ms`).
+//! Empty strings of the file ("use the default") are `None` here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Names of every plugin, in the order they run when due together.
+pub const PLUGIN_NAMES: [&str; 13] = [
+    "sysstat",
+    "disk_usage",
+    "pg_stats",
+    "pg_query_stats",
+    "pg_log",
+    "pg_replication",
+    "pg_server",
+    "pg_connections",
+    "pg_locks",
+    "pg_cache",
+    "pg_bloat",
+    "pg_extensions",
+    "pg_schema",
+];
+
+/// Plugins that are on when their table is absent from the file.
+pub const ON_BY_DEFAULT: [&str; 7] = [
+    "sysstat",
+    "disk_usage",
+    "pg_stats",
+    "pg_query_stats",
+    "pg_log",
+    "pg_replication",
+    "pg_server",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub collector: Collector,
+    pub backend: Backend,
+    pub auth: Auth,
+    pub tls: Tls,
+    pub postgres: Postgres,
+    pub logging: Logging,
+    /// One entry per name of [`PLUGIN_NAMES`], same order.
+    pub plugins: Vec<Plugin>,
+    pub sysstat: Sysstat,
+    pub disk_usage: DiskUsage,
+    pub pg_stats: PgStats,
+    pub pg_query_stats: PgQueryStats,
+    pub pg_log: PgLog,
+    pub pg_connections: PgConnections,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collector {
+    /// `[collector] id`; `None` = the registered id from the state directory.
+    pub id: Option<String>,
+    /// `None` = the kernel node name.
+    pub hostname: Option<String>,
+    pub interval: Duration,
+    pub push_interval: Duration,
+    /// `None` = never pull (`config_pull_interval = 0`).
+    pub config_pull_interval: Option<Duration>,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    Gzip,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    /// `None` when the file names no backend (only `once` and `run --stdout` work then).
+    pub url: Option<String>,
+    pub compression: Compression,
+    /// 1 (fast) … 10 (small).
+    pub compression_level: u8,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub max_batch_bytes: usize,
+    pub buffer_bytes: usize,
+    pub allow_insecure_http: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Token,
+    SharedSecret,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Auth {
+    pub mode: AuthMode,
+    /// `None` = `<state_dir>/collector.token`.
+    pub token_file: Option<PathBuf>,
+    pub registration_secret_file: Option<PathBuf>,
+    pub jwt_secret_file: Option<PathBuf>,
+    pub token_lifetime: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    pub verify: bool,
+    pub ca_file: Option<PathBuf>,
+    /// `None` = `<state_dir>/collector.crt` if present.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// Which databases are monitored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Databases {
+    /// `"*"`: every database that allows connections.
+    All,
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Postgres {
+    /// Name, IP, or absolute socket directory; `None` = as libpq (sockets, then localhost).
+    pub host: Option<String>,
+    pub port: u16,
+    /// `None` = PGUSER, else the operating-system user.
+    pub user: Option<String>,
+    /// Written in the config file (or PGPASSWORD); prefer `password_file`.
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub database: String,
+    pub databases: Databases,
+    pub sslmode: SslMode,
+    pub sslrootcert: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
+    pub max_connections: u32,
+    pub application_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logging {
+    pub level: LogLevel,
+    /// `None` = by environment: text when stderr is a terminal, else json.
+    pub format: Option<LogFormat>,
+}
+
+/// The keys every plugin table has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plugin {
+    pub name: &'static str,
+    pub enabled: bool,
+    /// Defaults to `[collector] interval`.
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sysstat {
+    pub include_partitions: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiskUsage {
+    pub include_fstypes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgStats {
+    pub max_tables: u32,
+    pub max_indexes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgQueryStats {
+    pub limit: u32,
+    pub max_query_length: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgLogFormat {
+    Auto,
+    Stderr,
+    Csvlog,
+    Jsonlog,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    End,
+    Beginning,
+}
+
+/// PostgreSQL severities in server order (`min_level` compares with this order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PgSeverity {
+    Debug5,
+    Debug4,
+    Debug3,
+    Debug2,
+    Debug1,
+    Info,
+    Notice,
+    Warning,
+    Error,
+    Log,
+    Fatal,
+    Panic,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgLog {
+    /// A file, or a directory read with `pattern`; `None` = ask the server.
+    pub path: Option<PathBuf>,
+    pub pattern: String,
+    pub format: PgLogFormat,
+    /// `None` = `SHOW log_line_prefix`, else `'%m [%p] '`.
+    pub log_line_prefix: Option<String>,
+    /// `None` = `SHOW log_timezone`, else UTC.
+    pub log_timezone: Option<String>,
+    pub min_level: PgSeverity,
+    pub start_at: StartAt,
+    pub max_entries: u32,
+    pub max_message_bytes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgConnections {
+    pub long_transaction: Duration,
+}
+
+impl Config {
+    /// The plugin settings by name (`None` for a name that is not a plugin).
+    pub fn plugin(&self, name: &str) -> Option<&Plugin> {
+        self.plugins.iter().find(|p| p.name == name)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let interval = Duration::from_secs(60);
+        Config {
+            collector: Collector {
+                id: None,
+                hostname: None,
+                interval,
+                push_interval: Duration::from_secs(60),
+                config_pull_interval: Some(Duration::from_secs(300)),
+                state_dir: PathBuf::from("/var/lib/pganalytics"),
+            },
+            backend: Backend {
+                url: None,
+                compression: Compression::Gzip,
+                compression_level: 3,
+                connect_timeout: Duration::from_secs(10),
+                request_timeout: Duration::from_secs(30),
+                retry_initial: Duration::from_secs(1),
+                retry_max: Duration::from_secs(300),
+                max_batch_bytes: 4 * 1024 * 1024,
+                buffer_bytes: 16 * 1024 * 1024,
+                allow_insecure_http: false,
+            },
+            auth: Auth {
+                mode: AuthMode::Token,
+                token_file: None,
+                registration_secret_file: None,
+                jwt_secret_file: None,
+                token_lifetime: Duration::from_secs(900),
+            },
+            tls: Tls {
+                verify: true,
+                ca_file: None,
+                cert_file: None,
+                key_file: None,
+            },
+            postgres: Postgres {
+                host: None,
+                port: 5432,
+                user: None,
+                password: None,
+                password_file: None,
+                database: "postgres".to_string(),
+                databases: Databases::List(vec!["postgres".to_string()]),
+                sslmode: SslMode::Prefer,
+                sslrootcert: None,
+                connect_timeout: Duration::from_secs(5),
+                statement_timeout: Duration::from_millis(5000),
+                lock_timeout: Duration::from_millis(1000),
+                max_connections: 4,
+                application_name: "pganalytics-collector".to_string(),
+            },
+            logging: Logging {
+                level: LogLevel::Info,
+                format: None,
+            },
+            plugins: PLUGIN_NAMES
+                .iter()
+                .map(|&name| Plugin {
+                    name,
+                    enabled: ON_BY_DEFAULT.contains(&name),
+                    interval,
+                })
+                .collect(),
+            sysstat: Sysstat {
+                include_partitions: false,
+            },
+            disk_usage: DiskUsage {
+                include_fstypes: Vec::new(),
+            },
+            pg_stats: PgStats {
+                max_tables: 500,
+                max_indexes: 500,
+            },
+            pg_query_stats: PgQueryStats {
+                limit: 100,
+                max_query_length: 4096,
+            },
+            pg_log: PgLog {
+                path: None,
+                pattern: "*.log".to_string(),
+                format: PgLogFormat::Auto,
+                log_line_prefix: None,
+                log_timezone: None,
+                min_level: PgSeverity::Warning,
+                start_at: StartAt::End,
+                max_entries: 10_000,
+                max_message_bytes: 8192,
+            },
+            pg_connections: PgConnections {
+                long_transaction: Duration::from_secs(300),
+            },
+        }
+    }
+}

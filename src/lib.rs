@@ -1,0 +1,19 @@
+//! pganalytics-collector: a PostgreSQL host monitoring agent, one static binary, one thread.
+//!
+//! Layout:
+//! - [`app`]: the commands (`once`, `run`, `check-config`) and the poll loop that drives them;
+//! - [`collect`]: the collectors, one per metric type of `spec/metrics.md`;
+//! - [`pipeline`]: the bounded element buffer, the envelope and the sinks (protocol.md §4.0);
+//! - [`config`]: the TOML file, validated whole, and its model;
+//! - [`sys`]: the system layer: /proc parsers (pure), the fixed-buffer file reader, statfs,
+//!   clocks and signals.
+#![deny(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod collect;
+pub mod config;
+pub mod log;
+pub mod pipeline;
+pub mod sys;
+pub mod util;

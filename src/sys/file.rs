@@ -1,0 +1,1 @@
+//! Fixed-buffer line reader.

@@ -1,0 +1,1 @@
+//! One pure parser per /proc file.
