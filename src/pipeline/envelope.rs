@@ -1,0 +1,170 @@
+//! The push envelope of protocol.md §4: the header fields, then the elements' JSON texts as
+//! they were serialized at collection time, copied from the buffer without re-parsing.
+
+use super::{ElementBuffer, ElementMeta};
+use crate::util::WallTime;
+use serde::Serialize;
+
+/// The envelope fields other than `metrics` and `metrics_count`.
+#[derive(Debug, Clone, Copy)]
+pub struct Header<'a> {
+    pub collector_id: &'a str,
+    pub hostname: &'a str,
+    /// When the batch was built.
+    pub timestamp: WallTime,
+    /// 32 hex digits, kept by every resend of the same batch.
+    pub batch_id: &'a str,
+    pub version: &'a str,
+}
+
+/// Bytes an envelope adds around its elements, at most (header strings aside): used to keep a
+/// batch within `max_batch_bytes`.
+pub const FRAME_BYTES: usize = 192;
+
+/// A new random `batch_id`.
+pub fn new_batch_id() -> heapless::String<32> {
+    let mut raw = [0u8; 16];
+    if crate::util::random_bytes(&mut raw).is_err() {
+        // No randomness: fall back to the clock, which is still unique per batch in practice.
+        let now = crate::sys::time::wall_now();
+        raw[..8].copy_from_slice(&now.secs.to_le_bytes());
+        raw[8..12].copy_from_slice(&now.nanos.to_le_bytes());
+        raw[12..].copy_from_slice(&(crate::sys::time::monotonic_ns() as u32).to_le_bytes());
+    }
+    crate::util::hex::<32>(&raw)
+}
+
+#[derive(Serialize)]
+struct HeaderJson<'a> {
+    collector_id: &'a str,
+    hostname: &'a str,
+    timestamp: crate::util::Rfc3339,
+    batch_id: &'a str,
+    version: &'a str,
+}
+
+/// Writes an envelope into `body` (cleared first) with elements taken from `buffer`, oldest
+/// first, while the body stays within `max_bytes` (`None`: every element waiting). At least
+/// one element is taken when any waits. The metas of the taken elements are appended to
+/// `taken`, in order.
+pub fn build(
+    header: &Header<'_>,
+    buffer: &mut ElementBuffer,
+    max_bytes: Option<usize>,
+    body: &mut Vec<u8>,
+    taken: &mut Vec<ElementMeta>,
+) {
+    body.clear();
+    let head = HeaderJson {
+        collector_id: header.collector_id,
+        hostname: header.hostname,
+        timestamp: header.timestamp.rfc3339(),
+        batch_id: header.batch_id,
+        version: header.version,
+    };
+    // unwrap: serializing plain strings into a Vec cannot fail.
+    serde_json::to_writer(&mut *body, &head).unwrap();
+    body.pop(); // the closing '}'
+    body.extend_from_slice(b",\"metrics\":[");
+    let mut count = 0usize;
+    while let Some(next) = buffer.front_len() {
+        if let Some(max) = max_bytes {
+            let after = body.len() + next + 1 + FRAME_BYTES;
+            if count > 0 && after > max {
+                break;
+            }
+        }
+        if count > 0 {
+            body.push(b',');
+        }
+        match buffer.pop_into(body) {
+            Some(meta) => taken.push(meta),
+            None => break,
+        }
+        count += 1;
+    }
+    body.extend_from_slice(b"],\"metrics_count\":");
+    body.extend_from_slice(count.to_string().as_bytes());
+    body.push(b'}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::DropReason;
+
+    fn header(id: &str) -> Header<'_> {
+        Header {
+            collector_id: "c-1",
+            hostname: "db\"1",
+            timestamp: WallTime {
+                secs: 1_772_366_400,
+                nanos: 0,
+            },
+            batch_id: id,
+            version: "0.1.0",
+        }
+    }
+
+    fn filled(n: u64) -> ElementBuffer {
+        let mut b = ElementBuffer::new(1 << 16);
+        for tag in 0..n {
+            let json =
+                format!("{{\"type\":\"t\",\"timestamp\":\"2026-03-01T12:00:00Z\",\"n\":{tag}}}");
+            b.push(
+                ElementMeta { source: 0, tag },
+                json.as_bytes(),
+                &mut |_, _: DropReason| panic!(),
+            )
+            .unwrap();
+        }
+        b
+    }
+
+    #[test]
+    fn envelope_is_valid_json_with_every_field() {
+        let id = new_batch_id();
+        assert_eq!(id.len(), 32);
+        let mut b = filled(3);
+        let (mut body, mut taken) = (Vec::new(), Vec::new());
+        build(&header(&id), &mut b, None, &mut body, &mut taken);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["collector_id"], "c-1");
+        assert_eq!(v["hostname"], "db\"1");
+        assert_eq!(v["timestamp"], "2026-03-01T12:00:00Z");
+        assert_eq!(v["batch_id"], id.as_str());
+        assert_eq!(v["version"], "0.1.0");
+        assert_eq!(v["metrics_count"], 3);
+        assert_eq!(v["metrics"][2]["n"], 2);
+        assert_eq!(taken.iter().map(|m| m.tag).collect::<Vec<_>>(), [0, 1, 2]);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn empty_buffer_gives_an_empty_metrics_array() {
+        let mut b = ElementBuffer::new(64);
+        let (mut body, mut taken) = (Vec::new(), Vec::new());
+        build(&header("x"), &mut b, Some(4096), &mut body, &mut taken);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["metrics"], serde_json::json!([]));
+        assert_eq!(v["metrics_count"], 0);
+    }
+
+    #[test]
+    fn batches_respect_max_bytes_and_keep_the_rest_in_order() {
+        let mut b = filled(100);
+        let mut seen = Vec::new();
+        let mut rounds = 0;
+        while !b.is_empty() {
+            let (mut body, mut taken) = (Vec::new(), Vec::new());
+            build(&header("x"), &mut b, Some(1024), &mut body, &mut taken);
+            assert!(body.len() <= 1024, "{} bytes", body.len());
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["metrics_count"], taken.len());
+            seen.extend(taken.iter().map(|m| m.tag));
+            rounds += 1;
+        }
+        assert_eq!(seen, (0..100).collect::<Vec<_>>());
+        assert!(rounds > 5);
+    }
+}

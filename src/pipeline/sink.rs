@@ -1,0 +1,193 @@
+//! Sinks take the elements waiting in the buffer once per push round and report each
+//! element's outcome. This file has the stdout sink of `run --stdout` and `once`; the HTTPS
+//! sink (protocol.md §4.1: batches kept across resends, backoff) implements the same trait.
+
+use super::envelope::{self, Header};
+use super::{ElementBuffer, ElementMeta, Outcome};
+use crate::util::WallTime;
+use std::io::Write;
+
+/// What a push round needs to know besides the buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Round<'a> {
+    pub collector_id: &'a str,
+    pub hostname: &'a str,
+    pub now: WallTime,
+    pub max_batch_bytes: usize,
+}
+
+#[derive(Debug)]
+pub enum SinkError {
+    /// The reader went away (stdout closed): the process ends quietly.
+    Closed,
+    /// The round failed; elements not reported stay waiting (or in flight) for the next round.
+    Failed(String),
+}
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SinkError::Closed => f.write_str("output closed"),
+            SinkError::Failed(msg) => f.write_str(msg),
+        }
+    }
+}
+
+pub trait Sink {
+    /// One push round: deliver what is waiting in `buffer`, reporting the final outcome of
+    /// every element taken out of it through `report`.
+    fn push_round(
+        &mut self,
+        round: &Round<'_>,
+        buffer: &mut ElementBuffer,
+        report: &mut dyn FnMut(ElementMeta, Outcome),
+    ) -> Result<(), SinkError>;
+}
+
+/// Writes each round as one envelope line ("everything waiting, not split"): `run --stdout`.
+/// An element is delivered once its line is written and flushed.
+pub struct StdoutSink<W: Write> {
+    out: W,
+    pretty: bool,
+    body: Vec<u8>,
+    taken: Vec<ElementMeta>,
+}
+
+impl<W: Write> StdoutSink<W> {
+    pub fn new(out: W, pretty: bool) -> Self {
+        StdoutSink {
+            out,
+            pretty,
+            body: Vec::new(),
+            taken: Vec::new(),
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write> Sink for StdoutSink<W> {
+    fn push_round(
+        &mut self,
+        round: &Round<'_>,
+        buffer: &mut ElementBuffer,
+        report: &mut dyn FnMut(ElementMeta, Outcome),
+    ) -> Result<(), SinkError> {
+        let batch_id = envelope::new_batch_id();
+        let header = Header {
+            collector_id: round.collector_id,
+            hostname: round.hostname,
+            timestamp: round.now,
+            batch_id: &batch_id,
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        self.taken.clear();
+        envelope::build(&header, buffer, None, &mut self.body, &mut self.taken);
+        if self.pretty {
+            // Re-indent through a parse: only `once --pretty` takes this path.
+            let value: serde_json::Value = serde_json::from_slice(&self.body)
+                .map_err(|e| SinkError::Failed(format!("envelope is not valid JSON: {e}")))?;
+            self.body.clear();
+            // unwrap: writing a Value into a Vec cannot fail.
+            serde_json::to_writer_pretty(&mut self.body, &value).unwrap();
+        }
+        self.body.push(b'\n');
+        let written = self
+            .out
+            .write_all(&self.body)
+            .and_then(|()| self.out.flush());
+        match written {
+            Ok(()) => {
+                for meta in self.taken.drain(..) {
+                    report(meta, Outcome::Delivered);
+                }
+                Ok(())
+            }
+            // The line may be partly written: its elements are neither delivered nor dropped;
+            // like elements waiting at exit they are lost from memory (protocol.md §4.0).
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(SinkError::Closed),
+            Err(e) => Err(SinkError::Failed(format!("cannot write to stdout: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::DropReason;
+
+    #[test]
+    fn stdout_sink_writes_one_line_per_round_and_reports_delivery() {
+        let mut buffer = ElementBuffer::new(4096);
+        for tag in 0..3 {
+            buffer
+                .push(
+                    ElementMeta { source: 1, tag },
+                    b"{\"type\":\"x\"}",
+                    &mut |_, _: DropReason| panic!(),
+                )
+                .unwrap();
+        }
+        let mut sink = StdoutSink::new(Vec::new(), false);
+        let round = Round {
+            collector_id: "unregistered",
+            hostname: "h",
+            now: WallTime::default(),
+            max_batch_bytes: 64,
+        };
+        let mut delivered = Vec::new();
+        sink.push_round(&round, &mut buffer, &mut |m, o| delivered.push((m.tag, o)))
+            .unwrap();
+        sink.push_round(&round, &mut buffer, &mut |_, _| panic!("empty round"))
+            .unwrap();
+        let out = String::from_utf8(sink.into_inner()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        // Not split, although far above max_batch_bytes.
+        assert_eq!(first["metrics_count"], 3);
+        let second: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(second["metrics_count"], 0);
+        assert_eq!(
+            delivered,
+            vec![
+                (0, Outcome::Delivered),
+                (1, Outcome::Delivered),
+                (2, Outcome::Delivered)
+            ]
+        );
+    }
+
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn closed_output_is_reported_and_nothing_is_called_delivered() {
+        let mut buffer = ElementBuffer::new(4096);
+        buffer
+            .push(
+                ElementMeta { source: 1, tag: 9 },
+                b"{}",
+                &mut |_, _| panic!(),
+            )
+            .unwrap();
+        let mut sink = StdoutSink::new(Broken, false);
+        let round = Round {
+            collector_id: "c",
+            hostname: "h",
+            now: WallTime::default(),
+            max_batch_bytes: 64,
+        };
+        let r = sink.push_round(&round, &mut buffer, &mut |_, _| panic!("not delivered"));
+        assert!(matches!(r, Err(SinkError::Closed)));
+    }
+}
