@@ -1,1 +1,244 @@
-//! app
+//! The commands of config.md and the poll loop that runs the collector.
+
+pub mod engine;
+pub mod runloop;
+pub mod schedule;
+
+use crate::cli::{self, Command};
+use crate::collect::{self, Now};
+use crate::config::{self, Config};
+use crate::log;
+use crate::pipeline::sink::{Sink, SinkError, StdoutSink};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the configuration lives when `-c` does not say.
+pub const DEFAULT_CONFIG: &str = "/etc/pganalytics/collector.toml";
+
+/// Process exit codes of config.md.
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILURE: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The config file to read: `-c`, else `PGANALYTICS_CONFIG`; `explicit` tells whether the user
+/// named it (then it must exist), otherwise it is the default path.
+fn config_path(flag: Option<&str>) -> (PathBuf, bool) {
+    match flag
+        .map(str::to_string)
+        .or_else(|| env_var("PGANALYTICS_CONFIG").filter(|s| !s.is_empty()))
+    {
+        Some(p) => (PathBuf::from(p), true),
+        None => (PathBuf::from(DEFAULT_CONFIG), false),
+    }
+}
+
+/// Loads the configuration; `Ok(None)` when the default file is absent (built-in defaults).
+fn load_config(flag: Option<&str>) -> Result<(Config, Option<PathBuf>), i32> {
+    let (path, explicit) = config_path(flag);
+    if !explicit && !path.exists() {
+        return Ok((config::defaults_with_env(&env_var), None));
+    }
+    match config::load(&path, &env_var) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                log::warn("config", &w.to_string(), &[]);
+            }
+            Ok((loaded.config, Some(path)))
+        }
+        Err(config::LoadError::Invalid(diagnostics)) => {
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
+            eprintln!(
+                "{}: {} error(s); fix them and try again (check with `pganalytics-collector check-config -c {}`)",
+                path.display(),
+                diagnostics.len(),
+                path.display()
+            );
+            Err(EXIT_USAGE)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main(args: &[String]) -> i32 {
+    let program = args.first().map_or("pganalytics-collector", String::as_str);
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    let cli = match cli::parse(program, &rest) {
+        Ok(cli) => cli,
+        Err((text, code)) => {
+            if code == 0 {
+                print!("{text}");
+            } else {
+                eprintln!("{}", text.trim_end());
+            }
+            return code;
+        }
+    };
+    if cli.version {
+        println!("pganalytics-collector {}", env!("CARGO_PKG_VERSION"));
+        return EXIT_OK;
+    }
+    // Messages before the config is read: text on a terminal, JSON otherwise.
+    log::configure(crate::config::LogLevel::Info, None);
+    match cli.command {
+        None => {
+            eprintln!(
+                "{program}: a command is needed: once, run, register or check-config (see --help)"
+            );
+            EXIT_USAGE
+        }
+        Some(Command::Once(o)) => once(&o),
+        Some(Command::Run(r)) => run(&r),
+        Some(Command::CheckConfig(c)) => check_config(&c),
+        Some(Command::Register(_)) => {
+            eprintln!(
+                "register: registration with a pgAnalytics backend is not available in this version; `once` and `run --stdout` work without one"
+            );
+            EXIT_USAGE
+        }
+    }
+}
+
+/// `once`: every enabled plugin (or `--only`) one time, one envelope on stdout.
+fn once(o: &cli::Once) -> i32 {
+    let (config, _) = match load_config(o.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    log::configure(config.logging.level, config.logging.format);
+    let only: Option<Vec<&str>> = o.only.as_deref().map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect()
+    });
+    if let Some(list) = &only {
+        for t in list {
+            if *t != "collector_health" && !collect::AVAILABLE.contains(t) {
+                eprintln!(
+                    "once: --only names `{t}`, which this build does not collect; known types: {}, collector_health",
+                    collect::AVAILABLE.join(", ")
+                );
+                return EXIT_USAGE;
+            }
+        }
+    }
+    let with_health = only
+        .as_ref()
+        .is_none_or(|l| l.contains(&"collector_health"));
+    let sample = Duration::from_millis(o.sample_ms);
+    let mut engine = collect_once(config, only.as_deref(), sample);
+    let produced = engine.slots.iter().filter(|s| s.emitted > 0).count();
+    let requested = engine.slots.len();
+    let now = Now::read();
+    if with_health {
+        engine.add_health(now);
+    }
+    let mut sink = StdoutSink::new(std::io::stdout().lock(), o.pretty);
+    match engine.push(&mut sink, now) {
+        Ok(()) | Err(SinkError::Closed) => {}
+        Err(SinkError::Failed(msg)) => {
+            eprintln!("once: {msg}");
+            return EXIT_FAILURE;
+        }
+    }
+    if produced > 0 || (requested == 0 && with_health) {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+/// Baseline, wait `sample`, collect each plugin once.
+fn collect_once(config: Config, only: Option<&[&str]>, sample: Duration) -> engine::Engine {
+    let start = Now::read();
+    let mut engine = engine::Engine::new(config, only, sample, start);
+    std::thread::sleep(sample);
+    let now = Now::read();
+    for i in 0..engine.slots.len() {
+        engine.collect_slot(i, now);
+    }
+    engine
+}
+
+/// `run`: the daemon.
+fn run(r: &cli::Run) -> i32 {
+    // Block the signals before anything else (and before any thread could exist).
+    let signals = match crate::sys::signals::Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("run: cannot set up signal handling: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let (path, explicit) = config_path(r.config.as_deref());
+    if !r.stdout {
+        eprintln!(
+            "run: sending to a pgAnalytics backend is not available in this version; use `run --stdout` to print each push round"
+        );
+        return EXIT_USAGE;
+    }
+    if explicit && !path.exists() {
+        eprintln!("run: config file {} does not exist", path.display());
+        return EXIT_USAGE;
+    }
+    let (config, path) = match load_config(r.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    log::configure(config.logging.level, config.logging.format);
+    let opts = runloop::RunOptions {
+        config_path: path,
+        once: r.once,
+        sample: Duration::from_millis(250),
+    };
+    let mut sink = StdoutSink::new(std::io::stdout().lock(), false);
+    let sink: &mut dyn Sink = &mut sink;
+    match runloop::run(config, opts, &signals, sink) {
+        runloop::Exit::Done => EXIT_OK,
+        runloop::Exit::Failed(msg) => {
+            log::error("main", &msg, &[]);
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// `check-config`: validate, print the effective configuration with secrets redacted.
+fn check_config(c: &cli::CheckConfig) -> i32 {
+    let (path, explicit) = config_path(c.config.as_deref());
+    if !explicit && !path.exists() {
+        eprintln!(
+            "check-config: no config file at {}; pass one with -c (the sample is packaging/collector.toml)",
+            path.display()
+        );
+        return EXIT_USAGE;
+    }
+    match config::load(&path, &env_var) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", config::render(&loaded.config, &[]));
+            EXIT_OK
+        }
+        Err(config::LoadError::Invalid(diagnostics)) => {
+            for d in &diagnostics {
+                eprintln!("{d}");
+            }
+            EXIT_USAGE
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            EXIT_USAGE
+        }
+    }
+}

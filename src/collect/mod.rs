@@ -1,1 +1,201 @@
-//! collect
+//! The collectors, one per metric type of `spec/metrics.md`, and what they share.
+//!
+//! A collector is driven by the poll loop: [`Collector::baseline`] once at start (rates need a
+//! first sample), then [`Collector::collect`] each time its schedule is due. A collection
+//! writes whole elements through [`Output`], which serializes them into the element buffer
+//! and enforces the element size rule; partial problems (one unreadable mount) go to
+//! [`Output::error`] and the element is still sent. A collection that fails sends nothing
+//! and returns the error, which ends up in `collector_health.errors`.
+
+pub mod disk_usage;
+pub mod health;
+pub mod sysstat;
+
+use crate::config::{Config, PLUGIN_NAMES};
+use crate::pipeline::{DropReason, ElementBuffer, ElementMeta, Outcome, Stats};
+use crate::util::WallTime;
+use std::collections::BTreeMap;
+
+/// The metric types this build collects, in run order.
+pub const AVAILABLE: [&str; 2] = ["sysstat", "disk_usage"];
+
+/// The time of a collection, on both clocks.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub mono_ns: u64,
+    pub wall: WallTime,
+}
+
+impl Now {
+    pub fn read() -> Now {
+        Now {
+            mono_ns: crate::sys::time::monotonic_ns(),
+            wall: crate::sys::time::wall_now(),
+        }
+    }
+}
+
+/// Why a collection sent nothing: one line naming the file or host and the problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectError(pub String);
+
+impl std::fmt::Display for CollectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub trait Collector {
+    /// The metric type it produces (also its log component).
+    fn name(&self) -> &'static str;
+
+    /// Takes the start-up sample that the first collection's rates are computed against.
+    fn baseline(&mut self, _now: Now) {}
+
+    /// Collects once, writing its elements to `out`.
+    fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError>;
+
+    /// The final outcome of an element it emitted with `tag`.
+    fn outcome(&mut self, _tag: u64, _outcome: Outcome) {}
+}
+
+/// Builds the collector of `name`, if this build has one.
+pub fn build(name: &str, config: &Config) -> Option<Box<dyn Collector>> {
+    match name {
+        "sysstat" => Some(Box::new(sysstat::Sysstat::new(&config.sysstat))),
+        "disk_usage" => Some(Box::new(disk_usage::DiskUsage::new(&config.disk_usage))),
+        _ => None,
+    }
+}
+
+/// Source id of a plugin name (its index in `PLUGIN_NAMES`).
+pub fn source_id(name: &str) -> u16 {
+    PLUGIN_NAMES
+        .iter()
+        .position(|n| *n == name)
+        .map_or(crate::pipeline::HEALTH_SOURCE, |i| i as u16)
+}
+
+/// Problems of the current push round, by key (`sysstat`, `disk_usage/mnt`, `pg_stats/app`):
+/// the latest message of each, shown in the next `collector_health` and then cleared.
+pub type Errors = BTreeMap<String, String>;
+
+/// Whether a reload changed settings that the collector of `name` was built with (then it is
+/// built anew; an interval change alone only restarts its schedule).
+pub fn settings_changed(name: &str, old: &Config, new: &Config) -> bool {
+    match name {
+        "sysstat" => old.sysstat != new.sysstat,
+        "disk_usage" => old.disk_usage != new.disk_usage,
+        _ => old.postgres != new.postgres,
+    }
+}
+
+/// Where one collection writes: the element buffer (through a reused scratch buffer), the
+/// drops it causes, and its partial errors.
+pub struct Output<'a> {
+    pub(crate) source: u16,
+    pub(crate) plugin: &'static str,
+    pub(crate) scratch: &'a mut Vec<u8>,
+    pub(crate) buffer: &'a mut ElementBuffer,
+    /// The element size rule: `max_batch_bytes / 4`.
+    pub(crate) max_element: usize,
+    pub(crate) stats: &'a mut Stats,
+    /// Outcomes to hand to sources once this collection returns (dropped elements).
+    pub(crate) outcomes: &'a mut Vec<(ElementMeta, Outcome)>,
+    /// Partial problems of this collection: (key, message).
+    pub(crate) errors: &'a mut Vec<(String, String)>,
+    /// Elements this collection stored.
+    pub(crate) emitted: usize,
+}
+
+impl<'a> Output<'a> {
+    pub fn new(
+        plugin: &'static str,
+        buffer: &'a mut ElementBuffer,
+        scratch: &'a mut Vec<u8>,
+        max_element: usize,
+        stats: &'a mut Stats,
+        outcomes: &'a mut Vec<(ElementMeta, Outcome)>,
+        errors: &'a mut Vec<(String, String)>,
+    ) -> Self {
+        Output {
+            source: source_id(plugin),
+            plugin,
+            scratch,
+            buffer,
+            max_element,
+            stats,
+            outcomes,
+            errors,
+            emitted: 0,
+        }
+    }
+
+    /// Serializes `element` and stores it.
+    pub fn emit<T: serde::Serialize>(&mut self, tag: u64, element: &T) -> Result<(), EmitError> {
+        self.scratch.clear();
+        serde_json::to_writer(&mut *self.scratch, element).map_err(|_| EmitError::Serialize)?;
+        let json = std::mem::take(self.scratch);
+        let r = self.emit_raw(tag, &json);
+        *self.scratch = json;
+        r
+    }
+
+    /// Stores an element already serialized (a JSON object with `type` and `timestamp`).
+    pub fn emit_raw(&mut self, tag: u64, json: &[u8]) -> Result<(), EmitError> {
+        let meta = ElementMeta {
+            source: self.source,
+            tag,
+        };
+        let stats = &mut *self.stats;
+        let outcomes = &mut *self.outcomes;
+        let mut dropped = |m: ElementMeta, r: DropReason| {
+            stats.metrics_dropped += 1;
+            outcomes.push((m, Outcome::Dropped(r)));
+        };
+        if json.len() > self.max_element || self.buffer.push(meta, json, &mut dropped).is_err() {
+            dropped(meta, DropReason::TooLarge);
+            return Err(EmitError::TooLarge(json.len()));
+        }
+        self.emitted += 1;
+        Ok(())
+    }
+
+    /// Records a partial problem under `key` (shown in `collector_health.errors`).
+    pub fn error(&mut self, key: &str, msg: impl std::fmt::Display) {
+        self.errors.push((key.to_string(), msg.to_string()));
+    }
+
+    /// The plugin this output belongs to.
+    pub fn plugin(&self) -> &'static str {
+        self.plugin
+    }
+
+    pub fn emitted(&self) -> usize {
+        self.emitted
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmitError {
+    /// Over the element size rule (`max_batch_bytes / 4`) or the whole buffer: dropped, counted.
+    TooLarge(usize),
+    Serialize,
+}
+
+impl std::fmt::Display for EmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EmitError::TooLarge(n) => write!(
+                f,
+                "element of {n} bytes is over max_batch_bytes / 4 or the buffer: dropped"
+            ),
+            EmitError::Serialize => f.write_str("element could not be serialized"),
+        }
+    }
+}
+
+/// Rounds a rate or percentage to 2 decimals (readable JSON; no precision is claimed beyond).
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}

@@ -1,0 +1,336 @@
+//! The engine: the enabled collectors with their schedules, the element buffer, the pipeline
+//! counters and the errors of the round. `once` and the poll loop both drive it; it does no
+//! waiting of its own.
+
+use super::schedule::Grid;
+use crate::collect::{self, Collector, Errors, Now, Output, health};
+use crate::config::{Config, PLUGIN_NAMES};
+use crate::log::{self, Repeated};
+use crate::pipeline::sink::{Round, Sink, SinkError};
+use crate::pipeline::{ElementBuffer, ElementMeta, HEALTH_SOURCE, Outcome, Stats};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Who the envelopes say they come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub collector_id: String,
+    pub hostname: String,
+}
+
+impl Identity {
+    /// `collector_id`: the registered id in the state directory, else `[collector] id`, else
+    /// `"unregistered"`; `hostname`: `[collector] hostname`, else the kernel's node name.
+    pub fn resolve(config: &Config) -> Identity {
+        let registered = std::fs::read_to_string(config.collector.state_dir.join("collector.id"))
+            .ok()
+            .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
+            .filter(|s| !s.is_empty());
+        let collector_id = registered
+            .or_else(|| config.collector.id.clone())
+            .unwrap_or_else(|| "unregistered".to_string());
+        let hostname = config.collector.hostname.clone().unwrap_or_else(|| {
+            rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned()
+        });
+        Identity {
+            collector_id,
+            hostname,
+        }
+    }
+}
+
+/// One enabled collector and its schedule.
+pub struct Slot {
+    pub name: &'static str,
+    pub source: u16,
+    pub collector: Box<dyn Collector>,
+    pub grid: Grid,
+    /// Elements stored by the latest collection.
+    pub emitted: usize,
+    /// Whether the latest collection failed.
+    pub failed: bool,
+}
+
+pub struct Engine {
+    pub config: Config,
+    pub identity: Identity,
+    pub slots: Vec<Slot>,
+    pub buffer: ElementBuffer,
+    pub stats: Stats,
+    /// Errors of the current push round (cleared by each health element).
+    pub errors: Errors,
+    pub collect_ms: BTreeMap<&'static str, f64>,
+    pub started_mono_ns: u64,
+    /// Gap before the first collection, so that rates cover a real interval.
+    pub sample: Duration,
+    scratch: Vec<u8>,
+    outcomes: Vec<(ElementMeta, Outcome)>,
+    cycle_errors: Vec<(String, String)>,
+    failing: BTreeMap<String, Repeated>,
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Engine {
+    /// The collectors of `names` (all enabled ones when `None`) that this build has, with
+    /// baselines taken at `now` and first runs due at `now + sample`.
+    pub fn new(config: Config, names: Option<&[&str]>, sample: Duration, now: Now) -> Engine {
+        let mut engine = Engine {
+            identity: Identity::resolve(&config),
+            buffer: ElementBuffer::new(config.backend.buffer_bytes),
+            slots: Vec::new(),
+            stats: Stats::default(),
+            errors: Errors::new(),
+            collect_ms: BTreeMap::new(),
+            started_mono_ns: now.mono_ns,
+            sample,
+            scratch: Vec::new(),
+            outcomes: Vec::new(),
+            cycle_errors: Vec::new(),
+            failing: BTreeMap::new(),
+            config,
+        };
+        for name in PLUGIN_NAMES {
+            let wanted = match names {
+                Some(list) => list.contains(&name),
+                None => engine.config.plugin(name).is_some_and(|p| p.enabled),
+            };
+            if wanted {
+                engine.add_slot(name, now);
+            }
+        }
+        engine
+    }
+
+    fn add_slot(&mut self, name: &'static str, now: Now) {
+        let Some(mut collector) = collect::build(name, &self.config) else {
+            log::debug(
+                "main",
+                "no collector for this type in this build",
+                &[("type", name)],
+            );
+            return;
+        };
+        collector.baseline(now);
+        let interval = self
+            .config
+            .plugin(name)
+            .map_or(self.config.collector.interval, |p| p.interval);
+        let slot = Slot {
+            name,
+            source: collect::source_id(name),
+            collector,
+            grid: Grid::new(now.mono_ns.saturating_add(ns(self.sample)), ns(interval)),
+            emitted: 0,
+            failed: false,
+        };
+        // Keep PLUGIN_NAMES order: collections due together run in that order.
+        let at = self
+            .slots
+            .iter()
+            .position(|s| s.source > slot.source)
+            .unwrap_or(self.slots.len());
+        self.slots.insert(at, slot);
+    }
+
+    /// The earliest time a collection is due.
+    pub fn next_collection(&self) -> Option<u64> {
+        self.slots.iter().map(|s| s.grid.next()).min()
+    }
+
+    /// Runs every collection due at `now` (in plugin order); returns how many ran.
+    pub fn collect_due(&mut self, now: Now) -> usize {
+        let mut ran = 0;
+        for i in 0..self.slots.len() {
+            if self.slots[i].grid.is_due(now.mono_ns) {
+                self.collect_slot(i, now);
+                self.slots[i].grid.ran(now.mono_ns);
+                ran += 1;
+            }
+        }
+        ran
+    }
+
+    /// Runs one collection now, whatever its schedule.
+    pub fn collect_slot(&mut self, i: usize, now: Now) {
+        let max_element = self.config.backend.max_batch_bytes / 4;
+        let started = crate::sys::time::monotonic_ns();
+        let slot = &mut self.slots[i];
+        let mut out = Output::new(
+            slot.name,
+            &mut self.buffer,
+            &mut self.scratch,
+            max_element,
+            &mut self.stats,
+            &mut self.outcomes,
+            &mut self.cycle_errors,
+        );
+        let result = slot.collector.collect(now, &mut out);
+        slot.emitted = out.emitted();
+        slot.failed = result.is_err();
+        let name = slot.name;
+        let took = crate::sys::time::monotonic_ns().saturating_sub(started);
+        self.collect_ms
+            .insert(name, (took as f64 / 1e3).round() / 1e3);
+        if let Err(e) = result {
+            self.cycle_errors.push((name.to_string(), e.0));
+        }
+        self.note_errors(name);
+        self.route_outcomes();
+    }
+
+    /// Moves this collection's errors into the round's, logging each key on its first failure,
+    /// on backoff steps, and on recovery (keys of this plugin that no longer fail).
+    fn note_errors(&mut self, plugin: &'static str) {
+        for (key, msg) in self.cycle_errors.drain(..) {
+            if self.failing.entry(key.clone()).or_default().failed() {
+                let n = self
+                    .failing
+                    .get(&key)
+                    .map_or(1, Repeated::count)
+                    .to_string();
+                log::warn(plugin, &msg, &[("key", &key), ("failures", &n)]);
+            }
+            self.errors.insert(key, msg);
+        }
+        let recovered: Vec<String> = self
+            .failing
+            .keys()
+            .filter(|k| {
+                (k.as_str() == plugin || k.strip_prefix(plugin).is_some_and(|r| r.starts_with('/')))
+                    && !self.errors.contains_key(k.as_str())
+            })
+            .cloned()
+            .collect();
+        for key in recovered {
+            if let Some(mut r) = self.failing.remove(&key)
+                && r.succeeded()
+            {
+                log::info(plugin, "recovered", &[("key", &key)]);
+            }
+        }
+    }
+
+    /// Hands every pending outcome to the collector that produced the element.
+    fn route_outcomes(&mut self) {
+        for (meta, outcome) in self.outcomes.drain(..) {
+            if let Some(slot) = self.slots.iter_mut().find(|s| s.source == meta.source) {
+                slot.collector.outcome(meta.tag, outcome);
+            }
+        }
+    }
+
+    /// The `collector_health` element as JSON, from the current state.
+    pub fn health_json(&self, now: Now) -> Vec<u8> {
+        let inputs = health::Inputs {
+            now,
+            started_mono_ns: self.started_mono_ns,
+            collect_ms: &self.collect_ms,
+            buffer_bytes: self.buffer.json_bytes(),
+            buffer_capacity_bytes: self.buffer.capacity(),
+            stats: &self.stats,
+            log_entries_truncated: 0,
+            errors: &self.errors,
+            usage: health::process_usage(),
+        };
+        // unwrap: the element holds numbers, strings and maps of strings.
+        serde_json::to_vec(&health::element(&inputs)).unwrap()
+    }
+
+    /// Stores this round's `collector_health` element and starts a new round of errors.
+    pub fn add_health(&mut self, now: Now) {
+        let json = self.health_json(now);
+        let meta = ElementMeta {
+            source: HEALTH_SOURCE,
+            tag: 0,
+        };
+        let stats = &mut self.stats;
+        let outcomes = &mut self.outcomes;
+        let stored = self.buffer.push(meta, &json, &mut |m, r| {
+            stats.metrics_dropped += 1;
+            outcomes.push((m, Outcome::Dropped(r)));
+        });
+        if stored.is_err() {
+            self.stats.metrics_dropped += 1;
+        }
+        self.errors.clear();
+        self.route_outcomes();
+    }
+
+    /// One push round through `sink`.
+    pub fn push(&mut self, sink: &mut dyn Sink, now: Now) -> Result<(), SinkError> {
+        let round = Round {
+            collector_id: &self.identity.collector_id,
+            hostname: &self.identity.hostname,
+            now: now.wall,
+            max_batch_bytes: self.config.backend.max_batch_bytes,
+        };
+        let outcomes = &mut self.outcomes;
+        let result = sink.push_round(&round, &mut self.buffer, &mut |m, o| outcomes.push((m, o)));
+        self.route_outcomes();
+        result
+    }
+
+    /// Applies a new, valid configuration between cycles.
+    pub fn reload(&mut self, mut new: Config, now: Now) {
+        if new.collector.state_dir != self.config.collector.state_dir {
+            log::warn(
+                "config",
+                "state_dir cannot change without a restart; keeping the running one",
+                &[
+                    (
+                        "running",
+                        &self.config.collector.state_dir.display().to_string(),
+                    ),
+                    ("file", &new.collector.state_dir.display().to_string()),
+                ],
+            );
+            new.collector.state_dir = self.config.collector.state_dir.clone();
+        }
+        let old = std::mem::replace(&mut self.config, new);
+        if old.backend.buffer_bytes != self.config.backend.buffer_bytes {
+            let buffer = std::mem::replace(&mut self.buffer, ElementBuffer::new(0));
+            let stats = &mut self.stats;
+            let outcomes = &mut self.outcomes;
+            self.buffer = buffer.resized(self.config.backend.buffer_bytes, &mut |m, r| {
+                stats.metrics_dropped += 1;
+                outcomes.push((m, Outcome::Dropped(r)));
+            });
+            self.route_outcomes();
+        }
+        for name in PLUGIN_NAMES {
+            let want = self.config.plugin(name).is_some_and(|p| p.enabled);
+            let at = self.slots.iter().position(|s| s.name == name);
+            match (want, at) {
+                (false, Some(i)) => {
+                    self.slots.remove(i);
+                    self.collect_ms.remove(name);
+                }
+                (true, None) => self.add_slot(name, now),
+                (true, Some(i)) => {
+                    if collect::settings_changed(name, &old, &self.config) {
+                        self.slots.remove(i);
+                        self.add_slot(name, now);
+                    } else {
+                        let interval = self.config.plugin(name).map(|p| p.interval);
+                        let slot = &mut self.slots[i];
+                        if let Some(interval) = interval
+                            && ns(interval) != slot.grid.period()
+                        {
+                            // A changed interval restarts that plugin's grid at the reload.
+                            slot.grid = Grid::new(now.mono_ns, ns(interval));
+                        }
+                    }
+                }
+                (false, None) => {}
+            }
+        }
+        self.identity = Identity::resolve(&self.config);
+        log::configure(self.config.logging.level, self.config.logging.format);
+    }
+}

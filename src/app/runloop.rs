@@ -1,0 +1,181 @@
+//! `run`: the poll loop. One thread; it sleeps in `poll` on the signal fd until the next
+//! deadline, then does what is due, in this order:
+//!
+//! ```text
+//!   ┌─▶ collect every plugin that is due (plugin order)
+//!   │   push if due: collector_health, then one round through the sink
+//!   │   wait: poll(signal fd, until the earliest next deadline)
+//!   └── signals: HUP reload · USR1 health line · TERM/INT last push, exit 0
+//! ```
+
+use super::engine::Engine;
+use super::schedule::Grid;
+use crate::collect::Now;
+use crate::config::{self, Config};
+use crate::log;
+use crate::pipeline::sink::{Sink, SinkError};
+use crate::sys::signals::{self, Signal, Signals};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How `run` was asked to behave.
+pub struct RunOptions {
+    /// The file to re-read on SIGHUP (`None`: built-in defaults, nothing to reload).
+    pub config_path: Option<PathBuf>,
+    /// One round (every enabled plugin once, then one push), then exit.
+    pub once: bool,
+    /// Delay from start to the first collections (rate baseline).
+    pub sample: Duration,
+}
+
+/// How the loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGTERM/SIGINT, a closed stdout, or `--once` delivered.
+    Done,
+    /// `--once` could not deliver, or the loop could not wait.
+    Failed(String),
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Runs until a stop signal. `signals` must have been installed before any thread started.
+pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn Sink) -> Exit {
+    let start = Now::read();
+    let mut engine = Engine::new(config, None, opts.sample, start);
+    let first = start.mono_ns.saturating_add(ns(opts.sample));
+    let mut push = Grid::new(first, ns(engine.config.collector.push_interval));
+    log::info(
+        "main",
+        "started",
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            (
+                "plugins",
+                &engine
+                    .slots
+                    .iter()
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("collector_id", &engine.identity.collector_id),
+        ],
+    );
+
+    loop {
+        let now = Now::read();
+        engine.collect_due(now);
+
+        if push.is_due(now.mono_ns) {
+            push.ran(now.mono_ns);
+            engine.add_health(now);
+            match engine.push(sink, now) {
+                Ok(()) => {
+                    if opts.once {
+                        return Exit::Done;
+                    }
+                }
+                Err(SinkError::Closed) => return Exit::Done,
+                Err(SinkError::Failed(msg)) => {
+                    engine.stats.push_failures += 1;
+                    log::error("push", &msg, &[]);
+                    if opts.once {
+                        return Exit::Failed(msg);
+                    }
+                }
+            }
+        }
+
+        let deadline = engine
+            .next_collection()
+            .map_or(push.next(), |c| c.min(push.next()));
+        let timeout = deadline.saturating_sub(crate::sys::time::monotonic_ns());
+        if timeout > 0
+            && let Err(e) = signals::wait(signals, None, timeout)
+        {
+            return Exit::Failed(format!("cannot wait for signals: {e}"));
+        }
+
+        while let Some(signal) = signals.next() {
+            match signal {
+                Signal::Hup => reload(&mut engine, &opts, &mut push),
+                Signal::Usr1 => {
+                    let health = engine.health_json(Now::read());
+                    log::info(
+                        "main",
+                        "health",
+                        &[("health", &String::from_utf8_lossy(&health))],
+                    );
+                }
+                Signal::Term | Signal::Int => {
+                    log::info(
+                        "main",
+                        "stopping: last push",
+                        &[("signal", &format!("{signal:?}"))],
+                    );
+                    let now = Now::read();
+                    engine.add_health(now);
+                    return match engine.push(sink, now) {
+                        Ok(()) | Err(SinkError::Closed) => Exit::Done,
+                        Err(SinkError::Failed(msg)) => {
+                            log::error("push", &msg, &[]);
+                            Exit::Done
+                        }
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// SIGHUP: re-read and validate the whole file; apply it or keep the running config.
+fn reload(engine: &mut Engine, opts: &RunOptions, push: &mut Grid) {
+    let Some(path) = &opts.config_path else {
+        log::warn(
+            "config",
+            "SIGHUP: running on built-in defaults, no config file to reload",
+            &[],
+        );
+        return;
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    match config::load(path, &env) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                log::warn("config", &w.to_string(), &[]);
+            }
+            let interval_changed =
+                loaded.config.collector.push_interval != engine.config.collector.push_interval;
+            let now = Now::read();
+            engine.reload(loaded.config, now);
+            if interval_changed {
+                *push = Grid::new(now.mono_ns, ns(engine.config.collector.push_interval));
+            }
+            log::info(
+                "config",
+                "reloaded",
+                &[("file", &path.display().to_string())],
+            );
+        }
+        Err(config::LoadError::Invalid(diagnostics)) => {
+            for d in &diagnostics {
+                log::error("config", &d.to_string(), &[]);
+            }
+            log::error(
+                "config",
+                "reload rejected: the running configuration is kept; fix the file and send SIGHUP again",
+                &[("file", &path.display().to_string())],
+            );
+        }
+        Err(e) => {
+            log::error(
+                "config",
+                &format!("reload rejected, running configuration kept: {e}"),
+                &[],
+            );
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! `collector_health` (metrics.md §7): the collector describing itself, one element per push
+//! round (and one log line on SIGUSR1).
+
+use super::Errors;
+use crate::pipeline::Stats;
+use crate::sys::file::read_small;
+use crate::sys::procfs::pid_stat;
+use crate::util::Rfc3339;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Resident memory and CPU time of this process, from /proc/self/stat.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessUsage {
+    pub rss_bytes: u64,
+    pub cpu_user_secs: f64,
+    pub cpu_system_secs: f64,
+}
+
+/// Reads /proc/self/stat (None when /proc is unreadable: the fields are then `null`).
+pub fn process_usage() -> Option<ProcessUsage> {
+    let mut buf = [0u8; 1024];
+    let bytes = read_small(c"/proc/self/stat", &mut buf).ok()?;
+    let st = pid_stat::parse(bytes).ok()?;
+    let ticks = rustix::param::clock_ticks_per_second().max(1) as f64;
+    let page = rustix::param::page_size() as u64;
+    Some(ProcessUsage {
+        rss_bytes: st.rss_pages.saturating_mul(page),
+        cpu_user_secs: super::round2(st.utime_ticks as f64 / ticks),
+        cpu_system_secs: super::round2(st.stime_ticks as f64 / ticks),
+    })
+}
+
+/// The `collector_health` element.
+#[derive(Debug, Serialize)]
+pub struct Health<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub timestamp: Rfc3339,
+    pub version: &'static str,
+    pub uptime_secs: u64,
+    pub rss_bytes: Option<u64>,
+    pub cpu_user_secs: Option<f64>,
+    pub cpu_system_secs: Option<f64>,
+    /// Duration of each plugin's latest collection, milliseconds.
+    pub collect_ms: &'a BTreeMap<&'static str, f64>,
+    /// JSON bytes waiting in the buffer.
+    pub buffer_bytes: usize,
+    pub buffer_capacity_bytes: usize,
+    pub metrics_dropped: u64,
+    pub batches_rejected: u64,
+    pub push_failures: u64,
+    pub last_push_status: Option<u16>,
+    pub log_entries_truncated: u64,
+    pub errors: &'a Errors,
+}
+
+/// Everything the element is made of, gathered by the loop.
+pub struct Inputs<'a> {
+    pub now: super::Now,
+    pub started_mono_ns: u64,
+    pub collect_ms: &'a BTreeMap<&'static str, f64>,
+    pub buffer_bytes: usize,
+    pub buffer_capacity_bytes: usize,
+    pub stats: &'a Stats,
+    pub log_entries_truncated: u64,
+    pub errors: &'a Errors,
+    pub usage: Option<ProcessUsage>,
+}
+
+pub fn element<'a>(i: &Inputs<'a>) -> Health<'a> {
+    Health {
+        kind: "collector_health",
+        timestamp: i.now.wall.rfc3339(),
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_secs: i.now.mono_ns.saturating_sub(i.started_mono_ns) / 1_000_000_000,
+        rss_bytes: i.usage.map(|u| u.rss_bytes),
+        cpu_user_secs: i.usage.map(|u| u.cpu_user_secs),
+        cpu_system_secs: i.usage.map(|u| u.cpu_system_secs),
+        collect_ms: i.collect_ms,
+        buffer_bytes: i.buffer_bytes,
+        buffer_capacity_bytes: i.buffer_capacity_bytes,
+        metrics_dropped: i.stats.metrics_dropped,
+        batches_rejected: i.stats.batches_rejected,
+        push_failures: i.stats.push_failures,
+        last_push_status: i.stats.last_push_status,
+        log_entries_truncated: i.log_entries_truncated,
+        errors: i.errors,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let u = process_usage().expect("/proc/self/stat");
+        assert!(u.rss_bytes > 100 * 1024, "rss {}", u.rss_bytes);
+        assert!(u.cpu_user_secs >= 0.0 && u.cpu_system_secs >= 0.0);
+    }
+
+    #[test]
+    fn element_has_every_field_of_the_spec() {
+        let collect_ms = BTreeMap::from([("sysstat", 0.05)]);
+        let mut errors = Errors::new();
+        errors.insert("pg_stats/app".into(), "connection refused".into());
+        let stats = Stats::default();
+        let inputs = Inputs {
+            now: super::super::Now {
+                mono_ns: 90_000_000_000,
+                wall: crate::util::WallTime {
+                    secs: 1_772_366_400,
+                    nanos: 0,
+                },
+            },
+            started_mono_ns: 3_000_000_000,
+            collect_ms: &collect_ms,
+            buffer_bytes: 10,
+            buffer_capacity_bytes: 100,
+            stats: &stats,
+            log_entries_truncated: 0,
+            errors: &errors,
+            usage: None,
+        };
+        let v = serde_json::to_value(element(&inputs)).unwrap();
+        for key in [
+            "type",
+            "timestamp",
+            "version",
+            "uptime_secs",
+            "rss_bytes",
+            "cpu_user_secs",
+            "cpu_system_secs",
+            "collect_ms",
+            "buffer_bytes",
+            "buffer_capacity_bytes",
+            "metrics_dropped",
+            "batches_rejected",
+            "push_failures",
+            "last_push_status",
+            "log_entries_truncated",
+            "errors",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing");
+        }
+        assert_eq!(v["uptime_secs"], 87);
+        assert!(v["rss_bytes"].is_null());
+        assert_eq!(v["errors"]["pg_stats/app"], "connection refused");
+        assert_eq!(v["collect_ms"]["sysstat"], 0.05);
+    }
+}
