@@ -261,7 +261,75 @@ impl Config {
     pub fn plugin(&self, name: &str) -> Option<&Plugin> {
         self.plugins.iter().find(|p| p.name == name)
     }
+
+    /// The plugin settings by name, mutable (`None` for a name that is not a plugin).
+    pub fn plugin_mut(&mut self, name: &str) -> Option<&mut Plugin> {
+        self.plugins.iter_mut().find(|p| p.name == name)
+    }
 }
+
+/// The built-in `interval` of a plugin whose table sets none.
+///
+/// Most plugins follow `[collector] interval`. Five have a fixed default of their own, the
+/// values config.md's sample gives them without a "built-in default differs" comment:
+/// `pg_log` reads the log every 10 s (so errors show up quickly), `pg_cache` every 300 s, and
+/// the slow, expensive `pg_bloat`, `pg_extensions` and `pg_schema` hourly. These do not move
+/// when `[collector] interval` changes.
+pub fn default_plugin_interval(name: &str, collector_interval: Duration) -> Duration {
+    match name {
+        "pg_log" => Duration::from_secs(10),
+        "pg_cache" => Duration::from_secs(300),
+        "pg_bloat" | "pg_extensions" | "pg_schema" => Duration::from_secs(3600),
+        _ => collector_interval,
+    }
+}
+
+/// Gives an enum of the file its spellings: `NAMES` (file spelling → variant, in the order
+/// messages list them) and `as_str` (the canonical spelling, as `check-config` prints it).
+macro_rules! spelled {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every spelling the file accepts, canonical form.
+            pub const NAMES: &'static [(&'static str, $ty)] = &[$(($name, $ty::$variant)),+];
+
+            /// The canonical spelling in the file.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+        }
+    };
+}
+
+spelled!(Compression { Gzip => "gzip", None => "none" });
+spelled!(AuthMode { Token => "token", SharedSecret => "shared_secret" });
+spelled!(SslMode {
+    Disable => "disable",
+    Allow => "allow",
+    Prefer => "prefer",
+    Require => "require",
+    VerifyCa => "verify-ca",
+    VerifyFull => "verify-full",
+});
+spelled!(LogLevel { Error => "error", Warn => "warn", Info => "info", Debug => "debug" });
+spelled!(LogFormat { Json => "json", Text => "text" });
+spelled!(PgLogFormat { Auto => "auto", Stderr => "stderr", Csvlog => "csvlog", Jsonlog => "jsonlog" });
+spelled!(StartAt { End => "end", Beginning => "beginning" });
+spelled!(PgSeverity {
+    Debug5 => "DEBUG5",
+    Debug4 => "DEBUG4",
+    Debug3 => "DEBUG3",
+    Debug2 => "DEBUG2",
+    Debug1 => "DEBUG1",
+    Info => "INFO",
+    Notice => "NOTICE",
+    Warning => "WARNING",
+    Error => "ERROR",
+    Log => "LOG",
+    Fatal => "FATAL",
+    Panic => "PANIC",
+});
 
 impl Default for Config {
     fn default() -> Self {
@@ -325,7 +393,7 @@ impl Default for Config {
                 .map(|&name| Plugin {
                     name,
                     enabled: ON_BY_DEFAULT.contains(&name),
-                    interval,
+                    interval: default_plugin_interval(name, interval),
                 })
                 .collect(),
             sysstat: Sysstat {
