@@ -18,8 +18,6 @@ use crate::sys::statfs::{FsUsage, statfs};
 use core::ffi::CStr;
 use serde::Serialize;
 
-const MOUNTINFO: &CStr = c"/proc/self/mountinfo";
-
 /// Devices remembered per collection for bind-mount de-duplication.
 pub const MAX_DEVICES: usize = 4096;
 
@@ -27,6 +25,9 @@ const GIB: u64 = 1 << 30;
 
 pub struct DiskUsage {
     include_fstypes: Vec<String>,
+    /// `<proc root>/self/mountinfo`, NUL-terminated.
+    mountinfo: std::ffi::CString,
+    mountinfo_name: String,
     reader: LineReader,
     /// major:minor of the devices reported in this collection.
     seen: Box<heapless::Vec<u64, MAX_DEVICES>>,
@@ -40,8 +41,17 @@ pub struct DiskUsage {
 
 impl DiskUsage {
     pub fn new(cfg: &config::DiskUsage) -> DiskUsage {
+        DiskUsage::with_proc_root(cfg, std::path::Path::new("/proc"))
+    }
+
+    /// Reads `<root>/self/mountinfo` instead of /proc's (tests use captured files).
+    pub fn with_proc_root(cfg: &config::DiskUsage, root: &std::path::Path) -> DiskUsage {
+        use std::os::unix::ffi::OsStringExt;
+        let path = root.join("self/mountinfo");
         DiskUsage {
             include_fstypes: cfg.include_fstypes.clone(),
+            mountinfo_name: path.display().to_string(),
+            mountinfo: std::ffi::CString::new(path.into_os_string().into_vec()).unwrap_or_default(),
             reader: LineReader::new(),
             seen: Box::default(),
             mount: Box::new([0; MOUNT_PATH_CAP + 1]),
@@ -134,13 +144,14 @@ impl Collector for DiskUsage {
 
         let DiskUsage {
             include_fstypes,
+            mountinfo: mountinfo_path,
             reader,
             seen,
             mount,
             source,
             ..
         } = self;
-        let result = reader.for_each_line(MOUNTINFO, |line| {
+        let result = reader.for_each_line(mountinfo_path, |line| {
             line_no += 1;
             let raw = match line {
                 Line::Full(l) => l,
@@ -149,7 +160,7 @@ impl Collector for DiskUsage {
                     first_bad.get_or_insert_with(|| {
                         format!("line {line_no}: longer than the read buffer, skipped")
                     });
-                    return Ok::<(), ()>(());
+                    return Ok::<(), core::convert::Infallible>(());
                 }
             };
             let m = match mountinfo::parse_line(raw) {
@@ -213,9 +224,10 @@ impl Collector for DiskUsage {
         json.extend_from_slice(b"]}");
         if bad_lines > 0 {
             out.error(
-                "disk_usage/proc/self/mountinfo",
+                "disk_usage/self/mountinfo",
                 format_args!(
-                    "/proc/self/mountinfo: {bad_lines} unreadable lines skipped (first: {})",
+                    "{}: {bad_lines} unreadable lines skipped (first: {})",
+                    self.mountinfo_name,
                     first_bad.as_deref().unwrap_or("?")
                 ),
             );
@@ -224,8 +236,8 @@ impl Collector for DiskUsage {
             Ok(()) => out
                 .emit_raw(0, &json)
                 .map_err(|e| CollectError(e.to_string())),
-            Err(FileError::Parse(())) => Ok(()),
-            Err(e) => Err(CollectError(format!("/proc/self/mountinfo: {e}"))),
+            Err(FileError::Parse(never)) => match never {},
+            Err(e) => Err(CollectError(format!("{}: {e}", self.mountinfo_name))),
         };
         self.json = json;
         r
@@ -235,6 +247,107 @@ impl Collector for DiskUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::tests_support::{OutputHarness, TempDir};
+
+    fn now() -> Now {
+        Now {
+            mono_ns: 1,
+            wall: crate::util::WallTime {
+                secs: 1_772_366_400,
+                nanos: 0,
+            },
+        }
+    }
+
+    /// A proc root whose self/mountinfo is `text`.
+    fn proc_with_mountinfo(text: &str) -> TempDir {
+        let t = TempDir::new();
+        std::fs::create_dir_all(t.path().join("self")).unwrap();
+        std::fs::write(t.path().join("self/mountinfo"), text).unwrap();
+        t
+    }
+
+    #[test]
+    fn keeps_block_devices_once_decodes_escapes_and_reports_unreadable_mounts() {
+        let tmp = TempDir::new();
+        let spaced = tmp.path().join("with space");
+        std::fs::create_dir_all(&spaced).unwrap();
+        let spaced_escaped = spaced.display().to_string().replace(' ', "\\040");
+        let text = format!(
+            "1 0 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n\
+             2 1 0:22 / /proc rw - proc proc rw\n\
+             3 1 0:30 / /dev/shm rw - tmpfs tmpfs rw\n\
+             4 1 254:0 /srv /srv-bind rw - ext4 /dev/vda rw\n\
+             5 1 8:1 / {spaced_escaped} ro,noatime - xfs /dev/sdb1 rw\n\
+             6 1 8:2 / /definitely/not/mounted rw - ext4 /dev/sdc1 rw\n\
+             7 1 0:50 / /mnt/nfs rw - nfs4 server:/export rw\n\
+             this line is garbage\n"
+        );
+        let root = proc_with_mountinfo(&text);
+        let mut h = OutputHarness::new();
+        let cfg = crate::config::Config::default().disk_usage;
+        let mut c = DiskUsage::with_proc_root(&cfg, root.path());
+        c.collect(now(), &mut h.output("disk_usage")).unwrap();
+        let v = h.single();
+        assert_eq!(v["type"], "disk_usage");
+        let fs = v["filesystems"].as_array().unwrap();
+        let mounts: Vec<&str> = fs.iter().map(|f| f["mount"].as_str().unwrap()).collect();
+        // /srv-bind is the same device as /: reported once, at its first mount point.
+        assert_eq!(mounts, ["/", spaced.to_str().unwrap()]);
+        assert_eq!(fs[0]["device"], "/dev/vda");
+        assert_eq!(fs[0]["fstype"], "ext4");
+        assert!(fs[0]["total_bytes"].as_u64().unwrap() > 0);
+        assert_eq!(fs[1]["read_only"], true);
+        let keys: Vec<&str> = h.errors.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "disk_usage//definitely/not/mounted",
+                "disk_usage/self/mountinfo"
+            ]
+        );
+        assert!(
+            h.errors[0].1.contains("statfs /definitely/not/mounted"),
+            "{:?}",
+            h.errors
+        );
+        assert!(
+            h.errors[1].1.contains("1 unreadable lines skipped"),
+            "{:?}",
+            h.errors
+        );
+    }
+
+    #[test]
+    fn listed_fstypes_are_statted_too() {
+        let root = proc_with_mountinfo("1 0 0:30 / / rw - tmpfs tmpfs rw\n");
+        let mut h = OutputHarness::new();
+        let mut cfg = crate::config::Config::default().disk_usage;
+        cfg.include_fstypes = vec!["tmpfs".into()];
+        let mut c = DiskUsage::with_proc_root(&cfg, root.path());
+        c.collect(now(), &mut h.output("disk_usage")).unwrap();
+        assert_eq!(h.single()["filesystems"][0]["fstype"], "tmpfs");
+    }
+
+    #[test]
+    fn a_missing_mountinfo_fails_the_plugin_with_the_file_named() {
+        let root = TempDir::new();
+        let mut h = OutputHarness::new();
+        let cfg = crate::config::Config::default().disk_usage;
+        let mut c = DiskUsage::with_proc_root(&cfg, root.path());
+        let err = c.collect(now(), &mut h.output("disk_usage")).unwrap_err();
+        assert!(err.0.contains("self/mountinfo"), "{err}");
+        assert!(h.buffer.is_empty());
+    }
+
+    #[test]
+    fn this_machine() {
+        let mut h = OutputHarness::new();
+        let mut c = DiskUsage::new(&crate::config::Config::default().disk_usage);
+        c.collect(now(), &mut h.output("disk_usage")).unwrap();
+        let v = h.single();
+        assert!(!v["filesystems"].as_array().unwrap().is_empty());
+    }
 
     #[test]
     fn df_arithmetic() {

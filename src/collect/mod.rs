@@ -199,3 +199,93 @@ impl std::fmt::Display for EmitError {
 pub fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
+
+/// Test helpers shared by the collectors' tests: an [`Output`] over a real buffer, temp dirs.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    pub struct OutputHarness {
+        pub buffer: ElementBuffer,
+        pub scratch: Vec<u8>,
+        pub stats: Stats,
+        pub outcomes: Vec<(ElementMeta, Outcome)>,
+        pub errors: Vec<(String, String)>,
+    }
+
+    impl OutputHarness {
+        pub fn new() -> Self {
+            OutputHarness {
+                buffer: ElementBuffer::new(1 << 20),
+                scratch: Vec::new(),
+                stats: Stats::default(),
+                outcomes: Vec::new(),
+                errors: Vec::new(),
+            }
+        }
+
+        pub fn output(&mut self, plugin: &'static str) -> Output<'_> {
+            Output::new(
+                plugin,
+                &mut self.buffer,
+                &mut self.scratch,
+                1 << 18,
+                &mut self.stats,
+                &mut self.outcomes,
+                &mut self.errors,
+            )
+        }
+
+        /// The one element stored, parsed.
+        pub fn single(&mut self) -> serde_json::Value {
+            let mut json = Vec::new();
+            assert!(self.buffer.pop_into(&mut json).is_some(), "no element");
+            assert!(self.buffer.is_empty(), "more than one element");
+            serde_json::from_slice(&json).expect("element is valid JSON")
+        }
+    }
+
+    /// A directory removed when dropped.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new() -> TempDir {
+            let mut raw = [0u8; 8];
+            crate::util::random_bytes(&mut raw).unwrap();
+            let p =
+                std::env::temp_dir().join(format!("pgac-test-{}", crate::util::hex::<16>(&raw)));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A temp copy of a directory tree.
+    pub fn copy_dir(from: &Path) -> TempDir {
+        fn copy(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for e in std::fs::read_dir(from).unwrap() {
+                let e = e.unwrap();
+                let target = to.join(e.file_name());
+                if e.file_type().unwrap().is_dir() {
+                    copy(&e.path(), &target);
+                } else {
+                    std::fs::copy(e.path(), target).unwrap();
+                }
+            }
+        }
+        let t = TempDir::new();
+        copy(from, t.path());
+        t
+    }
+}

@@ -12,20 +12,46 @@
 use super::{CollectError, Collector, Now, Output, round2};
 use crate::config;
 use crate::sys::file::{FileError, LineReader, read_small};
-use crate::sys::procfs::diskstats::{DiskStat, Diskstats};
+use crate::sys::procfs::diskstats::{DiskStat, Diskstats, MAX_DISKS};
 use crate::sys::procfs::loadavg::{self, Loadavg};
 use crate::sys::procfs::meminfo::Meminfo;
-use crate::sys::procfs::net_dev::{NetDev, NetDevStat};
+use crate::sys::procfs::net_dev::{MAX_INTERFACES, NetDev, NetDevStat};
 use crate::sys::procfs::stat::{CpuTimes, Stat};
 use core::ffi::CStr;
 use serde::Serialize;
 use serde::ser::SerializeSeq;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
 
-const PROC_STAT: &CStr = c"/proc/stat";
-const PROC_MEMINFO: &CStr = c"/proc/meminfo";
-const PROC_LOADAVG: &CStr = c"/proc/loadavg";
-const PROC_DISKSTATS: &CStr = c"/proc/diskstats";
-const PROC_NET_DEV: &CStr = c"/proc/net/dev";
+/// The files read, relative to the proc root, in the order of [`Paths`].
+const FILES: [&str; 5] = ["stat", "meminfo", "loadavg", "diskstats", "net/dev"];
+
+/// NUL-terminated paths of [`FILES`] under the proc root, built once.
+struct Paths {
+    stat: CString,
+    meminfo: CString,
+    loadavg: CString,
+    diskstats: CString,
+    net_dev: CString,
+}
+
+impl Paths {
+    fn under(root: &Path) -> Paths {
+        let p = |name: &str| {
+            // A root with an interior NUL gives an empty path, which then fails to open with
+            // an error naming the file: never a panic.
+            CString::new(root.join(name).into_os_string().into_vec()).unwrap_or_default()
+        };
+        Paths {
+            stat: p(FILES[0]),
+            meminfo: p(FILES[1]),
+            loadavg: p(FILES[2]),
+            diskstats: p(FILES[3]),
+            net_dev: p(FILES[4]),
+        }
+    }
+}
 
 /// Block devices whose partition status is remembered (beyond this, it is looked up again).
 const PARTITION_CACHE: usize = 1024;
@@ -43,6 +69,9 @@ struct Sample {
 
 pub struct Sysstat {
     include_partitions: bool,
+    paths: Paths,
+    /// Displayed names of the files, for errors (`/proc/stat`).
+    names: [String; 5],
     reader: LineReader,
     prev: Box<Sample>,
     cur: Box<Sample>,
@@ -52,8 +81,15 @@ pub struct Sysstat {
 
 impl Sysstat {
     pub fn new(cfg: &config::Sysstat) -> Sysstat {
+        Sysstat::with_proc_root(cfg, Path::new("/proc"))
+    }
+
+    /// Reads the files under `root` instead of /proc (tests use captured files).
+    pub fn with_proc_root(cfg: &config::Sysstat, root: &Path) -> Sysstat {
         Sysstat {
             include_partitions: cfg.include_partitions,
+            paths: Paths::under(root),
+            names: FILES.map(|f| root.join(f).display().to_string()),
             reader: LineReader::new(),
             prev: Box::default(),
             cur: Box::default(),
@@ -61,107 +97,95 @@ impl Sysstat {
         }
     }
 
-    /// Reads every source into `self.cur`; returns the first error of each failed file.
-    fn read(&mut self, now: Now, out: Option<&mut Output<'_>>) -> usize {
+    /// Reads every source into `self.cur`, reporting each file that failed to `out` as
+    /// `sysstat/<file>`; returns how many failed.
+    fn read(&mut self, now: Now, mut out: Option<&mut Output<'_>>) -> usize {
         let cur = &mut *self.cur;
         cur.mono_ns = now.mono_ns;
-        let mut failures = [None, None, None, None, None];
+        let reader = &mut self.reader;
+        let mut failures: [Option<String>; 5] = Default::default();
 
         let stat = cur.stat.get_or_insert_with(Stat::default);
         stat.reset();
-        failures[0] = self
-            .reader
-            .read_lines(PROC_STAT, stat)
+        if let Err(e) = reader
+            .read_lines(&self.paths.stat, stat)
             .and_then(|()| stat.finish().map_err(FileError::Parse))
-            .err()
-            .map(|e| ("/proc/stat", e.to_string()));
-        if failures[0].is_some() {
+        {
+            failures[0] = Some(e.to_string());
             cur.stat = None;
         }
 
         let mem = cur.mem.get_or_insert_with(Meminfo::default);
         *mem = Meminfo::default();
-        failures[1] = self
-            .reader
-            .read_lines(PROC_MEMINFO, mem)
+        if let Err(e) = reader
+            .read_lines(&self.paths.meminfo, mem)
             .and_then(|()| mem.finish().map_err(FileError::Parse))
-            .err()
-            .map(|e| ("/proc/meminfo", e.to_string()));
-        if failures[1].is_some() {
+        {
+            failures[1] = Some(e.to_string());
             cur.mem = None;
         }
 
         let mut small = [0u8; 256];
-        cur.load = match read_small(PROC_LOADAVG, &mut small) {
-            Ok(bytes) => match loadavg::parse(bytes) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    failures[2] = Some(("/proc/loadavg", e.to_string()));
-                    None
-                }
-            },
+        cur.load = match read_small(&self.paths.loadavg, &mut small) {
+            Ok(bytes) => loadavg::parse(bytes)
+                .map_err(|e| failures[2] = Some(e.to_string()))
+                .ok(),
             Err(e) => {
-                failures[2] = Some(("/proc/loadavg", e.to_string()));
+                failures[2] = Some(e.to_string());
                 None
             }
         };
 
         let disks = cur.disks.get_or_insert_with(Diskstats::default);
         disks.clear();
-        failures[3] = self
-            .reader
-            .read_lines(PROC_DISKSTATS, disks)
-            .err()
-            .map(|e| ("/proc/diskstats", e.to_string()));
-        if failures[3].is_some() {
+        if let Err(e) = reader.read_lines(&self.paths.diskstats, disks) {
+            failures[3] = Some(e.to_string());
             cur.disks = None;
         }
 
         let net = cur.net.get_or_insert_with(NetDev::default);
         net.clear();
-        failures[4] = self
-            .reader
-            .read_lines(PROC_NET_DEV, net)
-            .err()
-            .map(|e| ("/proc/net/dev", e.to_string()));
-        if failures[4].is_some() {
+        if let Err(e) = reader.read_lines(&self.paths.net_dev, net) {
+            failures[4] = Some(e.to_string());
             cur.net = None;
         }
 
-        let mut failed = 0;
-        if let Some(out) = out {
-            for (file, msg) in failures.iter().flatten() {
-                out.error(&format!("sysstat{file}"), format_args!("{file}: {msg}"));
-                failed += 1;
+        if let Some(out) = out.as_deref_mut() {
+            for (i, failure) in failures.iter().enumerate() {
+                if let Some(msg) = failure {
+                    out.error(
+                        &format!("sysstat/{}", FILES[i]),
+                        format_args!("{}: {msg}", self.names[i]),
+                    );
+                }
             }
-            if let Some(d) = &self.cur.disks
-                && d.skipped > 0
-            {
-                out.error(
-                    "sysstat/proc/diskstats",
-                    format_args!(
-                        "/proc/diskstats: {} devices over the limit of {} were skipped",
-                        d.skipped,
-                        crate::sys::procfs::diskstats::MAX_DISKS
-                    ),
-                );
+            let skipped = [
+                (
+                    3,
+                    cur.disks.as_ref().map_or(0, |d| d.skipped),
+                    MAX_DISKS,
+                    "devices",
+                ),
+                (
+                    4,
+                    cur.net.as_ref().map_or(0, |n| n.skipped),
+                    MAX_INTERFACES,
+                    "interfaces",
+                ),
+            ];
+            for (i, n, cap, what) in skipped {
+                if n > 0 {
+                    out.error(
+                        &format!("sysstat/{}", FILES[i]),
+                        format_args!(
+                            "{}: {n} {what} over the limit of {cap} (or with over-long names) were skipped",
+                            self.names[i]
+                        ),
+                    );
+                }
             }
-            if let Some(n) = &self.cur.net
-                && n.skipped > 0
-            {
-                out.error(
-                    "sysstat/proc/net/dev",
-                    format_args!(
-                        "/proc/net/dev: {} interfaces over the limit of {} were skipped",
-                        n.skipped,
-                        crate::sys::procfs::net_dev::MAX_INTERFACES
-                    ),
-                );
-            }
-        } else {
-            failed = failures.iter().flatten().count();
         }
-        failed
+        failures.iter().flatten().count()
     }
 
     /// Whether `d` is a partition: /sys/dev/block/M:m/partition exists for partitions; without
@@ -247,7 +271,7 @@ impl Collector for Sysstat {
             ));
         }
         // Classify the devices before the JSON step borrows the samples.
-        let mut keep = [false; crate::sys::procfs::diskstats::MAX_DISKS];
+        let mut keep = [false; MAX_DISKS];
         let disk_count = self.cur.disks.as_ref().map_or(0, |d| d.disks.len());
         for i in 0..disk_count {
             let Some(d) = self
@@ -512,5 +536,196 @@ impl Serialize for NetList<'_> {
             })?;
         }
         seq.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::tests_support::{OutputHarness, copy_dir};
+    use crate::util::WallTime;
+
+    fn fixture_root() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/proc/vm-debian12")
+    }
+
+    fn at(secs: u64) -> Now {
+        Now {
+            mono_ns: secs * 1_000_000_000,
+            wall: WallTime {
+                secs: 1_772_366_400 + secs as i64,
+                nanos: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn cpu_shares_sum_to_100_and_a_counter_going_down_is_null() {
+        let a = CpuTimes {
+            user: 100,
+            system: 50,
+            idle: 800,
+            iowait: 50,
+            ..CpuTimes::default()
+        };
+        let b = CpuTimes {
+            user: 130,
+            system: 60,
+            idle: 850,
+            iowait: 60,
+            ..a
+        };
+        let s = cpu_shares(&a, &b).unwrap();
+        assert_eq!(s[0], 30.0);
+        assert_eq!(s[3], 50.0);
+        assert!((s.iter().sum::<f64>() - 100.0).abs() < 0.05);
+        assert_eq!(cpu_shares(&b, &a), None);
+        assert_eq!(cpu_shares(&a, &a), None, "no time passed: unknown, not 0");
+    }
+
+    #[test]
+    fn rates_are_null_on_reset_and_without_interval() {
+        assert_eq!(rate(10, 30, Some(2.0), 1.0), Some(10.0));
+        assert_eq!(rate(10, 30, Some(2.0), 512.0), Some(5120.0));
+        assert_eq!(rate(30, 10, Some(2.0), 1.0), None);
+        assert_eq!(rate(10, 30, None, 1.0), None);
+    }
+
+    #[test]
+    fn partition_names() {
+        for p in [
+            "sda1",
+            "vdb12",
+            "xvda1",
+            "hda3",
+            "nvme0n1p1",
+            "mmcblk0p2",
+            "md0p1",
+        ] {
+            assert!(name_looks_like_partition(p), "{p}");
+        }
+        for d in [
+            "sda", "vda", "nvme0n1", "mmcblk0", "md0", "dm-0", "sr0", "nbd0",
+        ] {
+            assert!(!name_looks_like_partition(d), "{d}");
+        }
+    }
+
+    #[test]
+    fn memory_uses_the_classic_definition() {
+        let mut m = Meminfo::default();
+        m.mem_total_kib = 16_383_000;
+        m.mem_free_kib = 1_234_000;
+        m.mem_available_kib = None;
+        m.buffers_kib = 100_000;
+        m.cached_kib = 9_000_000;
+        m.swap_total_kib = 2_096_128;
+        m.swap_free_kib = 2_096_128;
+        let j = serde_json::to_value(memory_json(&m)).unwrap();
+        assert_eq!(j["total_mb"], 15_999);
+        assert_eq!(j["cached_mb"], 8886); // (9 000 000 + 100 000) / 1024, floored
+        assert_eq!(j["used_mb"], (16_383_000 - 1_234_000 - 9_100_000) / 1024);
+        assert!(j["available_mb"].is_null());
+        assert_eq!(j["swap_used_mb"], 0);
+    }
+
+    #[test]
+    fn element_from_captured_files_has_every_field() {
+        let mut h = OutputHarness::new();
+        let mut c = Sysstat::with_proc_root(&config::Config::default().sysstat, &fixture_root());
+        c.baseline(at(0));
+        c.collect(at(1), &mut h.output("sysstat")).unwrap();
+        let v = h.single();
+        assert_eq!(v["type"], "sysstat");
+        assert_eq!(v["timestamp"], "2026-03-01T12:00:01Z");
+        for k in [
+            "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+        ] {
+            // Same file twice: no CPU time passed, so the shares are unknown.
+            assert!(v["cpu"][k].is_null(), "{k}");
+        }
+        assert_eq!(v["cpu"]["cores"], 2);
+        assert!(v["cpu"]["load_1m"].is_f64());
+        assert!(v["memory"]["total_mb"].as_u64().unwrap() > 0);
+        let disks = v["disk_io"].as_array().unwrap();
+        assert!(!disks.is_empty());
+        for d in disks {
+            let name = d["device"].as_str().unwrap();
+            assert!(
+                !name.starts_with("loop") && !name.starts_with("ram"),
+                "{name}"
+            );
+            assert_eq!(d["read_ops_per_sec"], 0.0);
+            assert_eq!(d["util_percent"], 0.0);
+        }
+        let nets = v["network"].as_array().unwrap();
+        assert!(nets.iter().all(|n| n["interface"] != "lo"));
+        assert!(h.errors.is_empty(), "{:?}", h.errors);
+    }
+
+    #[test]
+    fn a_missing_or_malformed_file_nulls_its_part_and_names_the_file() {
+        let dir = copy_dir(&fixture_root());
+        std::fs::remove_file(dir.path().join("diskstats")).unwrap();
+        std::fs::write(dir.path().join("meminfo"), b"garbage without numbers\n").unwrap();
+        std::fs::write(dir.path().join("loadavg"), b"\xff\xfe").unwrap();
+        let mut h = OutputHarness::new();
+        let mut c = Sysstat::with_proc_root(&config::Config::default().sysstat, dir.path());
+        c.baseline(at(0));
+        c.collect(at(1), &mut h.output("sysstat")).unwrap();
+        let v = h.single();
+        assert!(v["memory"].is_null());
+        assert_eq!(v["disk_io"], serde_json::json!([]));
+        assert!(v["cpu"]["load_1m"].is_null());
+        assert_eq!(v["cpu"]["cores"], 2, "the readable files still count");
+        let keys: Vec<&str> = h.errors.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["sysstat/meminfo", "sysstat/loadavg", "sysstat/diskstats"]
+        );
+        for (_, msg) in &h.errors {
+            assert!(msg.starts_with(&dir.path().display().to_string()), "{msg}");
+            assert!(!msg.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn every_file_missing_fails_the_plugin_and_stores_nothing() {
+        let dir = tempdir();
+        let mut h = OutputHarness::new();
+        let mut c = Sysstat::with_proc_root(&config::Config::default().sysstat, dir.path());
+        c.baseline(at(0));
+        let err = c.collect(at(1), &mut h.output("sysstat")).unwrap_err();
+        assert!(err.0.contains("every /proc source failed"), "{err}");
+        assert!(h.buffer.is_empty());
+        assert_eq!(h.errors.len(), 5);
+    }
+
+    #[test]
+    fn rates_over_two_real_samples_of_this_machine() {
+        let mut h = OutputHarness::new();
+        let mut c = Sysstat::new(&config::Config::default().sysstat);
+        c.baseline(Now::read());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        c.collect(Now::read(), &mut h.output("sysstat")).unwrap();
+        let v = h.single();
+        let sum: f64 = [
+            "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+        ]
+        .iter()
+        .map(|k| v["cpu"][k].as_f64().unwrap_or(0.0))
+        .sum();
+        assert!(
+            sum == 0.0 || (sum - 100.0).abs() < 0.1,
+            "shares sum to {sum}"
+        );
+        for d in v["disk_io"].as_array().unwrap() {
+            let u = d["util_percent"].as_f64().unwrap();
+            assert!((0.0..=100.0).contains(&u));
+        }
+    }
+
+    fn tempdir() -> crate::collect::tests_support::TempDir {
+        crate::collect::tests_support::TempDir::new()
     }
 }
