@@ -1,0 +1,424 @@
+//! The binary as users run it: commands, exit codes, `run --stdout`, and signals sent to a
+//! child process (signals are blocked process-wide, so they are never tested in-process).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pganalytics-collector");
+
+fn cmd() -> Command {
+    let mut c = Command::new(BIN);
+    // Tests never depend on the developer's environment or an installed config.
+    c.env_remove("PGANALYTICS_CONFIG")
+        .env_remove("PGHOST")
+        .env_remove("PGPORT");
+    c
+}
+
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "pgac-cli-{tag}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn fast_config(dir: &TempDir, push_interval: &str) -> PathBuf {
+    dir.file(
+        "collector.toml",
+        &format!(
+            "[collector]\ninterval = 0.05\npush_interval = {push_interval}\nstate_dir = \"{}\"\n\
+             [logging]\nformat = \"json\"\n",
+            dir.0.display()
+        ),
+    )
+}
+
+/// A running `run --stdout` child whose stdout lines and stderr arrive through channels.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    fn start(config: &Path) -> Daemon {
+        let mut child = cmd()
+            .args(["run", "--stdout", "-c"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let (etx, stderr) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                if etx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    fn line(&self) -> serde_json::Value {
+        let l = self
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an envelope line within 10 s");
+        serde_json::from_str(&l).expect("each line is one JSON envelope")
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+    }
+
+    /// Waits for a stderr line containing `needle`; returns it.
+    fn stderr_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return l,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no stderr line with {needle:?}");
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "did not exit within {within:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn types(envelope: &serde_json::Value) -> Vec<String> {
+    envelope["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn once_prints_one_real_envelope() {
+    let out = cmd().args(["once", "--sample-ms", "50"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "one line without --pretty");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["collector_id"], "unregistered");
+    assert_eq!(v["batch_id"].as_str().unwrap().len(), 32);
+    assert_eq!(v["metrics_count"], 3);
+    assert_eq!(types(&v), ["sysstat", "disk_usage", "collector_health"]);
+    for m in v["metrics"].as_array().unwrap() {
+        assert!(m["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+    // A real interval: the CPU shares are numbers that add up to 100.
+    let cpu = &v["metrics"][0]["cpu"];
+    let sum: f64 = [
+        "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal",
+    ]
+    .iter()
+    .map(|k| cpu[k].as_f64().expect("a share"))
+    .sum();
+    assert!((sum - 100.0).abs() < 0.1, "{sum}");
+}
+
+#[test]
+fn once_only_and_pretty() {
+    let out = cmd()
+        .args([
+            "once",
+            "--pretty",
+            "--only",
+            "disk_usage",
+            "--sample-ms",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().count() > 5, "indented");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        types(&v),
+        ["disk_usage"],
+        "collector_health only when named"
+    );
+
+    let out = cmd()
+        .args([
+            "once",
+            "--only",
+            "collector_health,sysstat",
+            "--sample-ms",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(types(&v), ["sysstat", "collector_health"]);
+
+    let out = cmd().args(["once", "--only", "nonsense"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("nonsense") && err.contains("known types"),
+        "{err}"
+    );
+}
+
+#[test]
+fn usage_and_config_errors_exit_2_with_every_problem_located() {
+    assert_eq!(cmd().output().unwrap().status.code(), Some(2));
+    assert_eq!(cmd().arg("bogus").output().unwrap().status.code(), Some(2));
+    let help = cmd().arg("--help").output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("check-config"));
+    let version = cmd().arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("pganalytics-collector {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let dir = TempDir::new("bad");
+    let bad = dir.file(
+        "bad.toml",
+        "[collector]\ninterval = 0\n\n[backend]\ncompression_level = 11\n",
+    );
+    for args in [
+        vec!["check-config", "-c"],
+        vec!["once", "-c"],
+        vec!["run", "--stdout", "-c"],
+    ] {
+        let out = cmd().args(&args).arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        let name = bad.display().to_string();
+        assert!(err.contains(&format!("{name}:2:")), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("{name}:5:")),
+            "{args:?}: both errors at once: {err}"
+        );
+    }
+    let out = cmd()
+        .args(["once", "-c", "/nonexistent/collector.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/collector.toml"));
+}
+
+#[test]
+fn check_config_prints_the_effective_config_without_secrets() {
+    let dir = TempDir::new("check");
+    let cfg = dir.file(
+        "c.toml",
+        "[postgres]\npassword = \"hunter2-secret\"\n[sysstat]\nintervall = 5\n",
+    );
+    let out = cmd()
+        .args(["check-config", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"));
+    assert!(stdout.contains("<redacted>"));
+    assert!(stdout.contains("[pg_schema]"), "every section: {stdout}");
+    assert!(stderr.contains("did you mean `interval`"), "{stderr}");
+}
+
+#[test]
+fn run_without_stdout_or_backend_is_a_usage_error() {
+    let out = cmd().args(["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--stdout"));
+}
+
+#[test]
+fn run_stdout_prints_one_envelope_per_push_interval() {
+    let dir = TempDir::new("run");
+    let cfg = fast_config(&dir, "0.2");
+    let mut d = Daemon::start(&cfg);
+    let first = d.line();
+    let t0 = Instant::now();
+    let mut last = first;
+    for _ in 0..3 {
+        last = d.line();
+    }
+    let per = t0.elapsed() / 3;
+    assert!(per >= Duration::from_millis(150), "{per:?} per envelope");
+    let t = types(&last);
+    // interval 0.05 and push 0.2: about four of each collection per envelope.
+    assert!(t.iter().filter(|t| *t == "sysstat").count() >= 3, "{t:?}");
+    assert_eq!(t.last().unwrap(), "collector_health");
+    assert_eq!(last["metrics_count"], t.len());
+    d.signal(rustix::process::Signal::TERM);
+    assert!(d.wait_exit(Duration::from_secs(3)).success());
+}
+
+#[test]
+fn sighup_applies_a_valid_file_and_keeps_running_on_an_invalid_one() {
+    let dir = TempDir::new("hup");
+    let cfg = fast_config(&dir, "0.1");
+    let d = Daemon::start(&cfg);
+    d.line();
+
+    std::fs::write(&cfg, "[collector]\ninterval = \"soon\"\n").unwrap();
+    d.signal(rustix::process::Signal::HUP);
+    let located = d.stderr_with(&format!("{}:2:", cfg.display()));
+    assert!(located.contains("\"level\":\"error\""), "{located}");
+    d.stderr_with("reload rejected");
+    // Still running on the old config.
+    while d.lines.try_recv().is_ok() {}
+    d.line();
+
+    std::fs::write(
+        &cfg,
+        format!(
+            "[collector]\ninterval = 0.05\npush_interval = 0.1\nstate_dir = \"{}\"\n\
+             [logging]\nformat = \"json\"\n[disk_usage]\nenabled = false\n",
+            dir.0.display()
+        ),
+    )
+    .unwrap();
+    d.signal(rustix::process::Signal::HUP);
+    d.stderr_with("reloaded");
+    while d.lines.try_recv().is_ok() {}
+    d.line(); // may still hold elements collected before the reload
+    let after = d.line();
+    assert!(
+        !types(&after).contains(&"disk_usage".to_string()),
+        "{:?}",
+        types(&after)
+    );
+}
+
+#[test]
+fn sigusr1_logs_a_health_line_and_sigterm_exits_0_promptly_with_a_last_push() {
+    let dir = TempDir::new("term");
+    // A long push interval: the last push on SIGTERM is the only way the data comes out.
+    let cfg = fast_config(&dir, "3600");
+    let mut d = Daemon::start(&cfg);
+    let first = d.line(); // the first round runs right after start
+    assert_eq!(types(&first)[0], "sysstat");
+    std::thread::sleep(Duration::from_millis(300));
+    d.signal(rustix::process::Signal::USR1);
+    let health = d.stderr_with("\"msg\":\"health\"");
+    assert!(health.contains("collector_health"), "{health}");
+    let t = Instant::now();
+    d.signal(rustix::process::Signal::TERM);
+    let last = d.line();
+    assert!(types(&last).iter().filter(|t| *t == "sysstat").count() >= 2);
+    assert!(d.wait_exit(Duration::from_secs(2)).success());
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+}
+
+#[test]
+fn a_closed_stdout_ends_run_quietly_with_exit_0() {
+    let dir = TempDir::new("pipe");
+    let cfg = fast_config(&dir, "0.05");
+    let mut child = cmd()
+        .args(["run", "--stdout", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    out.read_exact(&mut first).unwrap();
+    drop(out);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running after stdout closed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("\"level\":\"error\""), "{err}");
+}
+
+#[test]
+fn run_once_delivers_one_round_and_exits_0() {
+    let dir = TempDir::new("runonce");
+    let cfg = fast_config(&dir, "60");
+    let out = cmd()
+        .args(["run", "--stdout", "--once", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(types(&v), ["sysstat", "disk_usage", "collector_health"]);
+}
