@@ -1228,3 +1228,6 @@ fn warn_others(ctx: &mut Ctx, at: usize, section: &str, key: &str, path: &Path) 
         ),
     );
 }
+
+#[cfg(test)]
+mod tests;
