@@ -830,3 +830,40 @@ fn suggestion_distance() {
     assert_eq!(closest("xyz", ["interval", "id"]), None);
     assert_eq!(closest("pg_stat", PLUGIN_NAMES), Some("pg_stats"));
 }
+
+/// Golden files under fixtures/config: rewrite them with `UPDATE_FIXTURES=1 cargo test`.
+fn golden(name: &str, got: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/config")
+        .join(name);
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        std::fs::write(&path, got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        got,
+        want,
+        "{} differs; UPDATE_FIXTURES=1 rewrites it",
+        path.display()
+    );
+}
+
+#[test]
+fn golden_effective_sample() {
+    let c = ok(SAMPLE);
+    golden(
+        "sample.effective.toml",
+        &render(&c, &[("collector", "interval")]),
+    );
+}
+
+#[test]
+fn golden_diagnostics() {
+    let text = include_str!("../../../fixtures/config/errors.toml");
+    let mut out = String::new();
+    match parse_str("errors.toml", text, &no_env) {
+        Ok(_) => panic!("errors.toml must not be valid"),
+        Err(e) => e.iter().for_each(|d| out.push_str(&format!("{d}\n"))),
+    }
+    golden("errors.expected", &out);
+}
