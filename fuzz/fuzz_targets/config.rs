@@ -4,7 +4,9 @@
 use pganalytics_collector::config::{parse_str, render};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(loaded) = parse_str("fuzz.toml", text, &|_| None) {
         let rendered = render(&loaded.config, &[]);
         if let Err(e) = parse_str("rendered.toml", &rendered, &|_| None) {
