@@ -11,7 +11,14 @@
 //!   comma-separated string; a file that sets `database` but not `databases` monitors just it.
 //! - `""` means "the default" for the keys config.md shows as `""` (→ `None`).
 //! - Seconds keys take integers or floats, at least 0.01 s, and are kept to the microsecond
-//!   (so rendering and parsing again gives the same `Duration`); `_ms` keys take integers.
+//!   (so rendering and parsing again gives the same `Duration`), at most [`MAX_SECONDS`];
+//!   `config_pull_interval = 0` means never (`None`). `_ms` keys take integers, `0` = no limit
+//!   (as PostgreSQL's `statement_timeout` and `lock_timeout`).
+//! - Cross-key rules: `buffer_bytes >= max_batch_bytes / 4`, `retry_initial <= retry_max`,
+//!   `cert_file` and `key_file` together, `shared_secret` needs `jwt_secret_file` and an `id`,
+//!   plaintext `http://` only to loopback unless `allow_insecure_http` (then a warning).
+//! - Diagnostics never quote the password or a secret file's content; environment errors
+//!   point at the `[postgres]` header (or 1:1).
 //! - `min_level` is case-insensitive; `DEBUG` means `DEBUG2`, as in PostgreSQL's own settings.
 //! - PG* environment variables fill `[postgres]` keys the file leaves out.
 
@@ -1228,3 +1235,6 @@ fn warn_others(ctx: &mut Ctx, at: usize, section: &str, key: &str, path: &Path) 
         ),
     );
 }
+
+#[cfg(test)]
+mod tests;
