@@ -52,7 +52,8 @@ fn disk_usage_read_parse(reader: &mut LineReader, path: &mut [u8]) -> usize {
         if let Line::Full(raw) = line
             && let Ok(m) = mountinfo::parse_line(raw)
             && m.source.starts_with(b"/dev/")
-            && let Ok(p) = mountinfo::unescape(m.mount_point, &mut path[..mountinfo::MOUNT_PATH_CAP])
+            && let Ok(p) =
+                mountinfo::unescape(m.mount_point, &mut path[..mountinfo::MOUNT_PATH_CAP])
         {
             let n = p.len();
             path[n] = 0;

@@ -99,7 +99,7 @@ impl Sysstat {
 
     /// Reads every source into `self.cur`, reporting each file that failed to `out` as
     /// `sysstat/<file>`; returns how many failed.
-    fn read(&mut self, now: Now, mut out: Option<&mut Output<'_>>) -> usize {
+    fn read(&mut self, now: Now, out: Option<&mut Output<'_>>) -> usize {
         let cur = &mut *self.cur;
         cur.mono_ns = now.mono_ns;
         let reader = &mut self.reader;
@@ -150,7 +150,7 @@ impl Sysstat {
             cur.net = None;
         }
 
-        if let Some(out) = out.as_deref_mut() {
+        if let Some(out) = out {
             for (i, failure) in failures.iter().enumerate() {
                 if let Some(msg) = failure {
                     out.error(
@@ -273,7 +273,8 @@ impl Collector for Sysstat {
         // Classify the devices before the JSON step borrows the samples.
         let mut keep = [false; MAX_DISKS];
         let disk_count = self.cur.disks.as_ref().map_or(0, |d| d.disks.len());
-        for i in 0..disk_count {
+        for (i, kept) in keep.iter_mut().enumerate().take(disk_count) {
+            // A copy (fixed size, no heap): `is_partition` needs `self` mutably.
             let Some(d) = self
                 .cur
                 .disks
@@ -283,8 +284,7 @@ impl Collector for Sysstat {
             else {
                 break;
             };
-            keep[i] =
-                !skipped_device(&d.name) && (self.include_partitions || !self.is_partition(&d));
+            *kept = !skipped_device(&d.name) && (self.include_partitions || !self.is_partition(&d));
         }
         let element = Element {
             kind: "sysstat",

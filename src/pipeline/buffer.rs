@@ -6,8 +6,8 @@
 //! sum of the JSON sizes is always below it (each record costs [`HEADER`] bytes more).
 //!
 //! Invariants:
-//! - `start < capacity` (or both 0), `len <= capacity`; the records are the `len` bytes that
-//!   begin at `start`, wrapping.
+//! - `start < capacity` (or both 0), `used <= capacity`; the records are the `used` bytes
+//!   that begin at `start`, wrapping.
 //! - `count` is the number of records in those bytes.
 //! - When the buffer becomes empty, `start` returns to 0: a buffer that is drained every round
 //!   (the usual case) keeps touching the same first pages, so its resident memory stays small
@@ -22,7 +22,7 @@ pub const HEADER: usize = 16;
 pub struct ElementBuffer {
     data: Box<[u8]>,
     start: usize,
-    len: usize,
+    used: usize,
     count: usize,
 }
 
@@ -36,7 +36,7 @@ impl ElementBuffer {
         ElementBuffer {
             data: vec![0u8; capacity].into_boxed_slice(),
             start: 0,
-            len: 0,
+            used: 0,
             count: 0,
         }
     }
@@ -56,7 +56,7 @@ impl ElementBuffer {
 
     /// Bytes of JSON waiting (without record headers).
     pub fn json_bytes(&self) -> usize {
-        self.len - self.count * HEADER
+        self.used - self.count * HEADER
     }
 
     /// Appends an element; drops the oldest ones (reported through `dropped`) until it fits.
@@ -71,7 +71,7 @@ impl ElementBuffer {
         if need > self.capacity() || u32::try_from(json.len()).is_err() {
             return Err(TooLarge);
         }
-        while self.capacity() - self.len < need {
+        while self.capacity() - self.used < need {
             // need <= capacity, so the loop ends at the latest when the buffer is empty.
             match self.pop_with(|_| {}) {
                 Some(old) => dropped(old, DropReason::Overflow),
@@ -82,10 +82,10 @@ impl ElementBuffer {
         header[..4].copy_from_slice(&(json.len() as u32).to_le_bytes());
         header[4..6].copy_from_slice(&meta.source.to_le_bytes());
         header[8..16].copy_from_slice(&meta.tag.to_le_bytes());
-        let at = self.wrap(self.start + self.len);
+        let at = self.wrap(self.start + self.used);
         self.write_at(at, &header);
         self.write_at(self.wrap(at + HEADER), json);
-        self.len += need;
+        self.used += need;
         self.count += 1;
         Ok(())
     }
@@ -126,7 +126,7 @@ impl ElementBuffer {
             f(&self.data[..json_len - first]);
         }
         self.count -= 1;
-        self.len -= HEADER + json_len;
+        self.used -= HEADER + json_len;
         self.start = if self.count == 0 {
             0
         } else {
@@ -255,7 +255,7 @@ mod tests {
                 }
             }
             assert_eq!(b.len(), expected.len());
-            assert!(b.len * 1 <= b.capacity());
+            assert!(b.used <= b.capacity());
         }
         assert!(next_out > 0);
         let rest: Vec<_> = drain(&mut b);
