@@ -11,7 +11,7 @@ use pganalytics_collector::collect::sysstat::Sysstat;
 use pganalytics_collector::collect::{Collector, Now, Output};
 use pganalytics_collector::config::Config;
 use pganalytics_collector::pipeline::{ElementBuffer, Stats};
-use pganalytics_collector::sys::file::{Line, LineReader};
+use pganalytics_collector::sys::file::{Line, LineReader, ProcFile};
 use pganalytics_collector::sys::procfs::mountinfo;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,9 +46,9 @@ fn allocs() -> u64 {
 
 /// What the disk_usage collector reads and parses, without its JSON: stream mountinfo, parse
 /// each line, decode the mount point, statfs the block-device mounts.
-fn disk_usage_read_parse(reader: &mut LineReader, path: &mut [u8]) -> usize {
+fn disk_usage_read_parse(reader: &mut LineReader, file: &mut ProcFile, path: &mut [u8]) -> usize {
     let mut statted = 0;
-    let _ = reader.for_each_line(c"/proc/self/mountinfo", |line| {
+    let _ = reader.for_each_file_line(file, |line| {
         if let Line::Full(raw) = line
             && let Ok(m) = mountinfo::parse_line(raw)
             && m.source.starts_with(b"/dev/")
@@ -133,12 +133,13 @@ fn main() {
 
     // Reading and parsing alone (sysstat's baseline is exactly its read + parse).
     let mut reader = LineReader::new();
+    let mut mountinfo = ProcFile::new(c"/proc/self/mountinfo".to_owned());
     let mut path = vec![0u8; mountinfo::MOUNT_PATH_CAP + 1];
     let before = allocs();
     let mut statted = 0;
     for _ in 0..cycles {
         sysstat.baseline(Now::read());
-        statted = disk_usage_read_parse(&mut reader, &mut path);
+        statted = disk_usage_read_parse(&mut reader, &mut mountinfo, &mut path);
     }
     let read_parse_allocs = allocs() - before;
 

@@ -12,7 +12,7 @@
 
 use super::{CollectError, Collector, Now, Output, round2};
 use crate::config;
-use crate::sys::file::{FileError, Line, LineReader};
+use crate::sys::file::{FileError, Line, LineReader, ProcFile};
 use crate::sys::procfs::mountinfo::{self, MOUNT_PATH_CAP, MountInfo};
 use crate::sys::statfs::{FsUsage, statfs};
 use core::ffi::CStr;
@@ -25,8 +25,8 @@ const GIB: u64 = 1 << 30;
 
 pub struct DiskUsage {
     include_fstypes: Vec<String>,
-    /// `<proc root>/self/mountinfo`, NUL-terminated.
-    mountinfo: std::ffi::CString,
+    /// `<proc root>/self/mountinfo`, kept open.
+    mountinfo: ProcFile,
     mountinfo_name: String,
     reader: LineReader,
     /// major:minor of the devices reported in this collection.
@@ -51,7 +51,9 @@ impl DiskUsage {
         DiskUsage {
             include_fstypes: cfg.include_fstypes.clone(),
             mountinfo_name: path.display().to_string(),
-            mountinfo: std::ffi::CString::new(path.into_os_string().into_vec()).unwrap_or_default(),
+            mountinfo: ProcFile::new(
+                std::ffi::CString::new(path.into_os_string().into_vec()).unwrap_or_default(),
+            ),
             reader: LineReader::new(),
             seen: Box::default(),
             mount: Box::new([0; MOUNT_PATH_CAP + 1]),
@@ -151,7 +153,7 @@ impl Collector for DiskUsage {
             source,
             ..
         } = self;
-        let result = reader.for_each_line(mountinfo_path, |line| {
+        let result = reader.for_each_file_line(mountinfo_path, |line| {
             line_no += 1;
             let raw = match line {
                 Line::Full(l) => l,

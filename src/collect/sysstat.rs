@@ -11,7 +11,7 @@
 
 use super::{CollectError, Collector, Now, Output, round2};
 use crate::config;
-use crate::sys::file::{FileError, LineReader, read_small};
+use crate::sys::file::{FileError, LineReader, ProcFile, read_small_file};
 use crate::sys::procfs::diskstats::{DiskStat, Diskstats, MAX_DISKS};
 use crate::sys::procfs::loadavg::{self, Loadavg};
 use crate::sys::procfs::meminfo::Meminfo;
@@ -27,23 +27,25 @@ use std::path::Path;
 /// The files read, relative to the proc root, in the order of [`Paths`].
 const FILES: [&str; 5] = ["stat", "meminfo", "loadavg", "diskstats", "net/dev"];
 
-/// NUL-terminated paths of [`FILES`] under the proc root, built once.
-struct Paths {
-    stat: CString,
-    meminfo: CString,
-    loadavg: CString,
-    diskstats: CString,
-    net_dev: CString,
+/// [`FILES`] under the proc root, kept open across cycles.
+struct Files {
+    stat: ProcFile,
+    meminfo: ProcFile,
+    loadavg: ProcFile,
+    diskstats: ProcFile,
+    net_dev: ProcFile,
 }
 
-impl Paths {
-    fn under(root: &Path) -> Paths {
+impl Files {
+    fn under(root: &Path) -> Files {
         let p = |name: &str| {
             // A root with an interior NUL gives an empty path, which then fails to open with
             // an error naming the file: never a panic.
-            CString::new(root.join(name).into_os_string().into_vec()).unwrap_or_default()
+            ProcFile::new(
+                CString::new(root.join(name).into_os_string().into_vec()).unwrap_or_default(),
+            )
         };
-        Paths {
+        Files {
             stat: p(FILES[0]),
             meminfo: p(FILES[1]),
             loadavg: p(FILES[2]),
@@ -69,7 +71,7 @@ struct Sample {
 
 pub struct Sysstat {
     include_partitions: bool,
-    paths: Paths,
+    files: Files,
     /// Displayed names of the files, for errors (`/proc/stat`).
     names: [String; 5],
     reader: LineReader,
@@ -88,7 +90,7 @@ impl Sysstat {
     pub fn with_proc_root(cfg: &config::Sysstat, root: &Path) -> Sysstat {
         Sysstat {
             include_partitions: cfg.include_partitions,
-            paths: Paths::under(root),
+            files: Files::under(root),
             names: FILES.map(|f| root.join(f).display().to_string()),
             reader: LineReader::new(),
             prev: Box::default(),
@@ -108,7 +110,7 @@ impl Sysstat {
         let stat = cur.stat.get_or_insert_with(Stat::default);
         stat.reset();
         if let Err(e) = reader
-            .read_lines(&self.paths.stat, stat)
+            .read_file_lines(&mut self.files.stat, stat)
             .and_then(|()| stat.finish().map_err(FileError::Parse))
         {
             failures[0] = Some(e.to_string());
@@ -118,7 +120,7 @@ impl Sysstat {
         let mem = cur.mem.get_or_insert_with(Meminfo::default);
         *mem = Meminfo::default();
         if let Err(e) = reader
-            .read_lines(&self.paths.meminfo, mem)
+            .read_file_lines(&mut self.files.meminfo, mem)
             .and_then(|()| mem.finish().map_err(FileError::Parse))
         {
             failures[1] = Some(e.to_string());
@@ -126,7 +128,7 @@ impl Sysstat {
         }
 
         let mut small = [0u8; 256];
-        cur.load = match read_small(&self.paths.loadavg, &mut small) {
+        cur.load = match read_small_file(&mut self.files.loadavg, &mut small) {
             Ok(bytes) => loadavg::parse(bytes)
                 .map_err(|e| failures[2] = Some(e.to_string()))
                 .ok(),
@@ -138,14 +140,14 @@ impl Sysstat {
 
         let disks = cur.disks.get_or_insert_with(Diskstats::default);
         disks.clear();
-        if let Err(e) = reader.read_lines(&self.paths.diskstats, disks) {
+        if let Err(e) = reader.read_file_lines(&mut self.files.diskstats, disks) {
             failures[3] = Some(e.to_string());
             cur.disks = None;
         }
 
         let net = cur.net.get_or_insert_with(NetDev::default);
         net.clear();
-        if let Err(e) = reader.read_lines(&self.paths.net_dev, net) {
+        if let Err(e) = reader.read_file_lines(&mut self.files.net_dev, net) {
             failures[4] = Some(e.to_string());
             cur.net = None;
         }

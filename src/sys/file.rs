@@ -7,9 +7,16 @@
 //! fit the buffer is reported as [`Line::Long`] with its first bytes, the rest of it is skipped.
 //! /proc files are generated on each `read`, so reads are done until `read` returns 0, and a
 //! read interrupted by a signal (`EINTR`) is restarted.
+//!
+//! A file read every cycle is a [`ProcFile`]: opened once and re-read with `pread` from offset
+//! 0, which makes the kernel generate it anew. That halves the syscalls of a host cycle (no
+//! `open`/`close` per file and cycle). A descriptor whose read fails is closed, and the file
+//! is opened anew at the next read.
 
 use core::ffi::CStr;
 use core::fmt;
+
+use std::ffi::CString;
 
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
@@ -95,17 +102,60 @@ impl LineReader {
     pub fn for_each_line<E>(
         &mut self,
         path: &CStr,
-        mut f: impl FnMut(Line<'_>) -> Result<(), E>,
+        f: impl FnMut(Line<'_>) -> Result<(), E>,
     ) -> Result<(), FileError<E>> {
         let fd = open(path)?;
+        self.stream(|buf| read_retry(&fd, buf), f)
+    }
+
+    /// [`LineReader::read_lines`] on a kept-open [`ProcFile`].
+    pub fn read_file_lines<P: LineParser>(
+        &mut self,
+        file: &mut ProcFile,
+        parser: &mut P,
+    ) -> Result<(), FileError<P::Error>> {
+        self.for_each_file_line(file, |line| match line {
+            Line::Full(l) => parser.line(l),
+            Line::Long(prefix) => parser.long_line(prefix),
+        })
+    }
+
+    /// [`LineReader::for_each_line`] on a kept-open [`ProcFile`].
+    pub fn for_each_file_line<E>(
+        &mut self,
+        file: &mut ProcFile,
+        f: impl FnMut(Line<'_>) -> Result<(), E>,
+    ) -> Result<(), FileError<E>> {
+        let fd = file.descriptor()?;
+        let mut offset = 0u64;
+        let r = self.stream(
+            |buf| {
+                let n = pread_retry(fd, buf, offset)?;
+                offset += n as u64;
+                Ok(n)
+            },
+            f,
+        );
+        if matches!(r, Err(FileError::Read(_))) {
+            // Open it anew next time: the descriptor may have gone stale.
+            file.fd = None;
+        }
+        r
+    }
+
+    /// Hands out the lines of what `next` reads (`Ok(0)` = end of file).
+    fn stream<E>(
+        &mut self,
+        mut next: impl FnMut(&mut [u8]) -> Result<usize, Errno>,
+        mut f: impl FnMut(Line<'_>) -> Result<(), E>,
+    ) -> Result<(), FileError<E>> {
         let buf: &mut [u8; LINE_BUF] = &mut self.buf;
         // Invariants at the top of the loop: `buf[..filled]` holds no '\n'; `skipping` is set
         // while the rest of a long line is being thrown away.
         let mut filled = 0usize;
         let mut skipping = false;
         loop {
-            let n = read_retry(&fd, buf.get_mut(filled..).unwrap_or(&mut []))
-                .map_err(FileError::Read)?;
+            let n = next(buf.get_mut(filled..).unwrap_or(&mut [])).map_err(FileError::Read)?;
             if n == 0 {
                 if !skipping && filled > 0 {
                     f(Line::Full(buf.get(..filled).unwrap_or(&[]))).map_err(FileError::Parse)?;
@@ -151,25 +201,88 @@ pub fn read_small<'b>(
     buf: &'b mut [u8],
 ) -> Result<&'b [u8], FileError<core::convert::Infallible>> {
     let fd = open(path)?;
+    small(|b| read_retry(&fd, b), buf)
+}
+
+/// [`read_small`] on a kept-open [`ProcFile`].
+pub fn read_small_file<'b>(
+    file: &mut ProcFile,
+    buf: &'b mut [u8],
+) -> Result<&'b [u8], FileError<core::convert::Infallible>> {
+    let fd = file.descriptor()?;
+    let mut offset = 0u64;
+    let r = small(
+        |b| {
+            let n = pread_retry(fd, b, offset)?;
+            offset += n as u64;
+            Ok(n)
+        },
+        buf,
+    );
+    if matches!(r, Err(FileError::Read(_))) {
+        file.fd = None;
+    }
+    r
+}
+
+fn small(
+    mut next: impl FnMut(&mut [u8]) -> Result<usize, Errno>,
+    buf: &mut [u8],
+) -> Result<&[u8], FileError<core::convert::Infallible>> {
     let mut filled = 0usize;
     loop {
         let Some(free) = buf.get_mut(filled..).filter(|b| !b.is_empty()) else {
             // Full: the file fits only if it ends here.
             let mut probe = [0u8; 1];
-            return match read_retry(&fd, &mut probe).map_err(FileError::Read)? {
+            return match next(&mut probe).map_err(FileError::Read)? {
                 0 => Ok(buf),
                 _ => Err(FileError::TooLarge),
             };
         };
-        match read_retry(&fd, free).map_err(FileError::Read)? {
+        match next(free).map_err(FileError::Read)? {
             0 => return Ok(buf.get(..filled).unwrap_or(&[])),
             n => filled = filled.saturating_add(n),
         }
     }
 }
 
+/// A file read every cycle: the path, and its descriptor once opened.
+pub struct ProcFile {
+    path: CString,
+    fd: Option<OwnedFd>,
+}
+
+impl ProcFile {
+    /// Nothing is opened until the first read.
+    pub fn new(path: CString) -> ProcFile {
+        ProcFile { path, fd: None }
+    }
+
+    pub fn path(&self) -> &CStr {
+        &self.path
+    }
+
+    /// The open descriptor, opening the file when it is not.
+    fn descriptor<E>(&mut self) -> Result<&OwnedFd, FileError<E>> {
+        if self.fd.is_none() {
+            self.fd = Some(open(&self.path)?);
+        }
+        self.fd.as_ref().ok_or(FileError::Open(Errno::BADF))
+    }
+}
+
 fn open<E>(path: &CStr) -> Result<OwnedFd, FileError<E>> {
     rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).map_err(FileError::Open)
+}
+
+/// `pread(2)` at `offset`, restarted on `EINTR`.
+fn pread_retry(fd: &OwnedFd, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    loop {
+        match rustix::io::pread(fd, &mut *buf, offset) {
+            Err(Errno::INTR) => continue,
+            other => return other,
+        }
+    }
 }
 
 /// `read(2)`, restarted on `EINTR`.
@@ -388,5 +501,59 @@ mod tests {
         procfs::pid_stat::parse(s).unwrap();
         let s = read_small(c"/proc/loadavg", &mut buf).unwrap();
         procfs::loadavg::parse(s).unwrap();
+    }
+
+    #[test]
+    fn proc_file_rereads_from_the_start_each_time() {
+        let mut f = ProcFile::new(CString::new("/proc/self/stat").unwrap());
+        let mut r = LineReader::new();
+        let mut small = [0u8; 1024];
+        let a = read_small_file(&mut f, &mut small).unwrap().to_vec();
+        for _ in 0..3 {
+            let mut lines = 0;
+            r.for_each_file_line(&mut f, |_| {
+                lines += 1;
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+            assert_eq!(lines, 1);
+        }
+        let b = read_small_file(&mut f, &mut small).unwrap().to_vec();
+        // Same process, regenerated: same pid and comm, a whole line each time.
+        assert_eq!(
+            a.split(|&c| c == b' ').next(),
+            b.split(|&c| c == b' ').next()
+        );
+        assert!(b.ends_with(b"\n"));
+        let mut stat = procfs::stat::Stat::default();
+        let mut proc_stat = ProcFile::new(CString::new("/proc/stat").unwrap());
+        r.read_file_lines(&mut proc_stat, &mut stat).unwrap();
+        stat.finish().unwrap();
+        stat.reset();
+        r.read_file_lines(&mut proc_stat, &mut stat).unwrap();
+        stat.finish().unwrap();
+        assert!(stat.cores >= 1);
+    }
+
+    #[test]
+    fn proc_file_missing_then_present() {
+        let path =
+            std::env::temp_dir().join(format!("pganalytics-procfile-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut f = ProcFile::new(CString::new(path.to_str().unwrap()).unwrap());
+        let mut r = LineReader::new();
+        let e = r
+            .for_each_file_line(&mut f, |_| Ok::<(), ()>(()))
+            .unwrap_err();
+        assert!(matches!(e, FileError::Open(Errno::NOENT)));
+        std::fs::write(&path, b"one\ntwo\n").unwrap();
+        let mut n = 0;
+        r.for_each_file_line(&mut f, |_| {
+            n += 1;
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(n, 2);
+        let _ = std::fs::remove_file(&path);
     }
 }
