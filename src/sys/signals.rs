@@ -26,8 +26,13 @@ pub enum Signal {
 }
 
 /// The blocked signals and the descriptor they are read from.
+///
+/// Waits inside an operation (a PostgreSQL query, an HTTPS request) poll the signal fd too:
+/// [`Signals::stop_requested`] reads what is pending into a small queue, so a stop ends the
+/// operation at once while SIGHUP and SIGUSR1 stay queued for the loop ([`Signals::next`]).
 pub struct Signals {
     fd: OwnedFd,
+    queue: core::cell::RefCell<heapless::Deque<Signal, 8>>,
 }
 
 const HANDLED: [libc::c_int; 4] = [libc::SIGHUP, libc::SIGTERM, libc::SIGINT, libc::SIGUSR1];
@@ -55,7 +60,10 @@ impl Signals {
         }
         // SAFETY: signalfd returned a new descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Signals { fd })
+        Ok(Signals {
+            fd,
+            queue: core::cell::RefCell::new(heapless::Deque::new()),
+        })
     }
 
     /// The descriptor to poll for readability.
@@ -63,8 +71,32 @@ impl Signals {
         self.fd.as_fd()
     }
 
-    /// The next pending signal, if any (never blocks).
+    /// The next pending signal, queued or not yet read, if any (never blocks).
     pub fn next(&self) -> Option<Signal> {
+        if let Some(s) = self.queue.borrow_mut().pop_front() {
+            return Some(s);
+        }
+        self.read_one()
+    }
+
+    /// Moves every signal waiting on the fd into the queue; true when SIGTERM or SIGINT is
+    /// queued (the operation under way should stop; the loop then exits).
+    pub fn stop_requested(&self) -> bool {
+        while let Some(s) = self.read_one() {
+            let mut q = self.queue.borrow_mut();
+            // A full queue keeps the oldest eight: repeats of the same signal add nothing.
+            if !q.iter().any(|&x| x == s) {
+                let _ = q.push_back(s);
+            }
+        }
+        self.queue
+            .borrow()
+            .iter()
+            .any(|s| matches!(s, Signal::Term | Signal::Int))
+    }
+
+    /// Reads one signal from the fd (never blocks).
+    fn read_one(&self) -> Option<Signal> {
         // struct signalfd_siginfo is 128 bytes; ssi_signo is its first field (u32).
         let mut info = [0u8; 128];
         loop {

@@ -1,0 +1,334 @@
+//! Throw-away PostgreSQL clusters for tests: `initdb` in a temp dir (as the `postgres` user when
+//! the tests run as root, since initdb refuses root), a chosen `pg_hba.conf`, optional TLS with
+//! rcgen certificates, started with `pg_ctl` on a free port and a Unix socket in the data dir.
+//!
+//! Binaries: `$PG_BIN` (the version matrix points it at other versions), else `pg_config
+//! --bindir`, else the newest `/usr/lib/postgresql/*/bin`, else `PATH`. `$PG_LD_LIBRARY_PATH`
+//! is passed to the server's processes (embedded-postgres builds need it).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The superuser every cluster is created with, and its password.
+pub const SUPERUSER: &str = "test";
+pub const SUPERPASS: &str = "test-password";
+
+pub struct Options {
+    /// Lines of pg_hba.conf (`None`: scram-sha-256 for every local and host connection).
+    pub hba: Option<String>,
+    /// Turn on TLS with a fresh CA and a server certificate for localhost / 127.0.0.1.
+    pub tls: bool,
+    /// Extra `-c name=value` server settings.
+    pub settings: Vec<String>,
+    /// Load pg_stat_statements (default true).
+    pub pg_stat_statements: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            hba: None,
+            tls: false,
+            settings: Vec::new(),
+            pg_stat_statements: true,
+        }
+    }
+}
+
+pub struct Cluster {
+    /// Data directory (also the Unix socket directory).
+    pub dir: PathBuf,
+    pub port: u16,
+    pub bin: PathBuf,
+    /// PEM of the CA that signed the server certificate (with `tls`).
+    pub ca_pem: Option<String>,
+    /// Where the CA PEM was written (readable by the test process).
+    pub ca_file: Option<PathBuf>,
+    root: PathBuf,
+    settings: Vec<String>,
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Runs `program args` as the postgres user when we are root.
+fn as_pg(program: &Path) -> Command {
+    let mut c = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    if let Ok(ld) = std::env::var("PG_LD_LIBRARY_PATH") {
+        c.env("LD_LIBRARY_PATH", ld);
+    }
+    c.env_remove("PGHOST")
+        .env_remove("PGPORT")
+        .env_remove("PGUSER")
+        .env_remove("PGDATABASE");
+    c
+}
+
+pub fn bin_dir() -> PathBuf {
+    if let Ok(b) = std::env::var("PG_BIN") {
+        return PathBuf::from(b);
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if p.join("initdb").exists() {
+            return p;
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    found
+        .pop()
+        .unwrap_or_else(|| PathBuf::from("/usr/local/bin"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free TCP port")
+}
+
+fn check(out: Output, what: &str) -> Output {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn chown_pg(path: &Path) {
+    if is_root() {
+        check(
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(path)
+                .output()
+                .unwrap(),
+            "chown",
+        );
+    }
+}
+
+impl Cluster {
+    /// initdb + start. Panics with the server's output when anything fails.
+    pub fn start(opts: Options) -> Cluster {
+        let bin = bin_dir();
+        let root = std::env::temp_dir().join(format!(
+            "pgac-pg-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ u128::from(free_port())
+        ));
+        let dir = root.join("data");
+        std::fs::create_dir_all(&root).unwrap();
+        let pwfile = root.join("pw");
+        std::fs::write(&pwfile, SUPERPASS).unwrap();
+        chown_pg(&root);
+        check(
+            as_pg(&bin.join("initdb"))
+                .args(["-D"])
+                .arg(&dir)
+                .args(["-U", SUPERUSER, "--auth=scram-sha-256", "--pwfile"])
+                .arg(&pwfile)
+                .args(["-E", "UTF8", "--no-locale", "--no-sync"])
+                .output()
+                .unwrap(),
+            "initdb",
+        );
+        let hba = opts.hba.unwrap_or_else(|| {
+            "local all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n"
+                .to_string()
+        });
+        std::fs::write(dir.join("pg_hba.conf"), hba).unwrap();
+        let mut settings = vec![
+            "listen_addresses=127.0.0.1".to_string(),
+            format!("unix_socket_directories={}", dir.display()),
+            "fsync=off".to_string(),
+            "max_connections=40".to_string(),
+        ];
+        if opts.pg_stat_statements {
+            settings.push("shared_preload_libraries=pg_stat_statements".to_string());
+        }
+        let mut ca_pem = None;
+        let mut ca_file = None;
+        if opts.tls {
+            let (ca, cert, key) = certificates();
+            std::fs::write(dir.join("server.crt"), &cert).unwrap();
+            std::fs::write(dir.join("server.key"), &key).unwrap();
+            let ca_path = root.join("ca.pem");
+            std::fs::write(&ca_path, &ca).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                dir.join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+            settings.push("ssl=on".to_string());
+            ca_pem = Some(ca);
+            ca_file = Some(ca_path);
+        }
+        settings.extend(opts.settings);
+        chown_pg(&dir);
+        let cluster = Cluster {
+            dir,
+            port: free_port(),
+            bin,
+            ca_pem,
+            ca_file,
+            root,
+            settings,
+        };
+        cluster.pg_ctl_start();
+        cluster
+    }
+
+    fn pg_ctl_start(&self) {
+        let opts: Vec<String> = self
+            .settings
+            .iter()
+            .map(|s| format!("-c {s}"))
+            .chain([format!("-c port={}", self.port)])
+            .collect();
+        check(
+            as_pg(&self.bin.join("pg_ctl"))
+                .args(["-D"])
+                .arg(&self.dir)
+                .args(["-w", "-t", "30", "-l"])
+                .arg(self.dir.join("server.log"))
+                .args(["-o", &opts.join(" "), "start"])
+                .stdout(Stdio::null())
+                .output()
+                .unwrap(),
+            "pg_ctl start",
+        );
+    }
+
+    /// Stops the server (fast shutdown).
+    pub fn stop(&self) {
+        let _ = as_pg(&self.bin.join("pg_ctl"))
+            .args(["-D"])
+            .arg(&self.dir)
+            .args(["-w", "-m", "fast", "stop"])
+            .output();
+    }
+
+    pub fn restart(&self) {
+        self.stop();
+        self.pg_ctl_start();
+    }
+
+    /// Runs SQL as the superuser over the Unix socket; returns psql's unaligned output.
+    pub fn psql(&self, database: &str, sql: &str) -> String {
+        let psql = if self.bin.join("psql").exists() {
+            self.bin.join("psql")
+        } else {
+            PathBuf::from("psql")
+        };
+        let mut c = Command::new(psql);
+        if let Ok(ld) = std::env::var("PG_LD_LIBRARY_PATH") {
+            c.env("LD_LIBRARY_PATH", ld);
+        }
+        let out = c
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ])
+            .env("PGPASSWORD", SUPERPASS)
+            .env("PGSSLMODE", "disable")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&check(out, &format!("psql {sql:?}")).stdout)
+            .trim_end()
+            .to_string()
+    }
+
+    /// The server's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// `server_version_num` of the running server.
+    pub fn version_num(&self) -> u32 {
+        self.psql("postgres", "show server_version_num")
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = as_pg(&self.bin.join("pg_ctl"))
+            .args(["-D"])
+            .arg(&self.dir)
+            .args(["-w", "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A CA and a server certificate for `localhost` and `127.0.0.1`: (ca pem, cert pem, key pem).
+pub fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "pganalytics test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// Waits until `f` returns true or `within` passes.
+pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
