@@ -10,7 +10,7 @@ use pganalytics_collector::collect::disk_usage::DiskUsage;
 use pganalytics_collector::collect::sysstat::Sysstat;
 use pganalytics_collector::collect::{Collector, Now, Output};
 use pganalytics_collector::config::Config;
-use pganalytics_collector::pipeline::{ElementBuffer, Stats};
+use pganalytics_collector::pipeline::{ElementBuffer, ElementMeta, Outcome, Stats};
 use pganalytics_collector::sys::file::{Line, LineReader, ProcFile};
 use pganalytics_collector::sys::procfs::mountinfo;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -66,6 +66,31 @@ fn disk_usage_read_parse(reader: &mut LineReader, file: &mut ProcFile, path: &mu
     statted
 }
 
+/// What the engine keeps between collections.
+struct State {
+    buffer: ElementBuffer,
+    scratch: Vec<u8>,
+    stats: Stats,
+    outcomes: Vec<(ElementMeta, Outcome)>,
+    errors: Vec<(String, String)>,
+}
+
+/// One host cycle as the engine runs it: each collector writes its element into the buffer.
+fn cycle(sysstat: &mut Sysstat, disk: &mut DiskUsage, s: &mut State, now: Now) {
+    for c in [sysstat as &mut dyn Collector, disk] {
+        let mut out = Output::new(
+            c.name(),
+            &mut s.buffer,
+            &mut s.scratch,
+            1 << 20,
+            &mut s.stats,
+            &mut s.outcomes,
+            &mut s.errors,
+        );
+        c.collect(now, &mut out).expect("collect");
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
@@ -79,32 +104,25 @@ fn main() {
     let config = Config::default();
     let mut sysstat = Sysstat::new(&config.sysstat);
     let mut disk = DiskUsage::new(&config.disk_usage);
-    let mut buffer = ElementBuffer::new(1 << 20);
-    let (mut scratch, mut stats, mut outcomes, mut errors) =
-        (Vec::new(), Stats::default(), Vec::new(), Vec::new());
+    let mut state = State {
+        buffer: ElementBuffer::new(1 << 20),
+        scratch: Vec::new(),
+        stats: Stats::default(),
+        outcomes: Vec::new(),
+        errors: Vec::new(),
+    };
     let mut drained = Vec::new();
     sysstat.baseline(Now::read());
 
     // Warm-up: buffers reach their steady sizes.
     let mut sizes = (0, 0);
     for _ in 0..100 {
-        for c in [&mut sysstat as &mut dyn Collector, &mut disk] {
-            let mut out = Output::new(
-                c.name(),
-                &mut buffer,
-                &mut scratch,
-                1 << 20,
-                &mut stats,
-                &mut outcomes,
-                &mut errors,
-            );
-            c.collect(Now::read(), &mut out).expect("collect");
-        }
+        cycle(&mut sysstat, &mut disk, &mut state, Now::read());
         drained.clear();
-        buffer.pop_into(&mut drained);
+        state.buffer.pop_into(&mut drained);
         sizes.0 = drained.len();
         drained.clear();
-        buffer.pop_into(&mut drained);
+        state.buffer.pop_into(&mut drained);
         sizes.1 = drained.len();
     }
 
@@ -112,22 +130,10 @@ fn main() {
     let before = allocs();
     for _ in 0..cycles {
         let t = std::time::Instant::now();
-        let now = Now::read();
-        for c in [&mut sysstat as &mut dyn Collector, &mut disk] {
-            let mut out = Output::new(
-                c.name(),
-                &mut buffer,
-                &mut scratch,
-                1 << 20,
-                &mut stats,
-                &mut outcomes,
-                &mut errors,
-            );
-            let _ = c.collect(now, &mut out);
-        }
+        cycle(&mut sysstat, &mut disk, &mut state, Now::read());
         times.push(t.elapsed().as_secs_f64() * 1e6);
         drained.clear();
-        while buffer.pop_into(&mut drained).is_some() {}
+        while state.buffer.pop_into(&mut drained).is_some() {}
     }
     let cycle_allocs = allocs() - before;
 
