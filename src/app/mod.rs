@@ -165,7 +165,7 @@ fn collect_once(config: Config, only: Option<&[&str]>, sample: Duration) -> engi
     std::thread::sleep(sample);
     let now = Now::read();
     for i in 0..engine.slots.len() {
-        engine.collect_slot(i, now);
+        engine.collect_slot(i, now, None);
     }
     engine
 }
