@@ -4,6 +4,8 @@
 //! - [`app`]: the commands (`once`, `run`, `check-config`) and the poll loop that drives them;
 //! - [`collect`]: the collectors, one per metric type of `spec/metrics.md`;
 //! - [`pipeline`]: the bounded element buffer, the envelope and the sinks (protocol.md §4.0);
+//! - [`proto`]: the protocols spoken over sockets: PostgreSQL (pure session + blocking
+//!   driver) and the TLS driver they share;
 //! - [`config`]: the TOML file, validated whole, and its model;
 //! - [`sys`]: the system layer: /proc parsers (pure), the fixed-buffer file reader, statfs,
 //!   clocks and signals.
@@ -15,5 +17,6 @@ pub mod collect;
 pub mod config;
 pub mod log;
 pub mod pipeline;
+pub mod proto;
 pub mod sys;
 pub mod util;

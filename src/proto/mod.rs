@@ -1,0 +1,89 @@
+//! The protocols the collector speaks over sockets: the PostgreSQL frontend/backend protocol
+//! ([`postgres`]) and the TLS driver shared by every TLS connection ([`tls`]).
+//!
+//! Each protocol is a pure state machine fed with bytes plus a small blocking driver. This
+//! module holds what the drivers share: [`wait_io`], the one way a driver waits on a socket
+//! (protocol.md §1 "waiting": a `poll` on the socket and the signal fd with the operation's
+//! remaining deadline), and [`IoError`], what such a wait or transfer can end with.
+
+pub mod postgres;
+pub mod tls;
+
+use crate::sys::signals::{Signals, Woken};
+use rustix::event::{PollFd, PollFlags};
+use rustix::fd::BorrowedFd;
+use std::time::Instant;
+
+/// How a socket transfer or a wait ended when it did not succeed.
+#[derive(Debug)]
+pub enum IoError {
+    /// The operation's deadline passed.
+    Timeout,
+    /// SIGTERM or SIGINT arrived while waiting.
+    Interrupted,
+    /// The peer closed the connection.
+    Closed,
+    /// A system call failed.
+    Io(std::io::Error),
+    /// The TLS layer failed (handshake, certificate, alert, bad record).
+    Tls(rustls::Error),
+}
+
+impl std::fmt::Display for IoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IoError::Timeout => f.write_str("timed out"),
+            IoError::Interrupted => f.write_str("interrupted by a stop signal"),
+            IoError::Closed => f.write_str("connection closed by the peer"),
+            IoError::Io(e) => write!(f, "{e}"),
+            IoError::Tls(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<std::io::Error> for IoError {
+    fn from(e: std::io::Error) -> Self {
+        IoError::Io(e)
+    }
+}
+
+/// Waits until `fd` is ready for `flags` (or hung up), the deadline passes (`Timeout`), or a
+/// stop signal arrives (`Interrupted`). SIGHUP and SIGUSR1 stay queued in `signals` for the
+/// loop and the wait goes on.
+pub fn wait_io(
+    fd: BorrowedFd<'_>,
+    flags: PollFlags,
+    deadline: Instant,
+    signals: Option<&Signals>,
+) -> Result<(), IoError> {
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(IoError::Timeout);
+        }
+        let ns = u64::try_from((deadline - now).as_nanos()).unwrap_or(u64::MAX);
+        match signals {
+            Some(s) => match crate::sys::signals::wait(s, Some((fd, flags)), ns)? {
+                Woken::Ready => return Ok(()),
+                Woken::Deadline => {}
+                Woken::Signal => {
+                    if s.stop_requested() {
+                        return Err(IoError::Interrupted);
+                    }
+                }
+            },
+            None => {
+                let timeout = rustix::time::Timespec {
+                    tv_sec: (ns / 1_000_000_000) as i64,
+                    tv_nsec: (ns % 1_000_000_000) as i64,
+                };
+                let mut fds = [PollFd::from_borrowed_fd(fd, flags)];
+                match rustix::event::poll(&mut fds, Some(&timeout)) {
+                    Ok(0) | Err(rustix::io::Errno::INTR) => {}
+                    Ok(_) => return Ok(()),
+                    Err(e) => return Err(IoError::Io(e.into())),
+                }
+            }
+        }
+    }
+}

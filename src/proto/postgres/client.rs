@@ -1,0 +1,565 @@
+//! The blocking driver: opens the socket (TCP or Unix, non-blocking), negotiates TLS with
+//! SSLRequest according to `sslmode`, then moves bytes between the socket and the pure
+//! [`Session`]. Every wait is [`wait_io`] on the socket and the signal fd with the remaining
+//! deadline: `connect_timeout` for resolution + TCP + TLS + authentication, the caller's
+//! timeout for a query. A dead or hung server gives `Timeout`, SIGTERM gives `Interrupted`.
+//!
+//! sslmode, as libpq (TLS is never used on Unix sockets, whatever the mode):
+//!
+//! | mode | SSLRequest | server says N | certificate |
+//! |---|---|---|---|
+//! | disable | no | – | – |
+//! | allow | only after a plain attempt was rejected by the server | plain | as prefer |
+//! | prefer | yes | plain | chain checked only when a root file exists (sslrootcert or ~/.postgresql/root.crt) |
+//! | require | yes | error | as prefer |
+//! | verify-ca | yes | error | chain against the root file, host name not checked |
+//! | verify-full | yes | error | chain and host name |
+
+use super::session::{Progress, Session};
+use super::{ConnectParams, PgError, Rows, Target};
+use crate::config::SslMode;
+use crate::proto::tls::{self, TlsStream, Verify};
+use crate::proto::{IoError, wait_io};
+use crate::sys::signals::Signals;
+use rustix::event::PollFlags;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Read buffer size between queries; it grows for large messages (up to the session's cap)
+/// and shrinks back after a query.
+const READ_BUFFER_BYTES: usize = 16 << 10;
+/// Above this size the read buffer is shrunk back after a query.
+const KEEP_READ_BUFFER_BYTES: usize = 1 << 20;
+/// How long `close` may wait to hand Terminate to the kernel.
+const CLOSE_WAIT: Duration = Duration::from_millis(50);
+
+/// The SSLRequest answers.
+const SSL_ACCEPTED: u8 = b'S';
+const SSL_REFUSED: u8 = b'N';
+
+/// A connected, non-blocking socket.
+enum Sock {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.read(buf),
+            Sock::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.write(buf),
+            Sock::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for Sock {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Sock::Tcp(s) => s.as_fd(),
+            Sock::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+enum Transport {
+    Plain(Sock),
+    Tls(Box<TlsStream<Sock>>),
+}
+
+impl Transport {
+    fn write_all(
+        &mut self,
+        data: &[u8],
+        deadline: Instant,
+        signals: Option<&Signals>,
+    ) -> Result<(), IoError> {
+        match self {
+            Transport::Tls(t) => t.write_all(data, deadline, signals),
+            Transport::Plain(s) => write_plain(s, data, deadline, signals),
+        }
+    }
+
+    fn read(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+        signals: Option<&Signals>,
+    ) -> Result<usize, IoError> {
+        match self {
+            Transport::Tls(t) => t.read(buf, deadline, signals),
+            Transport::Plain(s) => read_plain(s, buf, deadline, signals),
+        }
+    }
+}
+
+fn write_plain(
+    s: &mut Sock,
+    mut data: &[u8],
+    deadline: Instant,
+    signals: Option<&Signals>,
+) -> Result<(), IoError> {
+    while !data.is_empty() {
+        match s.write(data) {
+            Ok(0) => return Err(IoError::Closed),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_io(s.as_fd(), PollFlags::OUT, deadline, signals)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(IoError::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+fn read_plain(
+    s: &mut Sock,
+    buf: &mut [u8],
+    deadline: Instant,
+    signals: Option<&Signals>,
+) -> Result<usize, IoError> {
+    loop {
+        match s.read(buf) {
+            Ok(0) => return Err(IoError::Closed),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_io(s.as_fd(), PollFlags::IN, deadline, signals)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(IoError::Io(e)),
+        }
+    }
+}
+
+/// Whether this attempt sends SSLRequest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsPlan {
+    Never,
+    IfOffered,
+    Required,
+}
+
+/// One PostgreSQL session.
+pub struct Client {
+    transport: Transport,
+    session: Session,
+    /// `buf[start..end]` holds received bytes not yet processed by the session.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// For errors: "user@database on target".
+    target: String,
+    /// Set by any error that leaves the stream out of sync; every later query fails.
+    broken: bool,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("target", &self.target)
+            .field("tls", &self.is_tls())
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects, negotiates TLS, authenticates and waits for the first ReadyForQuery, all
+    /// within `params.connect_timeout`.
+    pub fn connect(params: &ConnectParams, signals: Option<&Signals>) -> Result<Client, PgError> {
+        let deadline = Instant::now() + params.connect_timeout;
+        let plan = match (&params.target, params.sslmode) {
+            (Target::Unix { .. }, _) | (_, SslMode::Disable | SslMode::Allow) => TlsPlan::Never,
+            (_, SslMode::Prefer) => TlsPlan::IfOffered,
+            (_, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull) => TlsPlan::Required,
+        };
+        let first = connect_once(params, plan, deadline, signals);
+        match (first, &params.target, params.sslmode) {
+            // allow: the server refused the plain session (hostssl only): try TLS.
+            (Err(PgError::Auth { code, .. }), Target::Tcp { .. }, SslMode::Allow)
+                if !code.is_empty() =>
+            {
+                connect_once(params, TlsPlan::IfOffered, deadline, signals)
+            }
+            (r, _, _) => r,
+        }
+    }
+
+    /// One simple-protocol query (a single statement); waits at most `timeout`.
+    pub fn query(
+        &mut self,
+        sql: &str,
+        timeout: Duration,
+        signals: Option<&Signals>,
+    ) -> Result<Rows, PgError> {
+        if self.broken {
+            return Err(PgError::Closed);
+        }
+        let deadline = Instant::now() + timeout;
+        let result = self
+            .session
+            .query(sql)
+            .and_then(|()| self.send(deadline, signals, "query"))
+            .and_then(|()| self.receive_until_ready(deadline, signals, "query"));
+        if let Err(e) = result {
+            self.broken = true;
+            return Err(e);
+        }
+        if self.buf.len() > KEEP_READ_BUFFER_BYTES && self.start == self.end {
+            self.buf = vec![0; READ_BUFFER_BYTES];
+            self.start = 0;
+            self.end = 0;
+        }
+        match self.session.take_result() {
+            Some(r) => r,
+            None => {
+                self.broken = true;
+                Err(PgError::Protocol("no query result".to_string()))
+            }
+        }
+    }
+
+    /// `server_version_num` parsed from the `server_version` parameter (0 when unknown).
+    pub fn server_version_num(&self) -> u32 {
+        super::session::parse_server_version(self.parameter("server_version").unwrap_or(""))
+    }
+
+    /// A ParameterStatus value reported by the server (`server_version`, `TimeZone` …).
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.session.parameter(name)
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.transport, Transport::Tls(_))
+    }
+
+    pub fn backend_pid(&self) -> i32 {
+        self.session.backend_pid()
+    }
+
+    /// Sends Terminate (and TLS close_notify), best effort, without waiting on the server.
+    pub fn close(mut self) {
+        self.session.terminate();
+        let out = self.session.output().to_vec();
+        let _ = self
+            .transport
+            .write_all(&out, Instant::now() + CLOSE_WAIT, None);
+        if let Transport::Tls(t) = self.transport {
+            t.close();
+        }
+    }
+
+    /// Writes everything the session queued.
+    fn send(
+        &mut self,
+        deadline: Instant,
+        signals: Option<&Signals>,
+        what: &'static str,
+    ) -> Result<(), PgError> {
+        if self.session.output().is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .transport
+            .write_all(self.session.output(), deadline, signals);
+        self.session.clear_output();
+        result.map_err(|e| io_error(e, what, &self.target))
+    }
+
+    /// Feeds received bytes to the session (answering it when it asks) until ReadyForQuery.
+    fn receive_until_ready(
+        &mut self,
+        deadline: Instant,
+        signals: Option<&Signals>,
+        what: &'static str,
+    ) -> Result<(), PgError> {
+        loop {
+            while let Some((n, progress)) =
+                self.session.try_message(&self.buf[self.start..self.end])?
+            {
+                self.start += n;
+                self.send(deadline, signals, what)?;
+                if progress == Progress::Ready {
+                    return Ok(());
+                }
+            }
+            self.make_room();
+            let n = self
+                .transport
+                .read(&mut self.buf[self.end..], deadline, signals)
+                .map_err(|e| io_error(e, what, &self.target))?;
+            self.end += n;
+        }
+    }
+
+    /// Moves the unprocessed bytes to the front and grows the buffer when it is full. The
+    /// session rejects any message above its cap, so the buffer never exceeds cap + header.
+    fn make_room(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let max = super::session::MAX_MESSAGE_BYTES + 5;
+            let len = (self.buf.len() * 2).clamp(READ_BUFFER_BYTES, max.max(self.end + 1));
+            self.buf.resize(len, 0);
+        }
+    }
+}
+
+/// One attempt: socket, optional TLS, startup and authentication.
+fn connect_once(
+    params: &ConnectParams,
+    plan: TlsPlan,
+    deadline: Instant,
+    signals: Option<&Signals>,
+) -> Result<Client, PgError> {
+    let target = format!("{}@{} on {}", params.user, params.database, params.target);
+    // Configuration errors (a missing root file) show before any network traffic.
+    let config = match plan {
+        TlsPlan::Required => Some(tls_config(params)?),
+        _ => None,
+    };
+    let mut sock = open_socket(&params.target, deadline, signals)?;
+    if plan == TlsPlan::Never {
+        return finish_connect(params, Transport::Plain(sock), target, deadline, signals);
+    }
+    let mut request = bytes::BytesMut::new();
+    postgres_protocol::message::frontend::ssl_request(&mut request);
+    write_plain(&mut sock, &request, deadline, signals)
+        .map_err(|e| io_error(e, "tls handshake", &target))?;
+    // Exactly one byte: anything after 'S' must come through TLS (CVE-2021-23222).
+    let mut answer = [0u8; 1];
+    read_plain(&mut sock, &mut answer, deadline, signals)
+        .map_err(|e| io_error(e, "tls handshake", &target))?;
+    let transport = match answer[0] {
+        SSL_ACCEPTED => {
+            let config = match config {
+                Some(c) => c,
+                None => tls_config(params)?,
+            };
+            let host = match &params.target {
+                Target::Tcp { host, .. } => host.as_str(),
+                Target::Unix { .. } => "localhost",
+            };
+            let name = tls::server_name(host).map_err(PgError::Tls)?;
+            let conn = rustls::ClientConnection::new(config, name)
+                .map_err(|e| PgError::Tls(format!("{target}: {e}")))?;
+            let stream = TlsStream::handshake(conn, sock, deadline, signals)
+                .map_err(|e| io_error(e, "tls handshake", &target))?;
+            Transport::Tls(Box::new(stream))
+        }
+        SSL_REFUSED if plan == TlsPlan::IfOffered => Transport::Plain(sock),
+        SSL_REFUSED => {
+            return Err(PgError::Tls(format!(
+                "{target}: the server does not support tls (sslmode {:?} requires it)",
+                params.sslmode
+            )));
+        }
+        other => {
+            return Err(PgError::Protocol(format!(
+                "{target}: unexpected answer 0x{other:02x} to SSLRequest"
+            )));
+        }
+    };
+    finish_connect(params, transport, target, deadline, signals)
+}
+
+/// Startup and authentication on an open transport.
+fn finish_connect(
+    params: &ConnectParams,
+    transport: Transport,
+    target: String,
+    deadline: Instant,
+    signals: Option<&Signals>,
+) -> Result<Client, PgError> {
+    let options = format!(
+        "-c statement_timeout={} -c lock_timeout={} -c default_transaction_read_only=on",
+        params.statement_timeout.as_millis(),
+        params.lock_timeout.as_millis()
+    );
+    let mut startup = vec![
+        ("user", params.user.as_str()),
+        ("database", params.database.as_str()),
+        ("client_encoding", "UTF8"),
+        ("DateStyle", "ISO"),
+        ("TimeZone", "UTC"),
+        ("extra_float_digits", "3"),
+        ("options", options.as_str()),
+    ];
+    if !params.application_name.is_empty() {
+        startup.push(("application_name", params.application_name.as_str()));
+    }
+    let session = Session::new(&params.user, params.password.as_deref(), &startup)?;
+    let mut client = Client {
+        transport,
+        session,
+        buf: vec![0; READ_BUFFER_BYTES],
+        start: 0,
+        end: 0,
+        target,
+        broken: false,
+    };
+    client.send(deadline, signals, "authentication")?;
+    client.receive_until_ready(deadline, signals, "authentication")?;
+    Ok(client)
+}
+
+/// The TLS configuration for `params.sslmode` (see the module table).
+fn tls_config(params: &ConnectParams) -> Result<Arc<rustls::ClientConfig>, PgError> {
+    let default_root = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".postgresql").join("root.crt"))
+        .filter(|p| p.exists());
+    let root_file = params.sslrootcert.clone().or(default_root);
+    let roots = |path: &PathBuf| {
+        if path.as_os_str() == "system" {
+            Ok(tls::builtin_roots())
+        } else {
+            tls::load_roots(path).map_err(PgError::Tls)
+        }
+    };
+    let verify = match (params.sslmode, &root_file) {
+        (SslMode::VerifyFull, Some(p)) => Verify::Full(roots(p)?),
+        (SslMode::VerifyCa, Some(p)) => Verify::Chain(roots(p)?),
+        (SslMode::VerifyFull | SslMode::VerifyCa, None) => {
+            return Err(PgError::Tls(format!(
+                "sslmode {:?} needs a root certificate: set sslrootcert (no ~/.postgresql/root.crt found)",
+                params.sslmode
+            )));
+        }
+        (_, Some(p)) => Verify::Chain(roots(p)?),
+        (_, None) => Verify::Nothing,
+    };
+    tls::client_config(verify, rustls::DEFAULT_VERSIONS).map_err(PgError::Tls)
+}
+
+/// Resolves (once) and connects a non-blocking socket before `deadline`.
+fn open_socket(
+    target: &Target,
+    deadline: Instant,
+    signals: Option<&Signals>,
+) -> Result<Sock, PgError> {
+    let connect_error = |error: String| PgError::Connect {
+        target: target.to_string(),
+        error,
+    };
+    match target {
+        Target::Unix { dir, port } => {
+            let path = Target::socket_path(dir, *port);
+            let addr = rustix::net::SocketAddrUnix::new(&path)
+                .map_err(|e| connect_error(io::Error::from(e).to_string()))?;
+            let fd = connect_fd(AddressFamily::UNIX, &addr, deadline, signals)
+                .map_err(|e| io_connect_error(e, target))?;
+            Ok(Sock::Unix(UnixStream::from(fd)))
+        }
+        Target::Tcp { host, port } => {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let addrs: Vec<SocketAddr> = (bare, *port)
+                .to_socket_addrs()
+                .map_err(|e| connect_error(format!("cannot resolve host: {e}")))?
+                .collect();
+            let mut last = connect_error("host resolves to no address".to_string());
+            for addr in addrs {
+                let family = match addr {
+                    SocketAddr::V4(_) => AddressFamily::INET,
+                    SocketAddr::V6(_) => AddressFamily::INET6,
+                };
+                match connect_fd(family, &addr, deadline, signals) {
+                    Ok(fd) => {
+                        let _ = rustix::net::sockopt::set_tcp_nodelay(&fd, true);
+                        let _ = rustix::net::sockopt::set_socket_keepalive(&fd, true);
+                        return Ok(Sock::Tcp(TcpStream::from(fd)));
+                    }
+                    Err(e @ (IoError::Timeout | IoError::Interrupted)) => {
+                        return Err(io_connect_error(e, target));
+                    }
+                    Err(e) => last = io_connect_error(e, target),
+                }
+            }
+            Err(last)
+        }
+    }
+}
+
+/// A non-blocking connect, waited for with [`wait_io`].
+fn connect_fd(
+    family: AddressFamily,
+    addr: &impl rustix::net::addr::SocketAddrArg,
+    deadline: Instant,
+    signals: Option<&Signals>,
+) -> Result<OwnedFd, IoError> {
+    let fd = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(io::Error::from)?;
+    match rustix::net::connect(&fd, addr) {
+        Ok(()) => return Ok(fd),
+        Err(rustix::io::Errno::INPROGRESS | rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
+        }
+        Err(e) => return Err(IoError::Io(e.into())),
+    }
+    wait_io(fd.as_fd(), PollFlags::OUT, deadline, signals)?;
+    match rustix::net::sockopt::socket_error(&fd).map_err(io::Error::from)? {
+        Ok(()) => Ok(fd),
+        Err(e) => Err(IoError::Io(e.into())),
+    }
+}
+
+fn io_connect_error(e: IoError, target: &Target) -> PgError {
+    match e {
+        IoError::Timeout => PgError::Timeout { what: "connect" },
+        IoError::Interrupted => PgError::Interrupted,
+        other => PgError::Connect {
+            target: target.to_string(),
+            error: other.to_string(),
+        },
+    }
+}
+
+/// A transfer error as the caller sees it; `target` names user, database and address.
+fn io_error(e: IoError, what: &'static str, target: &str) -> PgError {
+    match e {
+        IoError::Timeout => PgError::Timeout { what },
+        IoError::Interrupted => PgError::Interrupted,
+        IoError::Closed => PgError::Closed,
+        IoError::Io(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            PgError::Closed
+        }
+        IoError::Io(e) => PgError::Connect {
+            target: target.to_string(),
+            error: e.to_string(),
+        },
+        IoError::Tls(e) => PgError::Tls(format!("{target}: {e}")),
+    }
+}

@@ -1,0 +1,382 @@
+//! The result of one simple query: column names and every DataRow body in one buffer. Fields
+//! are located when asked for (a row is a walk over `i32 length + bytes` pairs), and decoded
+//! from PostgreSQL's text format: the session asks for `DateStyle=ISO`, `TimeZone=UTC` and
+//! `extra_float_digits=3`, which the timestamp and float decoders below rely on.
+
+use super::PgError;
+use crate::util::WallTime;
+
+/// Longest value quoted in a [`PgError::Decode`].
+const MAX_QUOTED_VALUE: usize = 64;
+
+/// The rows of one query.
+///
+/// Invariants (checked by [`RowsBuilder::push_row`] before a row is stored): every row in `data`
+/// starting at `starts[i]` has exactly `columns.len()` fields, each an `i32` length (`-1` =
+/// NULL) followed by that many bytes, all inside `data`.
+#[derive(Debug, Default, Clone)]
+pub struct Rows {
+    columns: Vec<String>,
+    data: Vec<u8>,
+    starts: Vec<usize>,
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(String::as_str)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Row<'_>> {
+        self.starts.iter().enumerate().map(move |(i, &start)| {
+            let end = self.starts.get(i + 1).copied().unwrap_or(self.data.len());
+            Row {
+                columns: &self.columns,
+                body: self.data.get(start..end).unwrap_or_default(),
+            }
+        })
+    }
+
+    /// Bytes held (for callers that bound what they keep).
+    pub fn data_bytes(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// Collects a result while the messages arrive.
+#[derive(Debug, Default)]
+pub(crate) struct RowsBuilder {
+    rows: Rows,
+}
+
+impl RowsBuilder {
+    pub(crate) fn set_columns(&mut self, columns: Vec<String>) {
+        // A second RowDescription (several statements in one query string): keep the last set.
+        self.rows = Rows {
+            columns,
+            ..Rows::default()
+        };
+    }
+
+    /// Appends one DataRow body (the bytes after the field count), validated against the
+    /// invariant of [`Rows`].
+    pub(crate) fn push_row(&mut self, count: u16, body: &[u8]) -> Result<(), String> {
+        if usize::from(count) != self.rows.columns.len() {
+            return Err(format!(
+                "data row with {count} fields for {} columns",
+                self.rows.columns.len()
+            ));
+        }
+        let mut rest = body;
+        for _ in 0..count {
+            let (len, tail) = split_len(rest).ok_or("truncated data row")?;
+            rest = match len {
+                None => tail,
+                Some(n) => tail.get(n..).ok_or("truncated data row field")?,
+            };
+        }
+        if !rest.is_empty() {
+            return Err("trailing bytes in data row".to_string());
+        }
+        self.rows.starts.push(self.rows.data.len());
+        self.rows.data.extend_from_slice(body);
+        Ok(())
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.rows.data.len() + self.rows.starts.len() * size_of::<usize>()
+    }
+
+    pub(crate) fn finish(self) -> Rows {
+        self.rows
+    }
+}
+
+/// `i32` field length (`None` = NULL) and the bytes after it.
+fn split_len(b: &[u8]) -> Option<(Option<usize>, &[u8])> {
+    let (head, tail) = b.split_first_chunk::<4>()?;
+    let n = i32::from_be_bytes(*head);
+    if n == -1 {
+        Some((None, tail))
+    } else {
+        Some((Some(usize::try_from(n).ok()?), tail))
+    }
+}
+
+/// One row of [`Rows`].
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    columns: &'a [String],
+    body: &'a [u8],
+}
+
+impl<'a> Row<'a> {
+    /// The raw text of a column; NULL → `None`.
+    fn raw(&self, column: &str) -> Result<Option<&'a [u8]>, PgError> {
+        let Some(index) = self.columns.iter().position(|c| c == column) else {
+            return Err(PgError::Decode {
+                column: column.to_string(),
+                value: String::new(),
+                expected: "a column of the result",
+            });
+        };
+        let mut rest = self.body;
+        for i in 0..=index {
+            // The invariant of Rows makes these lookups succeed; a failure reads as NULL.
+            let Some((len, tail)) = split_len(rest) else {
+                return Ok(None);
+            };
+            let (field, tail) = match len {
+                None => (None, tail),
+                Some(n) => match (tail.get(..n), tail.get(n..)) {
+                    (Some(f), Some(t)) => (Some(f), t),
+                    _ => return Ok(None),
+                },
+            };
+            if i == index {
+                return Ok(field);
+            }
+            rest = tail;
+        }
+        Ok(None)
+    }
+
+    /// NULL → `Ok(None)`; text that is not UTF-8 is a decode error.
+    pub fn get_str(&self, column: &str) -> Result<Option<&'a str>, PgError> {
+        match self.raw(column)? {
+            None => Ok(None),
+            Some(b) => std::str::from_utf8(b)
+                .map(Some)
+                .map_err(|_| decode_error(column, &String::from_utf8_lossy(b), "utf-8 text")),
+        }
+    }
+
+    fn parsed<T>(
+        &self,
+        column: &str,
+        expected: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, PgError> {
+        match self.get_str(column)? {
+            None => Ok(None),
+            Some(s) => parse(s)
+                .map(Some)
+                .ok_or_else(|| decode_error(column, s, expected)),
+        }
+    }
+
+    pub fn get_i64(&self, column: &str) -> Result<Option<i64>, PgError> {
+        self.parsed(column, "an integer", |s| s.parse().ok())
+    }
+
+    /// Also accepts numeric text without a fraction ("123" from `sum(bigint)`).
+    pub fn get_u64(&self, column: &str) -> Result<Option<u64>, PgError> {
+        self.parsed(column, "a non-negative integer", |s| s.parse().ok())
+    }
+
+    /// `NaN` and `±Infinity` are decode errors: no metric carries them.
+    pub fn get_f64(&self, column: &str) -> Result<Option<f64>, PgError> {
+        self.parsed(column, "a finite number", |s| {
+            s.parse::<f64>().ok().filter(|v| v.is_finite())
+        })
+    }
+
+    /// `t` / `f`.
+    pub fn get_bool(&self, column: &str) -> Result<Option<bool>, PgError> {
+        self.parsed(column, "a boolean", |s| match s {
+            "t" => Some(true),
+            "f" => Some(false),
+            _ => None,
+        })
+    }
+
+    /// `timestamptz` text in ISO style with a UTC offset → UTC wall time.
+    pub fn get_timestamptz(&self, column: &str) -> Result<Option<WallTime>, PgError> {
+        self.parsed(column, "a timestamp with time zone", parse_timestamptz)
+    }
+}
+
+fn decode_error(column: &str, value: &str, expected: &'static str) -> PgError {
+    let mut end = value.len().min(MAX_QUOTED_VALUE);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut quoted = value[..end].to_string();
+    if end < value.len() {
+        quoted.push('…');
+    }
+    PgError::Decode {
+        column: column.to_string(),
+        value: quoted,
+        expected,
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.f{1,6}]±HH[:MM[:SS]]` (PostgreSQL's ISO output; `infinity` and BC
+/// dates are rejected).
+pub fn parse_timestamptz(s: &str) -> Option<WallTime> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let d = b.get(r)?;
+        if d.is_empty() || !d.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(d).ok()?.parse().ok()
+    };
+    // Years have at least four digits and may have more.
+    let dash = b.iter().position(|&c| c == b'-')?;
+    if dash < 4 {
+        return None;
+    }
+    let year = num(0..dash)?;
+    let p = dash;
+    if b.get(p) != Some(&b'-') || b.get(p + 3) != Some(&b'-') || b.get(p + 6) != Some(&b' ') {
+        return None;
+    }
+    let month = num(p + 1..p + 3)?;
+    let day = num(p + 4..p + 6)?;
+    let t = p + 7;
+    if b.get(t + 2) != Some(&b':') || b.get(t + 5) != Some(&b':') {
+        return None;
+    }
+    let (hour, min, sec) = (num(t..t + 2)?, num(t + 3..t + 5)?, num(t + 6..t + 8)?);
+    let mut i = t + 8;
+    let mut nanos: u32 = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        let frac = u32::try_from(num(start..i)?).ok()?;
+        nanos = frac * 10u32.pow(9 - digits as u32);
+    }
+    let sign = match b.get(i) {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return None,
+    };
+    let mut offset = num(i + 1..i + 3)? * 3600;
+    i += 3;
+    for unit in [60, 1] {
+        if b.get(i) == Some(&b':') {
+            offset += num(i + 1..i + 3)? * unit;
+            i += 3;
+        }
+    }
+    if i != b.len()
+        || !(1..=12).contains(&month)
+        || !(1..=days_in_month(year, month)).contains(&day)
+        || hour > 23
+        || min > 59
+        || sec > 60
+    {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - sign * offset;
+    Some(WallTime { secs, nanos })
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm, the inverse of
+/// `util::civil_from_days`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Option<(i64, u32)> {
+        parse_timestamptz(s).map(|w| (w.secs, w.nanos))
+    }
+
+    #[test]
+    fn timestamps_in_iso_style_with_offsets() {
+        assert_eq!(
+            ts("2026-11-27 21:33:02.966761+00"),
+            Some((1_795_815_182, 966_761_000))
+        );
+        assert_eq!(ts("1970-01-01 00:00:00+00"), Some((0, 0)));
+        assert_eq!(ts("1970-01-01 05:30:00+05:30"), Some((0, 0)));
+        assert_eq!(ts("1969-12-31 16:00:00-08"), Some((0, 0)));
+        assert_eq!(
+            ts("2000-02-29 00:00:00.5+00"),
+            Some((951_782_400, 500_000_000))
+        );
+        assert_eq!(ts("1970-01-01 00:00:00+00:00:30"), Some((-30, 0)));
+        for bad in [
+            "infinity",
+            "-infinity",
+            "2026-11-27 21:33:02",
+            "2026-11-27T21:33:02+00",
+            "2026-02-30 00:00:00+00",
+            "0044-03-15 12:00:00+00 BC",
+            "2026-11-27 21:33:02.+00",
+            "2026-11-27 21:33:02+0",
+            "",
+            "é",
+        ] {
+            assert_eq!(ts(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn days_from_civil_inverts_civil_from_days() {
+        for days in (-800_000..800_000).step_by(97) {
+            let (y, m, d) = crate::util::civil_from_days(days);
+            assert_eq!(days_from_civil(y, i64::from(m), i64::from(d)), days);
+        }
+    }
+
+    #[test]
+    fn rows_are_validated_and_walked_lazily() {
+        let mut b = RowsBuilder::default();
+        b.set_columns(vec!["a".into(), "b".into()]);
+        let mut body = Vec::new();
+        body.extend_from_slice(&2i32.to_be_bytes());
+        body.extend_from_slice(b"42");
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        b.push_row(2, &body).unwrap();
+        assert!(b.push_row(1, &body).is_err());
+        assert!(b.push_row(2, &body[..body.len() - 1]).is_err());
+        let mut long = body.clone();
+        long.push(0);
+        assert!(b.push_row(2, &long).is_err());
+        let rows = b.finish();
+        assert_eq!(rows.len(), 1);
+        let row = rows.iter().next().unwrap();
+        assert_eq!(row.get_i64("a").unwrap(), Some(42));
+        assert_eq!(row.get_str("b").unwrap(), None);
+        let e = row.get_bool("a").unwrap_err().to_string();
+        assert!(e.contains("\"a\"") && e.contains("42"), "{e}");
+        assert!(row.get_str("zz").is_err());
+    }
+}

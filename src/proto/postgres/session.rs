@@ -1,0 +1,536 @@
+//! The PostgreSQL frontend/backend protocol (v3) as a pure state machine: bytes from the server
+//! go in through [`Session::try_message`], bytes for the server come out of
+//! [`Session::output`]. No socket, no clock, no randomness of ours (SCRAM's nonce is drawn by
+//! postgres-protocol).
+//!
+//! ```text
+//!            startup message
+//!                  │
+//!   ┌──────► Authenticating ──R(SASL)──► ScramContinue ──R(SASLContinue)──► ScramFinal
+//!   │              │  ▲   R(cleartext/md5): PasswordMessage                  │
+//!   │              │  └────────────────────────────────────────R(SASLFinal)──┘
+//!   │        R(Ok) ▼
+//!   │          Startup ── S / K / N ──┐
+//!   │              │ Z ◄──────────────┘
+//!   │              ▼          query()
+//!   │            Ready ───────────────► Query ── T / D / C / I / E / N / S
+//!   │              ▲                      │
+//!   │              └──────── Z ───────────┘
+//!   └ any E before Startup → PgError::Auth; any protocol violation → Broken (for good)
+//! ```
+//!
+//! Every message header is checked against a cap ([`MAX_STARTUP_MESSAGE_BYTES`] until the
+//! session is ready, then [`MAX_MESSAGE_BYTES`]) before postgres-protocol's `Message::parse`
+//! sees it: that function reserves whatever length the server announces.
+//!
+//! Not here: SSLRequest (the driver sends it before the session starts), the extended query
+//! protocol, COPY (a protocol error), cancel requests.
+
+use super::PgError;
+use super::rows::{Rows, RowsBuilder};
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{self, ChannelBinding, ScramSha256};
+use postgres_protocol::message::backend::{ErrorFields, Message};
+use postgres_protocol::message::frontend;
+
+/// Largest backend message accepted once the session is ready (a DataRow of wide text).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// Largest backend message accepted before the first ReadyForQuery: authentication and
+/// parameter messages are small, and the server is not trusted yet.
+pub const MAX_STARTUP_MESSAGE_BYTES: usize = 64 << 10;
+/// Largest result kept for one query (all DataRow bodies).
+pub const MAX_RESULT_BYTES: usize = 256 << 20;
+
+/// The message shown when the server asks for a password we do not have.
+pub const NO_PASSWORD: &str = "password authentication requested by the server but no password is configured: set password_file, ~/.pgpass or PGPASSWORD";
+
+/// Where the conversation is.
+enum State {
+    /// Waiting for an authentication request or AuthenticationOk.
+    Authenticating,
+    /// SASLInitialResponse sent; waiting for the server-first message.
+    ScramContinue(Box<ScramSha256>),
+    /// SASLResponse sent; waiting for the server-final message.
+    ScramFinal(Box<ScramSha256>),
+    /// Authenticated; parameters and the key arrive until ReadyForQuery.
+    Startup,
+    /// Idle: a query may be sent.
+    Ready,
+    /// A query is running; the first ErrorResponse is kept until ReadyForQuery.
+    Query {
+        rows: RowsBuilder,
+        error: Option<PgError>,
+    },
+    /// A protocol violation or fatal error: nothing more is accepted.
+    Broken,
+}
+
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Authenticating => "authentication",
+            State::ScramContinue(_) | State::ScramFinal(_) => "scram authentication",
+            State::Startup => "startup",
+            State::Ready => "idle",
+            State::Query { .. } => "query",
+            State::Broken => "broken",
+        }
+    }
+}
+
+/// What a processed message led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Keep feeding (and send [`Session::output`] if not empty).
+    Continue,
+    /// ReadyForQuery: the startup is complete, or the query's result can be taken.
+    Ready,
+}
+
+/// One connection's protocol state.
+pub struct Session {
+    state: State,
+    user: String,
+    password: Option<String>,
+    /// ParameterStatus values, latest per name.
+    parameters: Vec<(String, String)>,
+    backend_pid: i32,
+    /// Bytes to send to the server, in order.
+    out: BytesMut,
+    /// The result of the last query, until taken.
+    result: Option<Result<Rows, PgError>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("state", &self.state.name())
+            .field("user", &self.user)
+            .field("backend_pid", &self.backend_pid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session whose StartupMessage (with `parameters`, which include `user`) is queued in
+    /// the output.
+    pub fn new(
+        user: &str,
+        password: Option<&str>,
+        parameters: &[(&str, &str)],
+    ) -> Result<Session, PgError> {
+        let mut out = BytesMut::new();
+        frontend::startup_message(parameters.iter().copied(), &mut out)
+            .map_err(|e| PgError::Protocol(format!("startup message: {e}")))?;
+        Ok(Session {
+            state: State::Authenticating,
+            user: user.to_string(),
+            password: password.map(str::to_string),
+            parameters: Vec::new(),
+            backend_pid: 0,
+            out,
+            result: None,
+        })
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Marks the output as sent.
+    pub fn clear_output(&mut self) {
+        self.out.clear();
+    }
+
+    /// Idle after startup: [`Session::query`] may be called.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.state, State::Ready)
+    }
+
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn backend_pid(&self) -> i32 {
+        self.backend_pid
+    }
+
+    /// Queues a simple Query message.
+    pub fn query(&mut self, sql: &str) -> Result<(), PgError> {
+        if !self.is_ready() {
+            return Err(PgError::Protocol(format!(
+                "query while the session is {}",
+                self.state.name()
+            )));
+        }
+        frontend::query(sql, &mut self.out)
+            .map_err(|e| PgError::Protocol(format!("query message: {e}")))?;
+        self.state = State::Query {
+            rows: RowsBuilder::default(),
+            error: None,
+        };
+        Ok(())
+    }
+
+    /// The result of the query that ended with the last `Progress::Ready`.
+    pub fn take_result(&mut self) -> Option<Result<Rows, PgError>> {
+        self.result.take()
+    }
+
+    /// Queues Terminate.
+    pub fn terminate(&mut self) {
+        frontend::terminate(&mut self.out);
+        self.state = State::Broken;
+    }
+
+    /// Processes the first message of `input` if it is complete: `Ok(None)` = need more bytes
+    /// (nothing consumed, nothing changed); `Ok(Some((n, progress)))` = `n` bytes consumed.
+    /// An error leaves the session broken.
+    pub fn try_message(&mut self, input: &[u8]) -> Result<Option<(usize, Progress)>, PgError> {
+        match self.try_message_inner(input) {
+            Err(e) => {
+                self.state = State::Broken;
+                Err(e)
+            }
+            ok => ok,
+        }
+    }
+
+    fn try_message_inner(&mut self, input: &[u8]) -> Result<Option<(usize, Progress)>, PgError> {
+        if matches!(self.state, State::Broken) {
+            return Err(PgError::Protocol("the session is broken".to_string()));
+        }
+        let Some((&[tag], rest)) = input.split_first_chunk::<1>() else {
+            return Ok(None);
+        };
+        let Some((len, _)) = rest.split_first_chunk::<4>() else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        let cap = match self.state {
+            State::Ready | State::Query { .. } => MAX_MESSAGE_BYTES,
+            _ => MAX_STARTUP_MESSAGE_BYTES,
+        };
+        if len < 4 {
+            return Err(PgError::Protocol(format!(
+                "message {} with length {len} < 4",
+                tag_name(tag)
+            )));
+        }
+        if len > cap {
+            return Err(PgError::Protocol(format!(
+                "message {} of {len} bytes exceeds the {cap} byte limit during {}",
+                tag_name(tag),
+                self.state.name()
+            )));
+        }
+        let total = len + 1;
+        let Some(whole) = input.get(..total) else {
+            return Ok(None);
+        };
+        let mut buf = BytesMut::from(whole);
+        let message = match Message::parse(&mut buf) {
+            Ok(Some(m)) => m,
+            Ok(None) => return Err(PgError::Protocol("incomplete message".to_string())),
+            Err(e) => {
+                return Err(PgError::Protocol(format!(
+                    "bad message {}: {e}",
+                    tag_name(tag)
+                )));
+            }
+        };
+        let progress = self.handle(tag, message)?;
+        Ok(Some((total, progress)))
+    }
+
+    fn handle(&mut self, tag: u8, message: Message) -> Result<Progress, PgError> {
+        use Message as M;
+        // Messages the server may send at any time.
+        match message {
+            M::ParameterStatus(body) => {
+                let name = body.name().map_err(|e| bad_field("parameter name", e))?;
+                let value = body.value().map_err(|e| bad_field("parameter value", e))?;
+                match self.parameters.iter_mut().find(|(n, _)| n == name) {
+                    Some(slot) => slot.1 = value.to_string(),
+                    None => self.parameters.push((name.to_string(), value.to_string())),
+                }
+                return Ok(Progress::Continue);
+            }
+            M::NoticeResponse(_) | M::NotificationResponse(_) => return Ok(Progress::Continue),
+            _ => {}
+        }
+        let state = std::mem::replace(&mut self.state, State::Broken);
+        match (state, message) {
+            (State::Authenticating | State::ScramContinue(_), M::ErrorResponse(body)) => {
+                let e = ServerError::from_fields(body.fields());
+                Err(PgError::Auth {
+                    message: e.message,
+                    code: e.code,
+                })
+            }
+            (State::ScramFinal(_), M::ErrorResponse(body)) => {
+                let e = ServerError::from_fields(body.fields());
+                Err(PgError::Auth {
+                    message: e.message,
+                    code: e.code,
+                })
+            }
+            (State::Startup | State::Ready, M::ErrorResponse(body)) => {
+                Err(ServerError::from_fields(body.fields()).into())
+            }
+            (State::Authenticating, M::AuthenticationOk) => {
+                self.state = State::Startup;
+                Ok(Progress::Continue)
+            }
+            (State::Authenticating, M::AuthenticationCleartextPassword) => {
+                let password = self.password()?.to_owned();
+                frontend::password_message(password.as_bytes(), &mut self.out)
+                    .map_err(|e| PgError::Protocol(format!("password message: {e}")))?;
+                self.state = State::Authenticating;
+                Ok(Progress::Continue)
+            }
+            (State::Authenticating, M::AuthenticationMd5Password(body)) => {
+                let password = self.password()?.to_owned();
+                let hash = md5_hash(self.user.as_bytes(), password.as_bytes(), body.salt());
+                frontend::password_message(hash.as_bytes(), &mut self.out)
+                    .map_err(|e| PgError::Protocol(format!("password message: {e}")))?;
+                self.state = State::Authenticating;
+                Ok(Progress::Continue)
+            }
+            (State::Authenticating, M::AuthenticationSasl(body)) => {
+                let mut mechanisms = body.mechanisms();
+                let mut offered = Vec::new();
+                let mut scram = false;
+                while let Some(m) = mechanisms
+                    .next()
+                    .map_err(|e| bad_field("sasl mechanism", e))?
+                {
+                    scram |= m == sasl::SCRAM_SHA_256;
+                    offered.push(m.to_string());
+                }
+                if !scram {
+                    return Err(auth_error(format!(
+                        "the server offers no supported sasl mechanism ({})",
+                        offered.join(", ")
+                    )));
+                }
+                let password = self.password()?.to_owned();
+                // Channel binding is not used: "n" (client does not support it) is accepted by
+                // servers that offer SCRAM-SHA-256-PLUS as well.
+                let exchange = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+                frontend::sasl_initial_response(sasl::SCRAM_SHA_256, exchange.message(), &mut self.out)
+                    .map_err(|e| PgError::Protocol(format!("sasl message: {e}")))?;
+                self.state = State::ScramContinue(Box::new(exchange));
+                Ok(Progress::Continue)
+            }
+            (State::ScramContinue(mut exchange), M::AuthenticationSaslContinue(body)) => {
+                exchange
+                    .update(body.data())
+                    .map_err(|e| auth_error(format!("scram server-first message: {e}")))?;
+                frontend::sasl_response(exchange.message(), &mut self.out)
+                    .map_err(|e| PgError::Protocol(format!("sasl message: {e}")))?;
+                self.state = State::ScramFinal(exchange);
+                Ok(Progress::Continue)
+            }
+            (State::ScramFinal(mut exchange), M::AuthenticationSaslFinal(body)) => {
+                exchange
+                    .finish(body.data())
+                    .map_err(|e| auth_error(format!("scram server-final message: {e}")))?;
+                // Only AuthenticationOk (or an error) may follow.
+                self.state = State::Authenticating;
+                Ok(Progress::Continue)
+            }
+            (
+                State::Authenticating,
+                M::AuthenticationKerberosV5
+                | M::AuthenticationScmCredential
+                | M::AuthenticationGss
+                | M::AuthenticationSspi
+                | M::AuthenticationGssContinue(_),
+            ) => Err(auth_error(
+                "the server asks for an unsupported authentication method (kerberos, gss, sspi or scm)"
+                    .to_string(),
+            )),
+            (State::Startup, M::BackendKeyData(body)) => {
+                self.backend_pid = body.process_id();
+                self.state = State::Startup;
+                Ok(Progress::Continue)
+            }
+            (State::Startup, M::ReadyForQuery(_)) => {
+                self.state = State::Ready;
+                Ok(Progress::Ready)
+            }
+            (State::Query { mut rows, error }, M::RowDescription(body)) => {
+                let mut columns = Vec::new();
+                let mut fields = body.fields();
+                while let Some(f) = fields.next().map_err(|e| bad_field("row description", e))? {
+                    if f.format() != 0 {
+                        return Err(PgError::Protocol(format!(
+                            "column {:?} in binary format",
+                            f.name()
+                        )));
+                    }
+                    columns.push(f.name().to_string());
+                }
+                rows.set_columns(columns);
+                self.state = State::Query { rows, error };
+                Ok(Progress::Continue)
+            }
+            (State::Query { mut rows, error }, M::DataRow(body)) => {
+                let count = u16::try_from(body.ranges().count().unwrap_or(usize::MAX))
+                    .map_err(|_| PgError::Protocol("bad data row".to_string()))?;
+                rows.push_row(count, body.buffer())
+                    .map_err(PgError::Protocol)?;
+                if rows.bytes() > MAX_RESULT_BYTES {
+                    return Err(PgError::Protocol(format!(
+                        "query result exceeds the {MAX_RESULT_BYTES} byte limit"
+                    )));
+                }
+                self.state = State::Query { rows, error };
+                Ok(Progress::Continue)
+            }
+            (
+                state @ State::Query { .. },
+                M::CommandComplete(_) | M::EmptyQueryResponse,
+            ) => {
+                self.state = state;
+                Ok(Progress::Continue)
+            }
+            (State::Query { rows, error }, M::ErrorResponse(body)) => {
+                let e = ServerError::from_fields(body.fields());
+                if e.is_fatal() {
+                    // The backend exits after a FATAL error: the connection is gone.
+                    return Err(e.into());
+                }
+                self.state = State::Query {
+                    rows,
+                    error: error.or(Some(e.into())),
+                };
+                Ok(Progress::Continue)
+            }
+            (State::Query { rows, error }, M::ReadyForQuery(_)) => {
+                self.result = Some(match error {
+                    Some(e) => Err(e),
+                    None => Ok(rows.finish()),
+                });
+                self.state = State::Ready;
+                Ok(Progress::Ready)
+            }
+            (state, _) => Err(PgError::Protocol(format!(
+                "unexpected message {} during {}",
+                tag_name(tag),
+                state.name()
+            ))),
+        }
+    }
+
+    fn password(&self) -> Result<&str, PgError> {
+        self.password
+            .as_deref()
+            .ok_or_else(|| auth_error(NO_PASSWORD.to_string()))
+    }
+}
+
+fn auth_error(message: String) -> PgError {
+    PgError::Auth {
+        message,
+        code: String::new(),
+    }
+}
+
+fn bad_field(what: &str, e: std::io::Error) -> PgError {
+    PgError::Protocol(format!("bad {what}: {e}"))
+}
+
+/// A readable name for a message tag in errors.
+fn tag_name(tag: u8) -> String {
+    if tag.is_ascii_graphic() {
+        format!("'{}'", tag as char)
+    } else {
+        format!("0x{tag:02x}")
+    }
+}
+
+/// The fields of an ErrorResponse we keep.
+struct ServerError {
+    severity: String,
+    code: String,
+    message: String,
+    detail: Option<String>,
+    hint: Option<String>,
+}
+
+impl ServerError {
+    /// Reads the fields; a malformed field list keeps what was read before it.
+    fn from_fields(mut fields: ErrorFields<'_>) -> ServerError {
+        let mut e = ServerError {
+            severity: String::new(),
+            code: String::new(),
+            message: String::new(),
+            detail: None,
+            hint: None,
+        };
+        let mut localized_severity = String::new();
+        while let Ok(Some(f)) = fields.next() {
+            let value = String::from_utf8_lossy(f.value_bytes()).into_owned();
+            match f.type_() {
+                b'V' => e.severity = value,
+                b'S' => localized_severity = value,
+                b'C' => e.code = value,
+                b'M' => e.message = value,
+                b'D' => e.detail = Some(value),
+                b'H' => e.hint = Some(value),
+                _ => {}
+            }
+        }
+        if e.severity.is_empty() {
+            e.severity = localized_severity;
+        }
+        e
+    }
+
+    fn is_fatal(&self) -> bool {
+        matches!(self.severity.as_str(), "FATAL" | "PANIC")
+    }
+}
+
+impl From<ServerError> for PgError {
+    fn from(e: ServerError) -> Self {
+        PgError::Server {
+            severity: e.severity,
+            code: e.code,
+            message: e.message,
+            detail: e.detail,
+            hint: e.hint,
+        }
+    }
+}
+
+/// `server_version` → `server_version_num`: "15.18 (Debian …)" → 150018, "12.22" → 120022,
+/// "9.6.24" → 90624, "18beta1" / "16devel" → 180000 / 160000. Unparseable → 0.
+pub fn parse_server_version(s: &str) -> u32 {
+    let head = s.split_whitespace().next().unwrap_or("");
+    let mut parts = head.split('.');
+    let leading = |p: &str| -> Option<u32> {
+        let digits: &str = &p[..p.bytes().take_while(u8::is_ascii_digit).count()];
+        digits.parse().ok()
+    };
+    let Some(major) = parts.next().and_then(leading) else {
+        return 0;
+    };
+    let minor = parts.next().and_then(leading).unwrap_or(0);
+    if major >= 10 {
+        major
+            .saturating_mul(10_000)
+            .saturating_add(minor.min(9_999))
+    } else {
+        let patch = parts.next().and_then(leading).unwrap_or(0);
+        major * 10_000 + minor.min(99) * 100 + patch.min(99)
+    }
+}
