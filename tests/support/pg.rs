@@ -243,13 +243,17 @@ impl Cluster {
 
     /// Runs SQL as the superuser over the Unix socket; returns psql's unaligned output.
     pub fn psql(&self, database: &str, sql: &str) -> String {
-        let psql = if self.bin.join("psql").exists() {
+        let bundled = self.bin.join("psql").exists();
+        let psql = if bundled {
             self.bin.join("psql")
         } else {
             PathBuf::from("psql")
         };
         let mut c = Command::new(psql);
-        if let Ok(ld) = std::env::var("PG_LD_LIBRARY_PATH") {
+        // Only a bundled psql wants the bundle's libraries: the system psql would pick up an
+        // older libpq from them (embedded-postgres ships no psql; 13's libpq lacks symbols
+        // that psql 15 needs).
+        if bundled && let Ok(ld) = std::env::var("PG_LD_LIBRARY_PATH") {
             c.env("LD_LIBRARY_PATH", ld);
         }
         let out = c

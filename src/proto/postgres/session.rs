@@ -534,3 +534,202 @@ pub fn parse_server_version(s: &str) -> u32 {
         major * 10_000 + minor.min(99) * 100 + patch.min(99)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backend message: tag, length, body.
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![tag];
+        m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+
+    fn cstrs(parts: &[&str]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for p in parts {
+            b.extend_from_slice(p.as_bytes());
+            b.push(0);
+        }
+        b
+    }
+
+    /// The server side of an md5 login and one query, message by message, shaped as
+    /// PostgreSQL 15 sends them.
+    fn exchange() -> Vec<Vec<u8>> {
+        let mut row_desc = 2u16.to_be_bytes().to_vec();
+        for name in ["n", "t"] {
+            row_desc.extend_from_slice(&cstrs(&[name]));
+            row_desc.extend_from_slice(&[
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 23, 0, 4, 255, 255, 255, 255, 0, 0,
+            ]);
+        }
+        let mut data_row = 2u16.to_be_bytes().to_vec();
+        data_row.extend_from_slice(&1i32.to_be_bytes());
+        data_row.push(b'7');
+        data_row.extend_from_slice(&(-1i32).to_be_bytes());
+        let mut error = b"SERROR\0VERROR\0C22012\0Mdivision by zero\0".to_vec();
+        error.push(0);
+        vec![
+            msg(b'R', &[0, 0, 0, 5, 1, 2, 3, 4]),
+            msg(b'R', &[0, 0, 0, 0]),
+            msg(
+                b'S',
+                &cstrs(&["server_version", "15.18 (Debian 15.18-1.pgdg120+1)"]),
+            ),
+            msg(b'S', &cstrs(&["TimeZone", "UTC"])),
+            msg(b'K', &[0, 0, 0x30, 0x39, 1, 2, 3, 4]),
+            msg(b'Z', b"I"),
+            msg(b'T', &row_desc),
+            msg(b'N', b"SNOTICE\0Mhello\0\0"),
+            msg(b'D', &data_row),
+            msg(b'C', &cstrs(&["SELECT 1"])),
+            msg(b'E', &error),
+            msg(b'Z', b"I"),
+        ]
+    }
+
+    fn session(password: Option<&str>) -> Session {
+        Session::new("u", password, &[("user", "u"), ("database", "postgres")]).unwrap()
+    }
+
+    #[test]
+    fn every_prefix_needs_more_and_consumes_nothing() {
+        let mut s = session(Some("pw"));
+        assert!(!s.output().is_empty(), "startup message queued");
+        s.clear_output();
+        let mut readies = 0;
+        for (i, m) in exchange().iter().enumerate() {
+            if i == 6 {
+                s.query("select 7 as n, null as t").unwrap();
+                s.clear_output();
+            }
+            for len in 0..m.len() {
+                assert_eq!(
+                    s.try_message(&m[..len]).unwrap(),
+                    None,
+                    "message {i} prefix {len}"
+                );
+            }
+            let (n, progress) = s.try_message(m).unwrap().unwrap();
+            assert_eq!(n, m.len());
+            if i == 0 {
+                // md5 answer: 'p', length, "md5" + 32 hex digits, NUL.
+                assert_eq!(s.output().len(), 1 + 4 + 36);
+                assert!(s.output()[5..].starts_with(b"md5"));
+                s.clear_output();
+            }
+            if progress == Progress::Ready {
+                readies += 1;
+            }
+        }
+        assert_eq!(readies, 2);
+        assert_eq!(s.backend_pid(), 12345);
+        assert_eq!(s.parameter("TimeZone"), Some("UTC"));
+        let e = s.take_result().unwrap().unwrap_err();
+        assert_eq!(e.sqlstate(), Some("22012"));
+        assert!(!e.is_connection_lost());
+        assert!(s.is_ready());
+    }
+
+    #[test]
+    fn a_result_keeps_rows_and_columns() {
+        let mut s = session(Some("pw"));
+        let ex = exchange();
+        for m in &ex[..6] {
+            s.try_message(m).unwrap().unwrap();
+        }
+        s.query("select").unwrap();
+        for m in ex[6..10].iter().chain([&msg(b'Z', b"I")]) {
+            s.try_message(m).unwrap().unwrap();
+        }
+        let rows = s.take_result().unwrap().unwrap();
+        assert_eq!(rows.columns().collect::<Vec<_>>(), ["n", "t"]);
+        let row = rows.iter().next().unwrap();
+        assert_eq!(row.get_u64("n").unwrap(), Some(7));
+        assert_eq!(row.get_str("t").unwrap(), None);
+    }
+
+    #[test]
+    fn oversized_headers_are_rejected_before_allocation() {
+        // During startup the cap is small.
+        let mut s = session(None);
+        let mut huge = vec![b'R'];
+        huge.extend_from_slice(&(MAX_STARTUP_MESSAGE_BYTES as u32 + 1).to_be_bytes());
+        let e = s.try_message(&huge).unwrap_err();
+        assert!(e.to_string().contains("limit"), "{e}");
+        assert!(e.is_connection_lost());
+        // Once ready, 64 MiB; 0xffffffff is rejected, not reserved.
+        let mut s = session(Some("pw"));
+        for m in &exchange()[..6] {
+            s.try_message(m).unwrap().unwrap();
+        }
+        s.query("select 1").unwrap();
+        for len in [u32::MAX, MAX_MESSAGE_BYTES as u32 + 1] {
+            let mut m = vec![b'D'];
+            m.extend_from_slice(&len.to_be_bytes());
+            assert!(s.try_message(&m).is_err());
+        }
+        // Lengths below 4 are invalid too.
+        let mut s = session(None);
+        assert!(s.try_message(&[b'R', 0, 0, 0, 3]).is_err());
+    }
+
+    #[test]
+    fn auth_requests_without_a_password_say_what_to_configure() {
+        for request in [
+            msg(b'R', &[0, 0, 0, 3]),
+            msg(b'R', &[0, 0, 0, 5, 1, 2, 3, 4]),
+            msg(
+                b'R',
+                &[
+                    0, 0, 0, 10, b'S', b'C', b'R', b'A', b'M', b'-', b'S', b'H', b'A', b'-', b'2',
+                    b'5', b'6', 0, 0,
+                ],
+            ),
+        ] {
+            let e = session(None).try_message(&request).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("authentication failed: {NO_PASSWORD}")
+            );
+        }
+    }
+
+    #[test]
+    fn unexpected_messages_break_the_session() {
+        let mut s = session(None);
+        assert!(s.try_message(&msg(b'D', &[0, 0])).is_err());
+        assert!(s.try_message(&msg(b'Z', b"I")).is_err(), "broken for good");
+        let mut s = session(None);
+        assert!(s.try_message(&msg(b'!', b"")).is_err());
+        // SCRAM: AuthenticationOk without the server-final message is refused.
+        let mut s = session(Some("pw"));
+        s.try_message(&msg(b'R', b"\0\0\0\x0aSCRAM-SHA-256\0\0"))
+            .unwrap()
+            .unwrap();
+        assert!(s.try_message(&msg(b'R', &[0, 0, 0, 0])).is_err());
+        // A query before startup completes.
+        assert!(session(None).query("select 1").is_err());
+    }
+
+    #[test]
+    fn server_versions() {
+        for (s, n) in [
+            ("15.18 (Debian 15.18-1.pgdg120+1)", 150_018),
+            ("12.22", 120_022),
+            ("18beta1", 180_000),
+            ("16devel", 160_000),
+            ("17rc1", 170_000),
+            ("9.6.24", 90_624),
+            ("10.5", 100_005),
+            ("", 0),
+            ("x", 0),
+            ("99999999999", 0),
+        ] {
+            assert_eq!(parse_server_version(s), n, "{s}");
+        }
+    }
+}
