@@ -418,3 +418,21 @@ fn restart_reports_then_recovers_and_stop_leaves_sysstat() {
         "sysstat unaffected: {v}"
     );
 }
+
+#[test]
+fn extension_not_preloaded_gives_an_empty_list_with_the_reason() {
+    let c = Cluster::start(Options {
+        pg_stat_statements: false,
+        ..Options::default()
+    });
+    c.psql("postgres", "create extension pg_stat_statements");
+    let dir = Dir::new("nopreload");
+    let cfg = config(&dir, &c, "", "", "");
+    let (v, err, ok) = once(&cfg, "pg_query_stats");
+    assert!(ok, "the element is still sent: {err}");
+    let q = for_db(&v, "pg_query_stats", "postgres").unwrap();
+    assert_eq!(q["queries"], serde_json::json!([]));
+    let why = q["error"].as_str().unwrap();
+    assert!(why.contains("shared_preload_libraries"), "{why}");
+    assert!(err.contains("shared_preload_libraries"), "logged: {err}");
+}
