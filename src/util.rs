@@ -27,6 +27,15 @@ impl WallTime {
             frac_digits: 3,
         }
     }
+
+    /// Timestamps read from PostgreSQL (microsecond precision): `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`,
+    /// or without a fraction when it is zero (`2026-11-27T21:33:02Z`).
+    pub fn rfc3339_micros(self) -> Rfc3339 {
+        Rfc3339 {
+            time: self,
+            frac_digits: if self.nanos / 1_000 == 0 { 0 } else { 6 },
+        }
+    }
 }
 
 /// Displays a [`WallTime`] as RFC 3339 UTC with `Z`.
@@ -62,8 +71,10 @@ impl fmt::Display for Rfc3339 {
             sod % 3600 / 60,
             sod % 60
         )?;
-        if self.frac_digits == 3 {
-            write!(f, ".{:03}", self.time.nanos / 1_000_000)?;
+        match self.frac_digits {
+            3 => write!(f, ".{:03}", self.time.nanos / 1_000_000)?,
+            6 => write!(f, ".{:06}", self.time.nanos / 1_000)?,
+            _ => {}
         }
         f.write_str("Z")
     }
@@ -112,6 +123,23 @@ mod tests {
             nanos: 123_456_789,
         };
         assert_eq!(ms.rfc3339_millis().to_string(), "2026-03-01T12:00:00.123Z");
+        assert_eq!(
+            ms.rfc3339_micros().to_string(),
+            "2026-03-01T12:00:00.123456Z"
+        );
+        let pg = WallTime {
+            secs: 1_795_815_182,
+            nanos: 966_761_000,
+        };
+        assert_eq!(
+            pg.rfc3339_micros().to_string(),
+            "2026-11-27T21:33:02.966761Z"
+        );
+        let whole = WallTime {
+            secs: 1_772_366_400,
+            nanos: 999,
+        };
+        assert_eq!(whole.rfc3339_micros().to_string(), "2026-03-01T12:00:00Z");
     }
 
     #[test]

@@ -139,6 +139,15 @@ impl Drop for Daemon {
     }
 }
 
+/// The types of an envelope's elements without the pg_* ones: those appear only when a local
+/// PostgreSQL server happens to answer, so tests of the host plugins ignore them.
+fn host_types(envelope: &serde_json::Value) -> Vec<String> {
+    types(envelope)
+        .into_iter()
+        .filter(|t| !t.starts_with("pg_"))
+        .collect()
+}
+
 fn types(envelope: &serde_json::Value) -> Vec<String> {
     envelope["metrics"]
         .as_array()
@@ -161,8 +170,11 @@ fn once_prints_one_real_envelope() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["collector_id"], "unregistered");
     assert_eq!(v["batch_id"].as_str().unwrap().len(), 32);
-    assert_eq!(v["metrics_count"], 3);
-    assert_eq!(types(&v), ["sysstat", "disk_usage", "collector_health"]);
+    assert_eq!(v["metrics_count"], types(&v).len());
+    assert_eq!(
+        host_types(&v),
+        ["sysstat", "disk_usage", "collector_health"]
+    );
     for m in v["metrics"].as_array().unwrap() {
         assert!(m["timestamp"].as_str().unwrap().ends_with('Z'));
     }
@@ -420,5 +432,8 @@ fn run_once_delivers_one_round_and_exits_0() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 1);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(types(&v), ["sysstat", "disk_usage", "collector_health"]);
+    assert_eq!(
+        host_types(&v),
+        ["sysstat", "disk_usage", "collector_health"]
+    );
 }

@@ -8,6 +8,7 @@ use crate::config::{Config, PLUGIN_NAMES};
 use crate::log::{self, Repeated};
 use crate::pipeline::sink::{Round, Sink, SinkError};
 use crate::pipeline::{ElementBuffer, ElementMeta, HEALTH_SOURCE, Outcome, Stats};
+use crate::sys::signals::Signals;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -70,6 +71,8 @@ pub struct Engine {
     outcomes: Vec<(ElementMeta, Outcome)>,
     cycle_errors: Vec<(String, String)>,
     failing: BTreeMap<String, Repeated>,
+    /// What the collectors of the current config share (the PostgreSQL connection set).
+    shared: collect::Shared,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -93,6 +96,7 @@ impl Engine {
             outcomes: Vec::new(),
             cycle_errors: Vec::new(),
             failing: BTreeMap::new(),
+            shared: collect::Shared::default(),
             config,
         };
         for name in PLUGIN_NAMES {
@@ -108,7 +112,7 @@ impl Engine {
     }
 
     fn add_slot(&mut self, name: &'static str, now: Now) {
-        let Some(mut collector) = collect::build(name, &self.config) else {
+        let Some(mut collector) = collect::build(name, &self.config, &mut self.shared) else {
             log::debug(
                 "main",
                 "no collector for this type in this build",
@@ -143,12 +147,16 @@ impl Engine {
         self.slots.iter().map(|s| s.grid.next()).min()
     }
 
-    /// Runs every collection due at `now` (in plugin order); returns how many ran.
-    pub fn collect_due(&mut self, now: Now) -> usize {
+    /// Runs every collection due at `now` (in plugin order); returns how many ran. Waits
+    /// inside collections watch `signals`; a stop signal skips the remaining collections.
+    pub fn collect_due(&mut self, now: Now, signals: Option<&Signals>) -> usize {
         let mut ran = 0;
         for i in 0..self.slots.len() {
+            if signals.is_some_and(Signals::stop_requested) {
+                break;
+            }
             if self.slots[i].grid.is_due(now.mono_ns) {
-                self.collect_slot(i, now);
+                self.collect_slot(i, now, signals);
                 self.slots[i].grid.ran(now.mono_ns);
                 ran += 1;
             }
@@ -157,7 +165,7 @@ impl Engine {
     }
 
     /// Runs one collection now, whatever its schedule.
-    pub fn collect_slot(&mut self, i: usize, now: Now) {
+    pub fn collect_slot(&mut self, i: usize, now: Now, signals: Option<&Signals>) {
         let max_element = self.config.backend.max_batch_bytes / 4;
         let started = crate::sys::time::monotonic_ns();
         let slot = &mut self.slots[i];
@@ -169,7 +177,8 @@ impl Engine {
             &mut self.stats,
             &mut self.outcomes,
             &mut self.cycle_errors,
-        );
+        )
+        .with_signals(signals);
         let result = slot.collector.collect(now, &mut out);
         slot.emitted = out.emitted();
         slot.failed = result.is_err();
@@ -293,6 +302,11 @@ impl Engine {
             new.collector.state_dir = self.config.collector.state_dir.clone();
         }
         let old = std::mem::replace(&mut self.config, new);
+        if old.postgres != self.config.postgres {
+            // Pg collectors are rebuilt below (settings_changed) and take a new pool; the old
+            // one closes its connections when the last old collector goes.
+            self.shared = collect::Shared::default();
+        }
         if old.backend.buffer_bytes != self.config.backend.buffer_bytes {
             let buffer = std::mem::replace(&mut self.buffer, ElementBuffer::new(0));
             let stats = &mut self.stats;

@@ -137,6 +137,11 @@ fn once(o: &cli::Once) -> i32 {
         .is_none_or(|l| l.contains(&"collector_health"));
     let sample = Duration::from_millis(o.sample_ms);
     let mut engine = collect_once(config, only.as_deref(), sample);
+    if let Some((key, msg)) = engine.errors.iter().find(|(k, _)| k.starts_with("pg_")) {
+        eprintln!(
+            "once: PostgreSQL not read ({key}: {msg}); set PGHOST/PGPORT/PGUSER/PGPASSWORD (or ~/.pgpass), or pass a config with a [postgres] section with -c"
+        );
+    }
     let produced = engine.slots.iter().filter(|s| s.emitted > 0).count();
     let requested = engine.slots.len();
     let now = Now::read();
@@ -165,7 +170,7 @@ fn collect_once(config: Config, only: Option<&[&str]>, sample: Duration) -> engi
     std::thread::sleep(sample);
     let now = Now::read();
     for i in 0..engine.slots.len() {
-        engine.collect_slot(i, now);
+        engine.collect_slot(i, now, None);
     }
     engine
 }

@@ -67,7 +67,7 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
 
     loop {
         let now = Now::read();
-        engine.collect_due(now);
+        engine.collect_due(now, Some(signals));
 
         if push.is_due(now.mono_ns) {
             push.ran(now.mono_ns);

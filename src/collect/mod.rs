@@ -9,15 +9,17 @@
 
 pub mod disk_usage;
 pub mod health;
+pub mod pg;
 pub mod sysstat;
 
 use crate::config::{Config, PLUGIN_NAMES};
 use crate::pipeline::{DropReason, ElementBuffer, ElementMeta, Outcome, Stats};
+use crate::sys::signals::Signals;
 use crate::util::WallTime;
 use std::collections::BTreeMap;
 
 /// The metric types this build collects, in run order.
-pub const AVAILABLE: [&str; 2] = ["sysstat", "disk_usage"];
+pub const AVAILABLE: [&str; 4] = ["sysstat", "disk_usage", "pg_stats", "pg_query_stats"];
 
 /// The time of a collection, on both clocks.
 #[derive(Debug, Clone, Copy)]
@@ -59,11 +61,40 @@ pub trait Collector {
     fn outcome(&mut self, _tag: u64, _outcome: Outcome) {}
 }
 
+/// What collectors built from one configuration share: the PostgreSQL connection set (made
+/// when the first pg collector is built). The engine keeps one and starts a new one when
+/// `[postgres]` changes, so every pg collector then rebuilt gets the new settings.
+#[derive(Default)]
+pub struct Shared {
+    pg: Option<pg::pool::SharedPool>,
+}
+
+impl Shared {
+    /// The pool of `config`'s `[postgres]` (created on first use).
+    pub fn pg_pool(&mut self, config: &Config) -> pg::pool::SharedPool {
+        self.pg
+            .get_or_insert_with(|| {
+                std::rc::Rc::new(std::cell::RefCell::new(pg::pool::Pool::new(
+                    &config.postgres,
+                )))
+            })
+            .clone()
+    }
+}
+
 /// Builds the collector of `name`, if this build has one.
-pub fn build(name: &str, config: &Config) -> Option<Box<dyn Collector>> {
+pub fn build(name: &str, config: &Config, shared: &mut Shared) -> Option<Box<dyn Collector>> {
     match name {
         "sysstat" => Some(Box::new(sysstat::Sysstat::new(&config.sysstat))),
         "disk_usage" => Some(Box::new(disk_usage::DiskUsage::new(&config.disk_usage))),
+        "pg_stats" => Some(Box::new(pg::stats::PgStats::new(
+            &config.pg_stats,
+            shared.pg_pool(config),
+        ))),
+        "pg_query_stats" => Some(Box::new(pg::query_stats::PgQueryStats::new(
+            &config.pg_query_stats,
+            shared.pg_pool(config),
+        ))),
         _ => None,
     }
 }
@@ -86,6 +117,14 @@ pub fn settings_changed(name: &str, old: &Config, new: &Config) -> bool {
     match name {
         "sysstat" => old.sysstat != new.sysstat,
         "disk_usage" => old.disk_usage != new.disk_usage,
+        "pg_stats" => old.postgres != new.postgres || old.pg_stats != new.pg_stats,
+        "pg_query_stats" => {
+            old.postgres != new.postgres || old.pg_query_stats != new.pg_query_stats
+        }
+        "pg_log" => old.postgres != new.postgres || old.pg_log != new.pg_log,
+        "pg_connections" => {
+            old.postgres != new.postgres || old.pg_connections != new.pg_connections
+        }
         _ => old.postgres != new.postgres,
     }
 }
@@ -106,6 +145,9 @@ pub struct Output<'a> {
     pub(crate) errors: &'a mut Vec<(String, String)>,
     /// Elements this collection stored.
     pub(crate) emitted: usize,
+    /// The run loop's signals, for waits inside the collection (a stop ends it early);
+    /// `None` in `once` and tests.
+    pub(crate) signals: Option<&'a Signals>,
 }
 
 impl<'a> Output<'a> {
@@ -128,7 +170,19 @@ impl<'a> Output<'a> {
             outcomes,
             errors,
             emitted: 0,
+            signals: None,
         }
+    }
+
+    /// Lets waits inside the collection watch `signals`.
+    pub fn with_signals(mut self, signals: Option<&'a Signals>) -> Self {
+        self.signals = signals;
+        self
+    }
+
+    /// The signals to watch while waiting (PostgreSQL queries), if any.
+    pub fn signals(&self) -> Option<&'a Signals> {
+        self.signals
     }
 
     /// Serializes `element` and stores it.

@@ -1,0 +1,438 @@
+//! `pg_stats` and `pg_query_stats` against real throw-away clusters, through the binary
+//! (`once` and `run --stdout`), compared with what psql reads from the same views.
+mod support;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use support::pg::{Cluster, Options, SUPERPASS, SUPERUSER};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pganalytics-collector");
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!(
+            "pgac-pgc-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A config for `cluster` over its Unix socket: `collector` and `postgres` go into those
+/// sections, `extra` (more sections) is appended.
+fn config(dir: &Dir, c: &Cluster, collector: &str, postgres_extra: &str, extra: &str) -> PathBuf {
+    let pw = dir.0.join("pw");
+    std::fs::write(&pw, format!("{SUPERPASS}\n")).unwrap();
+    let cfg = dir.0.join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[collector]\nstate_dir = \"{}\"\n{collector}\n[logging]\nformat = \"json\"\n\
+             [postgres]\nhost = \"{}\"\nport = {}\nuser = \"{SUPERUSER}\"\npassword_file = \"{}\"\n\
+             {postgres_extra}\n{extra}\n",
+            dir.0.display(),
+            c.dir.display(),
+            c.port,
+            pw.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn cmd() -> Command {
+    let mut c = Command::new(BIN);
+    for v in [
+        "PGANALYTICS_CONFIG",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+fn once(cfg: &Path, only: &str) -> (Value, String, bool) {
+    let out = cmd()
+        .args(["once", "--sample-ms", "0", "--only", only, "-c"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {err}"));
+    (v, err, out.status.success())
+}
+
+fn elements<'a>(v: &'a Value, ty: &str) -> Vec<&'a Value> {
+    v["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["type"] == ty)
+        .collect()
+}
+
+fn for_db<'a>(v: &'a Value, ty: &str, db: &str) -> Option<&'a Value> {
+    elements(v, ty).into_iter().find(|m| m["database"] == db)
+}
+
+fn num(s: String) -> i64 {
+    s.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number: {s:?}"))
+}
+
+#[test]
+fn pg_stats_and_query_stats_match_psql() {
+    let c = Cluster::start(Options::default());
+    c.psql("postgres", "create database app");
+    c.psql("app", "create extension pg_stat_statements");
+    c.psql(
+        "app",
+        "create table t1 (id int primary key, v text); create index t1_v on t1 (v); \
+         create table t2 (x int); \
+         insert into t1 select g, 'v' || g from generate_series(1, 1000) g; \
+         delete from t1 where id > 901; insert into t2 values (1); analyze t1",
+    );
+    for _ in 0..3 {
+        c.psql("app", "select count(*) from t1");
+    }
+    for i in 0..5 {
+        c.psql("app", &format!("select * from t1 where id = {i}"));
+    }
+    let dir = Dir::new("match");
+    let cfg = config(
+        &dir,
+        &c,
+        "",
+        "databases = [\"app\", \"postgres\", \"nosuchdb\"]",
+        "",
+    );
+    let (v, err, ok) = once(&cfg, "pg_stats,pg_query_stats,collector_health");
+    assert!(ok, "{err}");
+
+    // pg_stats of app, against psql.
+    let s = for_db(&v, "pg_stats", "app").unwrap_or_else(|| panic!("{v}\n{err}"));
+    let db_size = num(c.psql("app", "select pg_database_size('app')"));
+    let size = s["size_bytes"].as_i64().unwrap();
+    assert!((size - db_size).abs() < 1 << 20, "{size} vs {db_size}");
+    assert!(s["numbackends"].as_i64().unwrap() >= 1);
+    assert!(s["cache_hit_ratio"].as_f64().unwrap() > 0.0);
+    for k in [
+        "transactions_committed",
+        "blocks_hit",
+        "tuples_returned",
+        "deadlocks",
+    ] {
+        assert!(s[k].is_i64(), "{k}: {s}");
+    }
+    let tables = s["tables"].as_array().unwrap();
+    assert_eq!(tables[0]["name"], "t1", "largest first: {tables:?}");
+    let t1 = &tables[0];
+    let q = |col: &str| {
+        num(c.psql(
+            "app",
+            &format!("select {col} from pg_stat_user_tables where relname = 't1'"),
+        ))
+    };
+    assert_eq!(t1["live_tuples"].as_i64().unwrap(), q("n_live_tup"));
+    assert_eq!(t1["dead_tuples"].as_i64().unwrap(), q("n_dead_tup"));
+    assert_eq!(t1["seq_scan"].as_i64().unwrap(), q("seq_scan"));
+    assert_eq!(t1["idx_scan"].as_i64().unwrap(), q("idx_scan"));
+    assert_eq!(t1["n_tup_ins"].as_i64().unwrap(), 1000);
+    assert_eq!(
+        t1["size_bytes"].as_i64().unwrap(),
+        num(c.psql("app", "select pg_total_relation_size('t1')"))
+    );
+    assert_eq!(t1["analyze_count"], 1);
+    let analyzed = t1["last_analyze"].as_str().unwrap();
+    assert!(
+        analyzed.ends_with('Z') && analyzed.len() >= 20,
+        "{analyzed}"
+    );
+    assert_eq!(
+        &analyzed[..19],
+        c.psql(
+            "app",
+            "select to_char(last_analyze at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') from pg_stat_user_tables where relname = 't1'"
+        )
+    );
+    assert!(t1["last_vacuum"].is_null());
+    let idx = s["indexes"].as_array().unwrap();
+    let pkey = idx.iter().find(|i| i["name"] == "t1_pkey").unwrap();
+    assert_eq!(pkey["table"], "t1");
+    assert_eq!(pkey["status"], "USED");
+    assert_eq!(
+        pkey["scans"].as_i64().unwrap(),
+        num(c.psql(
+            "app",
+            "select idx_scan from pg_stat_user_indexes where indexrelname = 't1_pkey'"
+        ))
+    );
+    let tv = idx.iter().find(|i| i["name"] == "t1_v").unwrap();
+    assert_eq!(tv["status"], "UNUSED");
+    assert_eq!(
+        tv["size_bytes"].as_i64().unwrap(),
+        num(c.psql("app", "select pg_relation_size('t1_v')"))
+    );
+
+    // pg_query_stats of app: the known statement, hash = queryid.
+    let qs = for_db(&v, "pg_query_stats", "app").unwrap();
+    assert!(qs.get("error").is_none(), "{qs}");
+    let row = c.psql(
+        "app",
+        "select queryid || '|' || calls from pg_stat_statements where query = 'select count(*) from t1'",
+    );
+    let (id, calls) = row.split_once('|').unwrap();
+    let stmt = qs["queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["hash"].as_i64() == Some(id.parse().unwrap()))
+        .unwrap_or_else(|| panic!("{id} not in {qs}"));
+    assert_eq!(
+        stmt["calls"].as_i64().unwrap(),
+        calls.parse::<i64>().unwrap()
+    );
+    assert_eq!(stmt["text"], "select count(*) from t1");
+    assert!(stmt["total_time"].is_f64() && stmt["query_exec_time"].is_f64());
+    assert!(stmt["shared_blks_hit"].is_i64() && stmt["rows"].is_i64());
+    // PG 13+: WAL counters and planning time are present.
+    if c.version_num() >= 130000 {
+        assert!(
+            stmt["wal_records"].is_i64() && stmt["query_plan_time"].is_f64(),
+            "{stmt}"
+        );
+    }
+
+    // postgres: no extension there → empty list + error.
+    let qp = for_db(&v, "pg_query_stats", "postgres").unwrap();
+    assert_eq!(qp["queries"], serde_json::json!([]));
+    assert!(
+        qp["error"].as_str().unwrap().contains("not installed"),
+        "{qp}"
+    );
+    assert!(for_db(&v, "pg_stats", "postgres").is_some());
+
+    // nosuchdb: an error for it alone, naming host, user and database.
+    assert!(for_db(&v, "pg_stats", "nosuchdb").is_none());
+    let health = &elements(&v, "collector_health")[0];
+    let e = health["errors"]["pg_stats/nosuchdb"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{health}"));
+    assert!(
+        e.contains("user test")
+            && e.contains("database nosuchdb")
+            && e.contains(&c.port.to_string()),
+        "{e}"
+    );
+    assert!(health["errors"].get("pg_stats/app").is_none(), "{health}");
+}
+
+/// A `run --stdout` child; its stdout lines arrive through a channel.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    fn start(cfg: &Path) -> Daemon {
+        let mut child = cmd()
+            .args(["run", "--stdout", "-c"])
+            .arg(cfg)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon { child, lines }
+    }
+
+    fn next(&self) -> Value {
+        let l = self
+            .lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("an envelope");
+        serde_json::from_str(&l).unwrap()
+    }
+
+    /// Envelopes until `f` holds for one (within 20 s).
+    fn until(&self, what: &str, mut f: impl FnMut(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let v = self.next();
+            if f(&v) {
+                return v;
+            }
+        }
+        panic!("no envelope with {what}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dbs(v: &Value, ty: &str) -> Vec<String> {
+    let mut d: Vec<String> = elements(v, ty)
+        .iter()
+        .map(|m| m["database"].as_str().unwrap().to_string())
+        .collect();
+    d.sort();
+    d.dedup();
+    d
+}
+
+/// Collections and pushes every 0.3 s.
+const FAST: &str = "interval = 0.3\npush_interval = 0.3";
+
+#[test]
+fn star_follows_databases_within_max_connections() {
+    let c = Cluster::start(Options::default());
+    c.psql("postgres", "create database a");
+    c.psql("postgres", "create database b");
+    let dir = Dir::new("star");
+    let cfg = config(
+        &dir,
+        &c,
+        FAST,
+        "databases = \"*\"\nmax_connections = 1",
+        "[disk_usage]\nenabled = false\n",
+    );
+    let d = Daemon::start(&cfg);
+    let v = d.until("a, b and postgres", |v| {
+        dbs(v, "pg_stats") == ["a", "b", "postgres"]
+    });
+    assert!(
+        v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["type"] == "sysstat")
+    );
+    let sessions = || {
+        num(c.psql(
+            "postgres",
+            "select count(*) from pg_stat_activity where application_name = 'pganalytics-collector'",
+        ))
+    };
+    for _ in 0..10 {
+        assert!(sessions() <= 1, "max_connections = 1");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    c.psql("postgres", "create database c");
+    d.until("c", |v| dbs(v, "pg_stats").contains(&"c".to_string()));
+    // Dropping needs the collector's session on c gone: retry while it is in use.
+    assert!(support::pg::eventually(Duration::from_secs(10), || {
+        let out = Command::new(c.bin.join("psql"))
+            .args(["-X", "-q", "-h"])
+            .arg(&c.dir)
+            .args([
+                "-p",
+                &c.port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                "postgres",
+                "-c",
+            ])
+            .arg("drop database c with (force)")
+            .env("PGPASSWORD", SUPERPASS)
+            .output()
+            .unwrap();
+        out.status.success()
+    }));
+    d.until("c forgotten", |v| {
+        let names = dbs(v, "pg_stats");
+        !names.is_empty() && !names.contains(&"c".to_string())
+    });
+    assert!(sessions() <= 1);
+}
+
+#[test]
+fn restart_reports_then_recovers_and_stop_leaves_sysstat() {
+    let c = Cluster::start(Options::default());
+    let dir = Dir::new("restart");
+    let cfg = config(&dir, &c, FAST, "", "[disk_usage]\nenabled = false\n");
+    let d = Daemon::start(&cfg);
+    d.until("pg_stats", |v| !elements(v, "pg_stats").is_empty());
+    c.restart();
+    let failed = d.until("an error after the restart", |v| {
+        let h = elements(v, "collector_health");
+        h.iter().any(|h| {
+            h["errors"]
+                .as_object()
+                .is_some_and(|e| e.keys().any(|k| k.starts_with("pg_stats")))
+        })
+    });
+    let errors = elements(&failed, "collector_health")[0]["errors"].to_string();
+    assert!(
+        errors.contains("database postgres") && errors.contains("user test"),
+        "{errors}"
+    );
+    d.until("recovery", |v| !elements(v, "pg_stats").is_empty());
+
+    c.stop();
+    let v = d.until("a clear error with the server stopped", |v| {
+        elements(v, "pg_stats").is_empty()
+            && elements(v, "collector_health").iter().any(|h| {
+                h["errors"].as_object().is_some_and(|e| {
+                    e.iter().any(|(k, m)| {
+                        k == "pg_stats/postgres"
+                            && m.as_str().unwrap_or("").contains("database postgres")
+                    })
+                })
+            })
+    });
+    assert!(
+        !elements(&v, "sysstat").is_empty(),
+        "sysstat unaffected: {v}"
+    );
+}
+
+#[test]
+fn extension_not_preloaded_gives_an_empty_list_with_the_reason() {
+    let c = Cluster::start(Options {
+        pg_stat_statements: false,
+        ..Options::default()
+    });
+    c.psql("postgres", "create extension pg_stat_statements");
+    let dir = Dir::new("nopreload");
+    let cfg = config(&dir, &c, "", "", "");
+    let (v, err, ok) = once(&cfg, "pg_query_stats");
+    assert!(ok, "the element is still sent: {err}");
+    let q = for_db(&v, "pg_query_stats", "postgres").unwrap();
+    assert_eq!(q["queries"], serde_json::json!([]));
+    let why = q["error"].as_str().unwrap();
+    assert!(why.contains("shared_preload_libraries"), "{why}");
+    assert!(err.contains("shared_preload_libraries"), "logged: {err}");
+}
