@@ -133,6 +133,8 @@ fn main() {
 
     let pw = dir.join("pw");
     std::fs::write(&pw, pg::SUPERPASS).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
     let cfg = dir.join("collector.toml");
     let mut f = std::fs::File::create(&cfg).unwrap();
     write!(

@@ -437,3 +437,65 @@ fn run_once_delivers_one_round_and_exits_0() {
         ["sysstat", "disk_usage", "collector_health"]
     );
 }
+
+#[test]
+fn once_with_an_unreachable_server_warns_in_one_line_and_prints_the_rest() {
+    // A port nobody listens on: bind, read the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = cmd()
+        .args(["once", "--sample-ms", "10"])
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", port.to_string())
+        .env("PGUSER", "nobody")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "host metrics were produced");
+    let err = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("pg_stats") && lines[0].contains("pg_query_stats"));
+    assert!(lines[0].contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(lines[0].contains("user nobody"), "{err}");
+    assert!(lines[0].contains("PGHOST"), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = types(&v);
+    assert!(t.contains(&"sysstat".to_string()) && t.contains(&"collector_health".to_string()));
+    let health = v["metrics"].as_array().unwrap().last().unwrap();
+    assert!(health["errors"]["pg_stats/postgres"].is_string());
+}
+
+#[test]
+fn sigterm_ends_a_hung_postgres_wait_at_once() {
+    // Accepts TCP connections (the kernel completes them) but never answers a byte.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = TempDir::new("hung");
+    let cfg = dir.file(
+        "collector.toml",
+        &format!(
+            "[collector]\ninterval = 60\npush_interval = 60\nstate_dir = \"{}\"\n\
+             [logging]\nformat = \"json\"\n\
+             [postgres]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"u\"\nconnect_timeout_secs = 30\n\
+             [sysstat]\nenabled = false\n[disk_usage]\nenabled = false\n\
+             [pg_query_stats]\nenabled = false\n",
+            dir.0.display()
+        ),
+    );
+    let mut d = Daemon::start(&cfg);
+    // The first pg_stats collection starts 250 ms after start and then waits on the socket.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        d.child.try_wait().unwrap().is_none(),
+        "still waiting on the server"
+    );
+    let t = Instant::now();
+    d.signal(rustix::process::Signal::TERM);
+    let status = d.wait_exit(Duration::from_secs(5));
+    assert!(status.success(), "{status:?}");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    drop(silent);
+}

@@ -67,6 +67,9 @@ pub struct Engine {
     pub started_mono_ns: u64,
     /// Gap before the first collection, so that rates cover a real interval.
     pub sample: Duration,
+    /// Whether collection errors are logged as they happen (the daemon); `once` reports them
+    /// itself, one line per problem.
+    pub log_errors: bool,
     scratch: Vec<u8>,
     outcomes: Vec<(ElementMeta, Outcome)>,
     cycle_errors: Vec<(String, String)>,
@@ -92,6 +95,7 @@ impl Engine {
             collect_ms: BTreeMap::new(),
             started_mono_ns: now.mono_ns,
             sample,
+            log_errors: true,
             scratch: Vec::new(),
             outcomes: Vec::new(),
             cycle_errors: Vec::new(),
@@ -197,7 +201,7 @@ impl Engine {
     /// on backoff steps, and on recovery (keys of this plugin that no longer fail).
     fn note_errors(&mut self, plugin: &'static str) {
         for (key, msg) in self.cycle_errors.drain(..) {
-            if self.failing.entry(key.clone()).or_default().failed() {
+            if self.failing.entry(key.clone()).or_default().failed() && self.log_errors {
                 let n = self
                     .failing
                     .get(&key)

@@ -137,10 +137,8 @@ fn once(o: &cli::Once) -> i32 {
         .is_none_or(|l| l.contains(&"collector_health"));
     let sample = Duration::from_millis(o.sample_ms);
     let mut engine = collect_once(config, only.as_deref(), sample);
-    if let Some((key, msg)) = engine.errors.iter().find(|(k, _)| k.starts_with("pg_")) {
-        eprintln!(
-            "once: PostgreSQL not read ({key}: {msg}); set PGHOST/PGPORT/PGUSER/PGPASSWORD (or ~/.pgpass), or pass a config with a [postgres] section with -c"
-        );
+    for line in once_warnings(&engine.errors) {
+        eprintln!("{line}");
     }
     let produced = engine.slots.iter().filter(|s| s.emitted > 0).count();
     let requested = engine.slots.len();
@@ -163,10 +161,35 @@ fn once(o: &cli::Once) -> i32 {
     }
 }
 
+/// One line per distinct problem of a `once` collection: plugins that failed the same way
+/// (both PostgreSQL plugins on an unreachable server) share a line; PostgreSQL problems say how
+/// to point the collector at the server.
+fn once_warnings(errors: &collect::Errors) -> Vec<String> {
+    let mut by_message: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (key, msg) in errors {
+        match by_message.iter_mut().find(|(m, _)| m == msg) {
+            Some((_, keys)) => keys.push(key),
+            None => by_message.push((msg, vec![key])),
+        }
+    }
+    by_message
+        .into_iter()
+        .map(|(msg, keys)| {
+            let hint = if keys.iter().any(|k| k.starts_with("pg_")) {
+                "; point the collector at the server with PGHOST/PGPORT/PGUSER/PGPASSWORD (or ~/.pgpass), or -c FILE with a [postgres] section"
+            } else {
+                ""
+            };
+            format!("once: {}: {msg}{hint}", keys.join(", "))
+        })
+        .collect()
+}
+
 /// Baseline, wait `sample`, collect each plugin once.
 fn collect_once(config: Config, only: Option<&[&str]>, sample: Duration) -> engine::Engine {
     let start = Now::read();
     let mut engine = engine::Engine::new(config, only, sample, start);
+    engine.log_errors = false;
     std::thread::sleep(sample);
     let now = Now::read();
     for i in 0..engine.slots.len() {

@@ -92,7 +92,12 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
         let deadline = engine
             .next_collection()
             .map_or(push.next(), |c| c.min(push.next()));
-        let timeout = deadline.saturating_sub(crate::sys::time::monotonic_ns());
+        // Signals queued during an operation (a PostgreSQL wait) no longer show on the fd.
+        let timeout = if signals.queued() {
+            0
+        } else {
+            deadline.saturating_sub(crate::sys::time::monotonic_ns())
+        };
         if timeout > 0
             && let Err(e) = signals::wait(signals, None, timeout)
         {

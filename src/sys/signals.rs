@@ -95,6 +95,12 @@ impl Signals {
             .any(|s| matches!(s, Signal::Term | Signal::Int))
     }
 
+    /// Whether signals were queued by [`Signals::stop_requested`] and not yet taken: the loop
+    /// must handle them before it sleeps, since the fd no longer shows them.
+    pub fn queued(&self) -> bool {
+        !self.queue.borrow().is_empty()
+    }
+
     /// Reads one signal from the fd (never blocks).
     fn read_one(&self) -> Option<Signal> {
         // struct signalfd_siginfo is 128 bytes; ssi_signo is its first field (u32).
