@@ -243,6 +243,14 @@ impl Cluster {
 
     /// Runs SQL as the superuser over the Unix socket; returns psql's unaligned output.
     pub fn psql(&self, database: &str, sql: &str) -> String {
+        match self.try_psql(database, sql) {
+            Ok(out) => out,
+            Err(e) => panic!("psql {sql:?} failed: {e}"),
+        }
+    }
+
+    /// [`Cluster::psql`] that returns psql's error output instead of panicking.
+    pub fn try_psql(&self, database: &str, sql: &str) -> Result<String, String> {
         let bundled = self.bin.join("psql").exists();
         let psql = if bundled {
             self.bin.join("psql")
@@ -272,10 +280,12 @@ impl Cluster {
             .env("PGPASSWORD", SUPERPASS)
             .env("PGSSLMODE", "disable")
             .output()
-            .unwrap();
-        String::from_utf8_lossy(&check(out, &format!("psql {sql:?}")).stdout)
-            .trim_end()
-            .to_string()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim_end().to_string())
+        }
     }
 
     /// The server's log so far (for assertion messages).
