@@ -25,7 +25,12 @@ fuzz_target!(|data: &[u8]| {
         if let Some(Ok(rows)) = s.take_result() {
             for row in rows.iter() {
                 for c in rows.columns() {
-                    let _ = (row.get_str(c), row.get_i64(c), row.get_f64(c), row.get_timestamptz(c));
+                    let _ = (
+                        row.get_str(c),
+                        row.get_i64(c),
+                        row.get_f64(c),
+                        row.get_timestamptz(c),
+                    );
                 }
             }
         }

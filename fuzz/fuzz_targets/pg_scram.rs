@@ -17,8 +17,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     s.clear_output();
-    if s
-        .try_message(&msg(b'R', b"\0\0\0\x0aSCRAM-SHA-256\0\0"))
+    if s.try_message(&msg(b'R', b"\0\0\0\x0aSCRAM-SHA-256\0\0"))
         .is_err()
     {
         return;
