@@ -9,6 +9,7 @@
 //! remaining deadline), and [`IoError`], what such a wait or transfer can end with.
 
 pub mod gzip;
+pub mod http;
 pub mod jwt;
 pub mod postgres;
 pub mod tls;
