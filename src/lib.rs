@@ -6,6 +6,7 @@
 //! - [`pipeline`]: the bounded element buffer, the envelope and the sinks (protocol.md §4.0);
 //! - [`proto`]: the protocols spoken over sockets: PostgreSQL (pure session + blocking
 //!   driver) and the TLS driver they share;
+//! - [`push`]: the HTTPS sink, its connection, authentication, registration and config pull;
 //! - [`config`]: the TOML file, validated whole, and its model;
 //! - [`sys`]: the system layer: /proc parsers (pure), the fixed-buffer file reader, statfs,
 //!   clocks and signals.
@@ -18,5 +19,6 @@ pub mod config;
 pub mod log;
 pub mod pipeline;
 pub mod proto;
+pub mod push;
 pub mod sys;
 pub mod util;

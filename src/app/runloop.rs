@@ -26,7 +26,14 @@ pub struct RunOptions {
     pub once: bool,
     /// Delay from start to the first collections (rate baseline).
     pub sample: Duration,
+    /// Phase of the push schedule: the first push comes this long after the first
+    /// collections (a random offset in [0, push_interval), so a fleet restarted together does
+    /// not push in the same second). Collections are not shifted.
+    pub push_offset: Duration,
 }
+
+/// The last push after SIGTERM ends within this.
+pub const LAST_PUSH: Duration = Duration::from_secs(5);
 
 /// How the loop ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,7 +52,10 @@ fn ns(d: Duration) -> u64 {
 pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn Sink) -> Exit {
     let start = Now::read();
     let mut engine = Engine::new(config, None, opts.sample, start);
-    let first = start.mono_ns.saturating_add(ns(opts.sample));
+    let first = start
+        .mono_ns
+        .saturating_add(ns(opts.sample))
+        .saturating_add(ns(opts.push_offset));
     let mut push = Grid::new(first, ns(engine.config.collector.push_interval));
     log::info(
         "main",
@@ -69,8 +79,20 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
         let now = Now::read();
         engine.collect_due(now, Some(signals));
 
-        if push.is_due(now.mono_ns) {
-            push.ran(now.mono_ns);
+        // While the sink backs off, its retry time replaces the push_interval schedule.
+        let due = match sink.next_wakeup() {
+            Some(retry) => {
+                if push.is_due(now.mono_ns) {
+                    push.ran(now.mono_ns);
+                }
+                now.mono_ns >= retry
+            }
+            None => push.is_due(now.mono_ns),
+        };
+        if due {
+            if push.is_due(now.mono_ns) {
+                push.ran(now.mono_ns);
+            }
             engine.add_health(now);
             match engine.push(sink, now) {
                 Ok(()) => {
@@ -81,7 +103,18 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
                 Err(SinkError::Closed) => return Exit::Done,
                 Err(SinkError::Failed(msg)) => {
                     engine.stats.push_failures += 1;
-                    log::error("push", &msg, &[]);
+                    if signals.stop_requested() {
+                        // Interrupted by SIGTERM: the signal branch below makes the last push.
+                    } else {
+                        log::error("push", &msg, &[]);
+                        if opts.once {
+                            return Exit::Failed(msg);
+                        }
+                    }
+                }
+                Err(SinkError::Retry(msg)) => {
+                    // Already logged by the sink, on its backoff steps.
+                    engine.stats.push_failures += 1;
                     if opts.once {
                         return Exit::Failed(msg);
                     }
@@ -89,9 +122,10 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
             }
         }
 
+        let next_push = sink.next_wakeup().unwrap_or_else(|| push.next());
         let deadline = engine
             .next_collection()
-            .map_or(push.next(), |c| c.min(push.next()));
+            .map_or(next_push, |c| c.min(next_push));
         // Signals queued during an operation (a PostgreSQL wait) no longer show on the fd.
         let timeout = if signals.queued() {
             0
@@ -106,7 +140,11 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
 
         while let Some(signal) = signals.next() {
             match signal {
-                Signal::Hup => reload(&mut engine, &opts, &mut push),
+                Signal::Hup => {
+                    reload(&mut engine, &opts, &mut push);
+                    // TLS identity and CA files are re-read even when the file is unchanged.
+                    sink.reload(&engine.config);
+                }
                 Signal::Usr1 => {
                     let health = engine.health_json(Now::read());
                     log::info(
@@ -121,12 +159,13 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
                         "stopping: last push",
                         &[("signal", &format!("{signal:?}"))],
                     );
+                    sink.last_push(std::time::Instant::now() + LAST_PUSH);
                     let now = Now::read();
                     engine.add_health(now);
                     return match engine.push(sink, now) {
                         Ok(()) | Err(SinkError::Closed) => Exit::Done,
-                        Err(SinkError::Failed(msg)) => {
-                            log::error("push", &msg, &[]);
+                        Err(SinkError::Failed(msg) | SinkError::Retry(msg)) => {
+                            log::error("push", &format!("last push not delivered: {msg}"), &[]);
                             Exit::Done
                         }
                     };
