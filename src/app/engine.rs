@@ -300,6 +300,23 @@ impl Engine {
         result
     }
 
+    /// One config pull through `sink` (`None`: the sink talks to no backend).
+    pub fn pull(
+        &mut self,
+        sink: &mut dyn Sink,
+        now: Now,
+        applied: Option<i64>,
+    ) -> Option<crate::push::pull::PullResult> {
+        let round = Round {
+            collector_id: &self.identity.collector_id,
+            hostname: &self.identity.hostname,
+            now: now.wall,
+            mono_ns: now.mono_ns,
+            max_batch_bytes: self.config.backend.max_batch_bytes,
+        };
+        sink.pull_config(&round, applied)
+    }
+
     /// Applies a new, valid configuration between cycles.
     pub fn reload(&mut self, mut new: Config, now: Now) {
         if new.collector.state_dir != self.config.collector.state_dir {

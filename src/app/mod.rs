@@ -216,16 +216,26 @@ fn run(r: &cli::Run) -> i32 {
         eprintln!("run: config file {} does not exist", path.display());
         return EXIT_USAGE;
     }
-    let (config, path) = match load_config(r.config.as_deref()) {
+    let (mut config, path) = match load_config(r.config.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
     log::configure(config.logging.level, config.logging.format);
+    // The last pulled document is re-applied at start (protocol.md §5).
+    let mut applied_version = None;
+    if let Some(p) = &path
+        && let Some((overlaid, version, _)) = push::pull::remote_overlay(p, &config, &env_var)
+    {
+        config = overlaid;
+        applied_version = version;
+        log::configure(config.logging.level, config.logging.format);
+    }
     let mut opts = runloop::RunOptions {
         config_path: path,
         once: r.once,
         sample: Duration::from_millis(250),
         push_offset: Duration::ZERO,
+        applied_version,
     };
     let mut stdout_sink;
     let mut https_sink;
@@ -358,7 +368,12 @@ fn check_config(c: &cli::CheckConfig) -> i32 {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
-            print!("{}", config::render(&loaded.config, &[]));
+            match push::pull::remote_overlay(&path, &loaded.config, &env_var) {
+                Some((overlaid, _, pulled)) => {
+                    print!("{}", config::render(&overlaid, &pulled.marks()));
+                }
+                None => print!("{}", config::render(&loaded.config, &[])),
+            }
             EXIT_OK
         }
         Err(config::LoadError::Invalid(diagnostics)) => {

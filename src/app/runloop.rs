@@ -14,6 +14,7 @@ use crate::collect::Now;
 use crate::config::{self, Config};
 use crate::log;
 use crate::pipeline::sink::{Sink, SinkError};
+use crate::push::pull::{self, PullResult};
 use crate::sys::signals::{self, Signal, Signals};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,6 +31,17 @@ pub struct RunOptions {
     /// collections (a random offset in [0, push_interval), so a fleet restarted together does
     /// not push in the same second). Collections are not shifted.
     pub push_offset: Duration,
+    /// Version of the pulled document applied at start (from `remote-config.toml`).
+    pub applied_version: Option<i64>,
+}
+
+/// The push and config-pull schedules.
+struct Schedules {
+    push: Grid,
+    /// `None` when `config_pull_interval = 0`, with `--once`, or without a backend.
+    pull: Option<Grid>,
+    applied: Option<i64>,
+    pull_failing: log::Repeated,
 }
 
 /// The last push after SIGTERM ends within this.
@@ -56,7 +68,12 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
         .mono_ns
         .saturating_add(ns(opts.sample))
         .saturating_add(ns(opts.push_offset));
-    let mut push = Grid::new(first, ns(engine.config.collector.push_interval));
+    let mut sched = Schedules {
+        push: Grid::new(first, ns(engine.config.collector.push_interval)),
+        pull: pull_grid(&engine.config, &opts, first),
+        applied: opts.applied_version,
+        pull_failing: log::Repeated::default(),
+    };
     log::info(
         "main",
         "started",
@@ -78,6 +95,7 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
     loop {
         let now = Now::read();
         engine.collect_due(now, Some(signals));
+        let push = &mut sched.push;
 
         // While the sink backs off, its retry time replaces the push_interval schedule.
         let due = match sink.next_wakeup() {
@@ -122,10 +140,20 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
             }
         }
 
-        let next_push = sink.next_wakeup().unwrap_or_else(|| push.next());
+        let now = Now::read();
+        if sched.pull.as_ref().is_some_and(|g| g.is_due(now.mono_ns)) && !signals.stop_requested() {
+            if let Some(g) = sched.pull.as_mut() {
+                g.ran(now.mono_ns);
+            }
+            pull_config(&mut engine, sink, &opts, &mut sched, now);
+        }
+
+        let next_push = sink.next_wakeup().unwrap_or_else(|| sched.push.next());
+        let next_pull = sched.pull.as_ref().map_or(u64::MAX, Grid::next);
         let deadline = engine
             .next_collection()
-            .map_or(next_push, |c| c.min(next_push));
+            .map_or(next_push, |c| c.min(next_push))
+            .min(next_pull);
         // Signals queued during an operation (a PostgreSQL wait) no longer show on the fd.
         let timeout = if signals.queued() {
             0
@@ -141,9 +169,7 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
         while let Some(signal) = signals.next() {
             match signal {
                 Signal::Hup => {
-                    reload(&mut engine, &opts, &mut push);
-                    // TLS identity and CA files are re-read even when the file is unchanged.
-                    sink.reload(&engine.config);
+                    reload(&mut engine, sink, &opts, &mut sched);
                 }
                 Signal::Usr1 => {
                     let health = engine.health_json(Now::read());
@@ -175,14 +201,119 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
     }
 }
 
-/// SIGHUP: re-read and validate the whole file; apply it or keep the running config.
-fn reload(engine: &mut Engine, opts: &RunOptions, push: &mut Grid) {
+fn pull_grid(config: &Config, opts: &RunOptions, first: u64) -> Option<Grid> {
+    if opts.once || opts.config_path.is_none() || config.backend.url.is_none() {
+        return None;
+    }
+    config
+        .collector
+        .config_pull_interval
+        .filter(|d| !d.is_zero())
+        .map(|d| Grid::new(first, ns(d)))
+}
+
+/// A new valid configuration, between cycles: the engine, the sink (`[backend]`, `[auth]`,
+/// TLS files re-read) and the schedules whose interval changed.
+fn apply(
+    engine: &mut Engine,
+    sink: &mut dyn Sink,
+    opts: &RunOptions,
+    sched: &mut Schedules,
+    new: Config,
+) {
+    let push_changed = new.collector.push_interval != engine.config.collector.push_interval;
+    let pull_changed =
+        new.collector.config_pull_interval != engine.config.collector.config_pull_interval;
+    let now = Now::read();
+    engine.reload(new, now);
+    sink.reload(&engine.config);
+    if push_changed {
+        sched.push = Grid::new(now.mono_ns, ns(engine.config.collector.push_interval));
+    }
+    if pull_changed {
+        sched.pull = pull_grid(&engine.config, opts, now.mono_ns);
+    }
+}
+
+/// One config pull (protocol.md §5); a new valid document is persisted and applied.
+fn pull_config(
+    engine: &mut Engine,
+    sink: &mut dyn Sink,
+    opts: &RunOptions,
+    sched: &mut Schedules,
+    now: Now,
+) {
+    let Some(path) = &opts.config_path else {
+        return;
+    };
+    let Some(result) = engine.pull(sink, now, sched.applied) else {
+        return;
+    };
+    let (version, pulled) = match result {
+        PullResult::Nothing => {
+            if sched.pull_failing.succeeded() {
+                log::info("config", "config pull works again", &[]);
+            }
+            return;
+        }
+        PullResult::Failed(msg) => {
+            if sched.pull_failing.failed() {
+                let n = sched.pull_failing.count().to_string();
+                log::warn("config", &msg, &[("failures", &n)]);
+            }
+            return;
+        }
+        PullResult::New { version, pulled } => (version, pulled),
+    };
+    sched.pull_failing.succeeded();
+    let v = version.map_or_else(|| "none".to_string(), |v| v.to_string());
+    for key in &pulled.ignored {
+        log::warn(
+            "config",
+            "the pulled config sets a key the backend may not change; ignored",
+            &[("key", key), ("version", &v)],
+        );
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    match pull::apply(path, &pulled, &env) {
+        Ok(mut config) => {
+            config.collector.state_dir = engine.config.collector.state_dir.clone();
+            let remote = engine.config.collector.state_dir.join(pull::REMOTE_FILE);
+            if let Err(e) =
+                crate::push::write_private(&remote, pull::remote_file(version, &pulled).as_bytes())
+            {
+                log::warn(
+                    "config",
+                    &format!("cannot keep the pulled config: {e}"),
+                    &[("file", &remote.display().to_string())],
+                );
+            }
+            sched.applied = version;
+            apply(engine, sink, opts, sched, config);
+            log::info(
+                "config",
+                "pulled config applied",
+                &[("version", &v), ("keys", &pulled.keys.len().to_string())],
+            );
+        }
+        Err(e) => log::warn(
+            "config",
+            &format!("pulled config rejected whole, running configuration kept: {e}"),
+            &[("version", &v)],
+        ),
+    }
+}
+
+/// SIGHUP: re-read and validate the whole file (+ the pulled overlay); apply it or keep the
+/// running config. TLS identity and CA files are re-read even when nothing else changed.
+fn reload(engine: &mut Engine, sink: &mut dyn Sink, opts: &RunOptions, sched: &mut Schedules) {
     let Some(path) = &opts.config_path else {
         log::warn(
             "config",
             "SIGHUP: running on built-in defaults, no config file to reload",
             &[],
         );
+        sink.reload(&engine.config);
         return;
     };
     let env = |name: &str| std::env::var(name).ok();
@@ -191,13 +322,12 @@ fn reload(engine: &mut Engine, opts: &RunOptions, push: &mut Grid) {
             for w in &loaded.warnings {
                 log::warn("config", &w.to_string(), &[]);
             }
-            let interval_changed =
-                loaded.config.collector.push_interval != engine.config.collector.push_interval;
-            let now = Now::read();
-            engine.reload(loaded.config, now);
-            if interval_changed {
-                *push = Grid::new(now.mono_ns, ns(engine.config.collector.push_interval));
+            let mut config = loaded.config;
+            if let Some((overlaid, version, _)) = pull::remote_overlay(path, &config, &env) {
+                config = overlaid;
+                sched.applied = version;
             }
+            apply(engine, sink, opts, sched, config);
             log::info(
                 "config",
                 "reloaded",

@@ -63,6 +63,16 @@ pub trait Sink {
     /// by `deadline`, whatever signals arrive.
     fn last_push(&mut self, _deadline: std::time::Instant) {}
 
+    /// Config pull (protocol.md §5) through the sink's connection and auth: `None` when the
+    /// sink talks to no backend. `applied` is the version already applied.
+    fn pull_config(
+        &mut self,
+        _round: &Round<'_>,
+        _applied: Option<i64>,
+    ) -> Option<crate::push::pull::PullResult> {
+        None
+    }
+
     /// A collector id the sink obtained itself (re-registration), which envelopes use now.
     fn collector_id(&self) -> Option<&str> {
         None

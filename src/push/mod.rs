@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod backoff;
 pub mod conn;
+pub mod pull;
 pub mod register;
 pub mod sink;
 

@@ -17,6 +17,7 @@
 use super::auth::{self, Auth, Prepared, Token};
 use super::backoff::Backoff;
 use super::conn::{ConnError, Request, Transport};
+use super::pull::{self, PullResult};
 use crate::config::{Compression, Config};
 use crate::log::{self, Repeated};
 use crate::pipeline::envelope::{self, FRAME_BYTES, Header};
@@ -623,6 +624,42 @@ impl<T: Transport> Sink for HttpsSink<T> {
 
     fn collector_id(&self) -> Option<&str> {
         self.collector_id.as_deref()
+    }
+
+    fn pull_config(&mut self, round: &Round<'_>, applied: Option<i64>) -> Option<PullResult> {
+        let now_unix = round.now.secs;
+        if let Err(s) = self.ready_token(round, now_unix) {
+            return Some(PullResult::Failed(sent_text(s)));
+        }
+        let mut retried = false;
+        loop {
+            let bearer = self.auth.token().map(Token::bearer).unwrap_or_default();
+            let id = self.id(round).to_string();
+            match pull::pull(
+                &mut self.transport,
+                &id,
+                &bearer,
+                applied,
+                self.final_deadline,
+            ) {
+                Ok((401, _)) if !retried => {
+                    retried = true;
+                    if let Err(s) = self.recover_auth(round, now_unix) {
+                        return Some(PullResult::Failed(sent_text(s)));
+                    }
+                }
+                Ok((_, result)) => return Some(result),
+                Err(e) => return Some(PullResult::Failed(format!("config pull: {e}"))),
+            }
+        }
+    }
+}
+
+fn sent_text(s: Sent) -> String {
+    match s {
+        Sent::Retry { msg, .. } | Sent::Rejected(msg) => msg,
+        Sent::Interrupted => "interrupted by a stop signal".to_string(),
+        Sent::Accepted(_) | Sent::TooLarge => String::new(),
     }
 }
 
