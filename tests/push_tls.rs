@@ -80,11 +80,24 @@ fn read_request(r: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
 }
 
 fn serve_conn<S: Read + Write>(s: S, seen: &Seen) {
+    serve_with(s, seen, &|_, _, _| {
+        b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}".to_vec()
+    });
+}
+
+type Responder = dyn Fn(usize, &str, &[u8]) -> Vec<u8> + Send + Sync;
+
+/// Serves requests on one connection, answering each with `reply(index, head, body)`.
+fn serve_with<S: Read + Write>(s: S, seen: &Seen, reply: &Responder) {
     let mut r = BufReader::new(s);
     while let Some((head, body)) = read_request(&mut r) {
-        seen.requests.lock().unwrap().push((head, body));
-        let reply = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}";
-        if r.get_mut().write_all(reply).is_err() {
+        let n = {
+            let mut reqs = seen.requests.lock().unwrap();
+            reqs.push((head.clone(), body.clone()));
+            reqs.len() - 1
+        };
+        let reply = reply(n, &head, &body);
+        if r.get_mut().write_all(&reply).is_err() {
             return;
         }
         let _ = r.get_mut().flush();
@@ -289,4 +302,124 @@ fn run_once_pushes_to_a_loopback_backend() {
         types.contains(&"sysstat") && types.contains(&"collector_health"),
         "{types:?}"
     );
+}
+
+/// The daemon against a loopback backend: pushes fail twice (503) and are resent with the
+/// same batch_id, the config pull is applied and persisted, SIGTERM ends it with exit 0.
+#[test]
+fn run_backs_off_resends_the_same_batch_pulls_config_and_stops_on_sigterm() {
+    let dir = tmp("daemon");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Seen::default());
+    let s2 = seen.clone();
+    let pushes = Arc::new(AtomicUsize::new(0));
+    let p2 = pushes.clone();
+    let responder: Arc<Responder> = Arc::new(move |_, head: &str, _: &[u8]| {
+        if head.starts_with("GET /api/v1/config/c-9 ") {
+            let doc =
+                "[collector]\npush_interval = 0.4\n[backend]\nurl = \"https://evil.example\"\n";
+            return format!(
+                "HTTP/1.1 200 OK\r\nX-Config-Version: 3\r\nContent-Type: application/toml\r\nContent-Length: {}\r\n\r\n{doc}",
+                doc.len()
+            )
+            .into_bytes();
+        }
+        if p2.fetch_add(1, Ordering::SeqCst) < 2 {
+            return b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec();
+        }
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_vec()
+    });
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream): Result<TcpStream, _> = stream else {
+                return;
+            };
+            let (s3, r3) = (s2.clone(), responder.clone());
+            std::thread::spawn(move || serve_with(stream, &s3, &*r3));
+        }
+    });
+    let key = dir.join("jwt.key");
+    std::fs::write(&key, "secret\n").unwrap();
+    let state = dir.join("state");
+    let config = dir.join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[collector]\nid = \"c-9\"\nstate_dir = \"{}\"\ninterval = 0.2\npush_interval = 0.3\nconfig_pull_interval = 0.5\n[backend]\nurl = \"http://127.0.0.1:{port}\"\nretry_initial_secs = 0.05\nretry_max_secs = 0.2\ncompression = \"none\"\n[auth]\nmode = \"shared_secret\"\njwt_secret_file = \"{}\"\n[disk_usage]\nenabled = false\n[pg_stats]\nenabled = false\n[pg_query_stats]\nenabled = false\n[pg_log]\nenabled = false\n[pg_replication]\nenabled = false\n[pg_server]\nenabled = false\n",
+            state.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pganalytics-collector"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let delivered = |seen: &Seen| {
+        seen.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(h, _)| h.starts_with("POST /api/v1/metrics/push"))
+            .count()
+            >= 5
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(delivered(&seen) && state.join("remote-config.toml").exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pushes/pull in time"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(6));
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let reqs = seen.requests.lock().unwrap();
+    let ids: Vec<String> = reqs
+        .iter()
+        .filter(|(h, _)| h.starts_with("POST /api/v1/metrics/push"))
+        .map(|(_, b)| {
+            let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+            v["batch_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids[0], ids[1], "a resend keeps its batch_id");
+    assert_eq!(ids[0], ids[2]);
+    // First failure logged; the pulled key outside the allowed set warned about.
+    assert!(stderr.contains("503"), "{stderr}");
+    assert!(stderr.contains("backend.url"), "{stderr}");
+    let remote = std::fs::read_to_string(state.join("remote-config.toml")).unwrap();
+    assert!(
+        remote.starts_with("# pulled from the backend; config version: 3\n"),
+        "{remote}"
+    );
+    assert!(!remote.contains("evil"));
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_pganalytics-collector"))
+        .args(["check-config", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("push_interval"))
+        .unwrap();
+    assert!(line.contains("0.4") && line.contains("pulled"), "{line}");
 }
