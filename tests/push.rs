@@ -1337,3 +1337,36 @@ fn config_pull_is_applied_persisted_filtered_and_reapplied_after_a_restart() {
         assert!(!types(x).contains(&"sysstat"), "re-applied: {:?}", types(x));
     }
 }
+
+/// Runs today: every config these tests write is valid for the collector as it is (no error,
+/// no unknown key), so a failure above is about the push, not about a test's config.
+#[test]
+fn the_configs_these_tests_write_are_valid() {
+    let b = Backend::start(Options::default());
+    let dir = TempDir::new("cfgcheck");
+    let key = dir.file("jwt.key", "k\n");
+    let files = b.certs.write(&dir.0);
+    let path = |p: &Path| format!("{:?}", p.display().to_string());
+    let mut cfg = Cfg::new(&dir, &b);
+    cfg.set("backend", "compression", "\"none\"")
+        .set("backend", "buffer_bytes", "8000")
+        .set("backend", "max_batch_bytes", "32000")
+        .set("collector", "config_pull_interval", "0.5")
+        .set("collector", "id", "\"shared-1\"")
+        .set("auth", "mode", "\"shared_secret\"")
+        .set("auth", "jwt_secret_file", &path(&key))
+        .set("tls", "cert_file", &path(&files.client_cert))
+        .set("tls", "key_file", &path(&files.client_key))
+        .set("disk_usage", "enabled", "true");
+    let out = cmd()
+        .args(["check-config", "-c"])
+        .arg(cfg.write(&dir))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        !err.contains("did you mean") && !err.contains("unknown"),
+        "{err}"
+    );
+}
