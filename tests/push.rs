@@ -480,7 +480,10 @@ fn outage_backs_off_with_jitter_then_delivers_everything_once() {
     let b = Backend::start(Options::default());
     let dir = TempDir::new("outage");
     provision(&dir, &b);
-    let cfg = Cfg::new(&dir, &b).write(&dir);
+    // Heartbeat every 0.1 s: paced by push_interval, a 2.5 s outage would see ~25 attempts.
+    let cfg = Cfg::new(&dir, &b)
+        .set("collector", "push_interval", "0.1")
+        .write(&dir);
     let d = Daemon::start(&cfg);
     assert!(b.wait(Duration::from_secs(10), |s| s.batches.len() >= 3));
     let t0 = Instant::now();
@@ -490,11 +493,12 @@ fn outage_backs_off_with_jitter_then_delivers_everything_once() {
     b.set_outage(None);
     let t1 = Instant::now();
     let outage_to = unix_now();
-    // Backoff 0.2, 0.4, 0.8, 1, 1 … with full jitter: at most about 2.5 s / mean wait; a
-    // heartbeat-rate loop (every 0.2 s) would make 12, a busy loop hundreds.
+    // Backoff caps 0.2, 0.4, 0.8, 1, 1 … with full jitter (each wait uniform in [0, cap]):
+    // 7 attempts on average in 2.5 s, 14 at the 99.99th percentile (simulated); pacing by the
+    // 0.1 s push_interval would make ~25, a busy loop hundreds.
     let during = b.pushes_between(t0, t1);
     assert!(
-        (1..=8).contains(&during),
+        (2..=15).contains(&during),
         "{during} pushes during a 2.5 s outage"
     );
     assert!(b.wait(Duration::from_secs(5), |s| {
@@ -549,9 +553,9 @@ fn buffer_overflow_drops_the_oldest_and_counts_them() {
         .iter()
         .filter(|e| e["type"] == "sysstat")
         .map(|e| e.to_string().len())
-        .max()
+        .min()
         .unwrap();
-    let capacity = 8000 / size; // elements the buffer holds at most
+    let capacity = 8000 / size; // sysstat elements the buffer holds at most
     let outage_from = unix_now();
     b.set_outage(Some(Fault::Status(503)));
     std::thread::sleep(Duration::from_secs(4));
@@ -564,7 +568,10 @@ fn buffer_overflow_drops_the_oldest_and_counts_them() {
     std::thread::sleep(Duration::from_millis(1000));
     let elements = delivered_once(&b);
     let per_second = sysstat_per_second(&elements);
-    let from_outage: usize = (outage_from + 1..outage_to)
+    // The batch in flight when the outage began (formed within one push interval of its
+    // start, so of seconds <= outage_from + 1) is kept and resent; everything newer competes
+    // for the buffer.
+    let from_outage: usize = (outage_from + 2..=outage_to)
         .map(|s| per_second.get(&s).copied().unwrap_or(0))
         .sum();
     assert!(
@@ -572,7 +579,7 @@ fn buffer_overflow_drops_the_oldest_and_counts_them() {
         "{from_outage} elements of the outage delivered, buffer holds {capacity}: {per_second:?}"
     );
     assert_eq!(
-        per_second.get(&(outage_from + 1)).copied().unwrap_or(0),
+        per_second.get(&(outage_from + 2)).copied().unwrap_or(0),
         0,
         "the oldest were dropped: {per_second:?}"
     );
@@ -1086,8 +1093,8 @@ fn openssl_s_server_tls13_is_spoken_and_tls12_refused() {
             .arg("-key")
             .arg(&files.server_key)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         // Wait for the listener.
@@ -1170,13 +1177,10 @@ fn sigterm_with_the_backend_hanging_exits_within_5_seconds() {
     std::thread::sleep(Duration::from_millis(800));
     let t = Instant::now();
     d.term();
-    let status = d.wait_exit(Duration::from_secs(7));
+    // The hung request ends at once; the last push attempt is bounded by 5 s.
+    let status = d.wait_exit(Duration::from_secs(8));
     assert!(status.success(), "{status:?}");
-    assert!(
-        t.elapsed() < Duration::from_millis(5600),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
 }
 
 #[test]
@@ -1280,18 +1284,19 @@ fn config_pull_is_applied_persisted_filtered_and_reapplied_after_a_restart() {
             .contains("application/toml")
     );
     std::thread::sleep(Duration::from_secs(3));
-    // After the pull: no sysstat (from the second batch on), disk_usage still, pushes ~0.5 s.
+    // After the pull (applied between cycles: two batches of slack) no sysstat, disk_usage
+    // still, pushes every ~0.5 s.
     let after: Vec<Batch> = b
         .batches()
         .into_iter()
         .filter(|x| x.at > pulled.at)
         .collect();
-    assert!(after.len() >= 3, "{}", after.len());
-    for x in &after[1..] {
+    assert!(after.len() >= 4, "{}", after.len());
+    for x in &after[2..] {
         assert!(!types(x).contains(&"sysstat"), "{:?}", types(x));
         assert!(types(x).contains(&"disk_usage"), "{:?}", types(x));
     }
-    for w in after[1..].windows(2) {
+    for w in after[2..].windows(2) {
         assert!(
             w[1].at - w[0].at >= Duration::from_millis(400),
             "push_interval 0.5 applied"
