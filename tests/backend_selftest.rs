@@ -34,7 +34,10 @@ fn register_push_refresh_config_and_faults() {
         .request(
             "POST",
             REGISTER,
-            &[("X-Registration-Secret", "nope")],
+            &[
+                ("X-Registration-Secret", "nope"),
+                ("Content-Type", "application/json"),
+            ],
             b"{}",
         )
         .unwrap();
@@ -45,7 +48,10 @@ fn register_push_refresh_config_and_faults() {
         .request(
             "POST",
             REGISTER,
-            &[("X-Registration-Secret", "registration-secret")],
+            &[
+                ("X-Registration-Secret", "registration-secret"),
+                ("Content-Type", "application/json"),
+            ],
             body,
         )
         .unwrap();
@@ -190,4 +196,53 @@ fn shared_secret_tokens_and_mtls() {
     assert!(c.request("GET", "/", &[], b"").is_err());
     assert!(support::backend::b64url_decode("a+b").is_err());
     assert_eq!(support::backend::b64url(b"hi?"), "aGk_");
+}
+
+#[test]
+fn tls12_only_mode_refuses_a_tls13_client_and_outage_answers_everything() {
+    let b = Backend::start(Options {
+        mode: Mode::Tls12Only,
+        ..Options::default()
+    });
+    let mut c = client(&b);
+    assert!(c.request("GET", "/", &[], b"").is_err());
+    assert!(
+        b.wait(std::time::Duration::from_secs(2), |s| !s
+            .tls_errors
+            .is_empty()),
+        "the server saw the failed handshake"
+    );
+    assert!(b.requests().is_empty());
+
+    let b = Backend::start(Options {
+        mode: Mode::Http,
+        ..Options::default()
+    });
+    assert!(b.url.starts_with("http://127.0.0.1:"));
+    b.set_outage(Some(Fault::Status(503)));
+    let mut c = client(&b);
+    let body = br#"{"name":"n","hostname":"h","version":"0.1.0"}"#;
+    let r = c
+        .request(
+            "POST",
+            REGISTER,
+            &[
+                ("X-Registration-Secret", "registration-secret"),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+        .unwrap();
+    assert_eq!(r.status, 503);
+    b.set_outage(None);
+    let start = std::time::Instant::now();
+    b.push_faults(1, Fault::Slow(std::time::Duration::from_millis(300)));
+    let token = b.issue_token("c", "h");
+    let auth = format!("Bearer {token}");
+    let r = c
+        .request("POST", PUSH, &[("Authorization", &auth)], b"{}")
+        .unwrap();
+    assert_eq!(r.status, 503);
+    assert!(start.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(b.pushes_between(start, std::time::Instant::now()), 1);
 }

@@ -14,8 +14,9 @@
 //! | `GET /api/v1/config/{id}` | Bearer, id = claim | the configured [`ConfigReply`] |
 //!
 //! A request that breaks the contract (missing `Content-Length`, chunked body, wrong
-//! `User-Agent`, a bad envelope …) is answered 400 and also recorded in
-//! [`Backend::violations`], which a test should find empty.
+//! `User-Agent` or `Content-Type`, a bad envelope, a body on refresh …) is answered 400 and
+//! recorded in [`Backend::violations`], which a test should find empty; a TLS connection other
+//! than TLS 1.3 or without SNI `localhost` is recorded there too.
 //!
 //! Faults ([`Fault`]) are set from the test thread at any time: [`Backend::push_faults`] queues
 //! replies for the next push requests, [`Backend::set_outage`] answers every request with one
@@ -427,6 +428,18 @@ fn serve(mut tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, shared: Sha
                     return;
                 }
             }
+            // protocol.md §1: TLS 1.3 only, SNI sent (the URL host is `localhost`).
+            let mut s = shared.lock();
+            if server.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+                let v = server.protocol_version();
+                s.violations.push(format!("TLS version {v:?}, not 1.3"));
+            }
+            if server.server_name() != Some("localhost") {
+                let name = server.server_name().map(str::to_string);
+                s.violations
+                    .push(format!("SNI {name:?}, not \"localhost\""));
+            }
+            drop(s);
             Conn::Tls(Box::new(rustls::StreamOwned::new(server, tcp)))
         }
     };
@@ -677,6 +690,13 @@ fn handle(
 
     let now = unix_now();
     match (method, path) {
+        ("POST", REGISTER) if header("content-type") != Some("application/json") => {
+            out.violations.push(format!(
+                "register: Content-Type {:?}",
+                header("content-type")
+            ));
+            out.set(400, &error_body("bad_request", "Content-Type"))
+        }
         ("POST", REGISTER) => register(
             shared,
             header("x-registration-secret"),
@@ -684,6 +704,9 @@ fn handle(
             out,
         ),
         ("POST", REFRESH) => {
+            if !out.body.is_empty() {
+                out.violations.push("refresh-token: body not empty".into());
+            }
             if let Some(code) = shared.lock().refresh_status {
                 return out.set(code, &error_body("refresh", "injected"));
             }
