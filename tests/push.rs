@@ -1164,6 +1164,37 @@ fn sigterm_makes_a_last_push_and_exits_0() {
 
 #[test]
 #[ignore = "needs the push (branch pushsink)"]
+fn sigterm_with_the_backend_unreachable_exits_0_within_5_seconds() {
+    let b = Backend::start(Options::default());
+    let dir = TempDir::new("termrefused");
+    provision(&dir, &b);
+    // A port nobody listens on: bind, read the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = Cfg::new(&dir, &b)
+        .set("backend", "url", &format!("\"https://localhost:{port}\""))
+        .write(&dir);
+    let mut d = Daemon::start(&cfg);
+    std::thread::sleep(Duration::from_millis(1500));
+    let failure = d.log_line(Duration::from_secs(3), |l| {
+        l.contains("\"level\":\"warn\"") || l.contains("\"level\":\"error\"")
+    });
+    assert!(
+        failure.is_some_and(|l| l.contains(&port.to_string())),
+        "the failure names the backend: {}",
+        d.log()
+    );
+    let t = Instant::now();
+    d.term();
+    assert!(d.wait_exit(Duration::from_secs(8)).success());
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+}
+
+#[test]
+#[ignore = "needs the push (branch pushsink)"]
 fn sigterm_with_the_backend_hanging_exits_within_5_seconds() {
     let b = Backend::start(Options::default());
     let dir = TempDir::new("termdown");
