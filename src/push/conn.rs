@@ -392,17 +392,7 @@ impl<'s> Conn<'s> {
         if must_close {
             self.close();
         }
-        if (300..400).contains(&response.status) {
-            log::error(
-                "push",
-                "the backend answered with a redirect, which is not followed: set [backend] url to the final address",
-                &[
-                    ("host", &authority),
-                    ("status", &response.status.to_string()),
-                    ("location", response.header("location").unwrap_or("")),
-                ],
-            );
-        }
+        // A redirect is not followed: the sink reports it as a configuration error.
         Ok(response)
     }
 
