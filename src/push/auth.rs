@@ -38,6 +38,8 @@ pub fn resign_due(l: Lifetime, now_unix: i64) -> bool {
 pub struct Token {
     secret: String,
     pub lifetime: Lifetime,
+    /// The `collector_id` claim, when the payload has one.
+    pub collector_id: Option<String>,
 }
 
 impl Token {
@@ -48,9 +50,14 @@ impl Token {
         }
         let (iat, exp) =
             jwt::expiry(&token).map_err(|e| format!("the token is not a readable JWT: {e}"))?;
+        let collector_id = jwt::decode_payload(&token)
+            .ok()
+            .and_then(|p| serde_json::from_slice::<serde_json::Value>(&p).ok())
+            .and_then(|v| v.get("collector_id")?.as_str().map(str::to_string));
         Ok(Token {
             secret: token,
             lifetime: Lifetime { iat, exp },
+            collector_id,
         })
     }
 
@@ -138,6 +145,7 @@ impl Auth {
                             iat: Some(now_unix),
                             exp: now_unix + *lifetime_secs,
                         },
+                        collector_id: Some(id.to_string()),
                     });
                 }
                 Prepared::Ready

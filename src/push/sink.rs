@@ -129,6 +129,8 @@ pub struct HttpsSink<T: Transport> {
     /// While failing: when the next attempt may run (monotonic ns).
     retry_at: Option<u64>,
     failing: Repeated,
+    /// Early refreshes (before the token expires) that failed in a row.
+    refresh_failing: Repeated,
     /// The id of a re-registration; envelopes use it from then on.
     collector_id: Option<String>,
     /// The last push after SIGTERM: every wait ends by then, backoff is ignored.
@@ -152,6 +154,7 @@ impl<T: Transport> HttpsSink<T> {
             ),
             retry_at: None,
             failing: Repeated::default(),
+            refresh_failing: Repeated::default(),
             collector_id: None,
             final_deadline: None,
             body: Vec::new(),
@@ -168,8 +171,19 @@ impl<T: Transport> HttpsSink<T> {
         &self.pending
     }
 
+    /// The id envelopes carry: a re-registration's, else the engine's; an unregistered
+    /// engine with a backend token takes the token's `collector_id` claim (they must match).
     fn id<'a>(&'a self, round: &'a Round<'_>) -> &'a str {
-        self.collector_id.as_deref().unwrap_or(round.collector_id)
+        if let Some(id) = self.collector_id.as_deref() {
+            return id;
+        }
+        if round.collector_id == "unregistered"
+            && self.auth.is_backend()
+            && let Some(claim) = self.auth.token().and_then(|t| t.collector_id.as_deref())
+        {
+            return claim;
+        }
+        round.collector_id
     }
 
     /// Sends the front batch, with the §4.1 401 recovery (one refresh, one retry).
@@ -208,9 +222,9 @@ impl<T: Transport> HttpsSink<T> {
         let Some(batch) = self.pending.front() else {
             return Err(Sent::Accepted(0));
         };
-        let id = self.collector_id.as_deref().unwrap_or(round.collector_id);
+        let id = self.id(round).to_string();
         let header = Header {
-            collector_id: id,
+            collector_id: &id,
             hostname: round.hostname,
             timestamp: batch.built,
             batch_id: &batch.id,
@@ -259,8 +273,11 @@ impl<T: Transport> HttpsSink<T> {
                     if let Sent::Interrupted = s {
                         return Err(s);
                     }
-                    if let Sent::Retry { msg, .. } = &s {
-                        log::warn("push", msg, &[]);
+                    if let Sent::Retry { msg, .. } = &s
+                        && self.refresh_failing.failed()
+                    {
+                        let n = self.refresh_failing.count().to_string();
+                        log::warn("push", msg, &[("failures", &n)]);
                     }
                 }
                 Ok(())
@@ -345,6 +362,7 @@ impl<T: Transport> HttpsSink<T> {
             .ok_or_else(|| retry_msg("token refresh: the reply has no token"))?;
         let token = Token::parse(&token).map_err(|e| retry_msg(&format!("token refresh: {e}")))?;
         self.auth.store(token).map_err(|e| retry_msg(&e))?;
+        self.refresh_failing.succeeded();
         log::info("push", "token refreshed", &[]);
         Ok(())
     }
@@ -1132,6 +1150,22 @@ mod tests {
             "c-2"
         );
         assert_eq!(run.outcomes, vec![(0, Outcome::Delivered)]);
+    }
+
+    #[test]
+    fn an_unregistered_engine_uses_the_tokens_collector_id() {
+        let now = 1_772_366_400;
+        let dir = tmpdir("claim");
+        let c = token_config(&dir, &backend_token("c-7", now, now + 1800));
+        let mut s = sink(&c, vec![status(200)]);
+        let mut b = ElementBuffer::new(1 << 16);
+        let r = Round {
+            collector_id: "unregistered",
+            ..round(0)
+        };
+        s.push_round(&r, &mut b, &mut |_, _| {}, &mut Stats::default())
+            .unwrap();
+        assert_eq!(s.transport.sent[0].json()["collector_id"], "c-7");
     }
 
     #[test]
