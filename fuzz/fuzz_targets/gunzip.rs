@@ -9,6 +9,9 @@ const CAP: usize = 1024 * 1024;
 fuzz_target!(|data: &[u8]| {
     if let Ok(out) = gzip::decompress(data, CAP) {
         assert!(out.len() <= CAP);
-        assert_eq!(gzip::crc32(&out).to_le_bytes(), data[data.len() - 8..data.len() - 4]);
+        assert_eq!(
+            gzip::crc32(&out).to_le_bytes(),
+            data[data.len() - 8..data.len() - 4]
+        );
     }
 });

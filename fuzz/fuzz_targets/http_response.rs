@@ -6,11 +6,19 @@ use libfuzzer_sys::fuzz_target;
 use pganalytics_collector::proto::http::{HttpError, Response, ResponseParser};
 
 fn run(seed: u8, input: &[u8], split: bool) -> (Result<(), HttpError>, Option<Response>, usize) {
-    let mut p = if seed & 1 == 1 { ResponseParser::for_head_request() } else { ResponseParser::new() };
+    let mut p = if seed & 1 == 1 {
+        ResponseParser::for_head_request()
+    } else {
+        ResponseParser::new()
+    };
     let mut pos = 0;
     let mut step = usize::from(seed >> 1) + 1;
     loop {
-        let end = if split { (pos + step).min(input.len()) } else { input.len() };
+        let end = if split {
+            (pos + step).min(input.len())
+        } else {
+            input.len()
+        };
         step = step * 7 % 61 + 1;
         match p.feed(&input[pos..end]) {
             Ok((n, done)) => {

@@ -650,6 +650,9 @@ mod tests {
             );
             if level == DEFAULT_LEVEL {
                 assert!(gz.len() * 3 < input.len(), "json compresses at least 3:1");
+                if let Some((true, reference)) = pipe("gzip", &["-3c", "-n"], &input) {
+                    println!("  (gzip -3 for reference: {} bytes)", reference.len());
+                }
             }
         }
     }
