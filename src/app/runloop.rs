@@ -41,6 +41,11 @@ struct Schedules {
     /// `None` when `config_pull_interval = 0`, with `--once`, or without a backend.
     pull: Option<Grid>,
     applied: Option<i64>,
+    /// The document last applied: a document without a version that did not change is not
+    /// applied (and logged) again at every pull.
+    applied_doc: Option<pull::Pulled>,
+    /// The document last rejected: warned about once, not at every pull.
+    rejected_doc: Option<pull::Pulled>,
     pull_failing: log::Repeated,
 }
 
@@ -72,6 +77,8 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
         push: Grid::new(first, ns(engine.config.collector.push_interval)),
         pull: pull_grid(&engine.config, &opts, first),
         applied: opts.applied_version,
+        applied_doc: None,
+        rejected_doc: None,
         pull_failing: log::Repeated::default(),
     };
     log::info(
@@ -265,7 +272,14 @@ fn pull_config(
         }
         PullResult::New { version, pulled } => (version, pulled),
     };
-    sched.pull_failing.succeeded();
+    if sched.pull_failing.succeeded() {
+        log::info("config", "config pull works again", &[]);
+    }
+    if (sched.applied_doc.as_ref() == Some(&pulled) && version == sched.applied)
+        || sched.rejected_doc.as_ref() == Some(&pulled)
+    {
+        return;
+    }
     let v = version.map_or_else(|| "none".to_string(), |v| v.to_string());
     for key in &pulled.ignored {
         log::warn(
@@ -289,6 +303,8 @@ fn pull_config(
                 );
             }
             sched.applied = version;
+            sched.applied_doc = Some(pulled.clone());
+            sched.rejected_doc = None;
             apply(engine, sink, opts, sched, config);
             log::info(
                 "config",
@@ -296,11 +312,14 @@ fn pull_config(
                 &[("version", &v), ("keys", &pulled.keys.len().to_string())],
             );
         }
-        Err(e) => log::warn(
-            "config",
-            &format!("pulled config rejected whole, running configuration kept: {e}"),
-            &[("version", &v)],
-        ),
+        Err(e) => {
+            log::warn(
+                "config",
+                &format!("pulled config rejected whole, running configuration kept: {e}"),
+                &[("version", &v)],
+            );
+            sched.rejected_doc = Some(pulled);
+        }
     }
 }
 
