@@ -5,7 +5,9 @@
 //! - [`collect`]: the collectors, one per metric type of `spec/metrics.md`;
 //! - [`pipeline`]: the bounded element buffer, the envelope and the sinks (protocol.md §4.0);
 //! - [`proto`]: the protocols spoken over sockets: PostgreSQL (pure session + blocking
-//!   driver) and the TLS driver they share;
+//!   driver), the TLS driver they share, and the pure pieces of the backend push: HTTP/1.1,
+//!   HS256 JWT and gzip;
+//! - [`push`]: the HTTPS sink, its connection, authentication, registration and config pull;
 //! - [`config`]: the TOML file, validated whole, and its model;
 //! - [`sys`]: the system layer: /proc parsers (pure), the fixed-buffer file reader, statfs,
 //!   clocks and signals.
@@ -18,5 +20,6 @@ pub mod config;
 pub mod log;
 pub mod pipeline;
 pub mod proto;
+pub mod push;
 pub mod sys;
 pub mod util;

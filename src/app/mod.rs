@@ -9,6 +9,7 @@ use crate::collect::{self, Now};
 use crate::config::{self, Config};
 use crate::log;
 use crate::pipeline::sink::{Sink, SinkError, StdoutSink};
+use crate::push;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -99,12 +100,7 @@ pub fn main(args: &[String]) -> i32 {
         Some(Command::Once(o)) => once(&o),
         Some(Command::Run(r)) => run(&r),
         Some(Command::CheckConfig(c)) => check_config(&c),
-        Some(Command::Register(_)) => {
-            eprintln!(
-                "register: registration with a pgAnalytics backend is not available in this version; `once` and `run --stdout` work without one"
-            );
-            EXIT_USAGE
-        }
+        Some(Command::Register(r)) => register(&r),
     }
 }
 
@@ -149,7 +145,7 @@ fn once(o: &cli::Once) -> i32 {
     let mut sink = StdoutSink::new(std::io::stdout().lock(), o.pretty);
     match engine.push(&mut sink, now) {
         Ok(()) | Err(SinkError::Closed) => {}
-        Err(SinkError::Failed(msg)) => {
+        Err(SinkError::Failed(msg) | SinkError::Retry(msg)) => {
             eprintln!("once: {msg}");
             return EXIT_FAILURE;
         }
@@ -209,9 +205,10 @@ fn run(r: &cli::Run) -> i32 {
         }
     };
     let (path, explicit) = config_path(r.config.as_deref());
-    if !r.stdout {
+    if !r.stdout && !path.exists() {
         eprintln!(
-            "run: sending to a pgAnalytics backend is not available in this version; use `run --stdout` to print each push round"
+            "run: no config file at {}: `run` needs one with a [backend] url (pass -c FILE), or use `run --stdout` to print each push round",
+            path.display()
         );
         return EXIT_USAGE;
     }
@@ -219,18 +216,67 @@ fn run(r: &cli::Run) -> i32 {
         eprintln!("run: config file {} does not exist", path.display());
         return EXIT_USAGE;
     }
-    let (config, path) = match load_config(r.config.as_deref()) {
+    let (mut config, path) = match load_config(r.config.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
     log::configure(config.logging.level, config.logging.format);
-    let opts = runloop::RunOptions {
+    // The last pulled document is re-applied at start (protocol.md §5).
+    let mut applied_version = None;
+    if let Some(p) = &path
+        && let Some((overlaid, version, _)) = push::pull::remote_overlay(p, &config, &env_var)
+    {
+        config = overlaid;
+        applied_version = version;
+        log::configure(config.logging.level, config.logging.format);
+    }
+    let mut opts = runloop::RunOptions {
         config_path: path,
         once: r.once,
         sample: Duration::from_millis(250),
+        push_offset: Duration::ZERO,
+        applied_version,
     };
-    let mut sink = StdoutSink::new(std::io::stdout().lock(), false);
-    let sink: &mut dyn Sink = &mut sink;
+    let mut stdout_sink;
+    let mut https_sink;
+    let sink: &mut dyn Sink = if r.stdout {
+        stdout_sink = StdoutSink::new(std::io::stdout().lock(), false);
+        &mut stdout_sink
+    } else {
+        let file = opts
+            .config_path
+            .as_ref()
+            .map_or_else(String::new, |p| p.display().to_string());
+        if config.backend.url.is_none() {
+            eprintln!(
+                "run: {file} names no [backend] url: set it to the pgAnalytics backend, or use `run --stdout` to print each push round"
+            );
+            return EXIT_USAGE;
+        }
+        let settings = match push::conn::ConnSettings::from_config(&config) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("run: {e}");
+                return EXIT_USAGE;
+            }
+        };
+        let seed = push::backoff::random_seed();
+        let conn = push::conn::Conn::new(settings, Some(&signals));
+        https_sink = match push::sink::HttpsSink::new(conn, &config, seed) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("run: {e}");
+                return EXIT_USAGE;
+            }
+        };
+        if !r.once {
+            let interval = config.collector.push_interval.as_nanos();
+            let offset = u64::try_from(interval).unwrap_or(u64::MAX);
+            let mut rng = push::backoff::Backoff::new(1, 1, seed.rotate_left(17));
+            opts.push_offset = Duration::from_nanos(rng.random_below(offset));
+        }
+        &mut https_sink
+    };
     match runloop::run(config, opts, &signals, sink) {
         runloop::Exit::Done => EXIT_OK,
         runloop::Exit::Failed(msg) => {
@@ -238,6 +284,73 @@ fn run(r: &cli::Run) -> i32 {
             EXIT_FAILURE
         }
     }
+}
+
+/// `register`: protocol.md §2, then the id on stdout.
+fn register(r: &cli::Register) -> i32 {
+    let (config, _) = match load_config(r.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    log::configure(config.logging.level, config.logging.format);
+    let state_dir = &config.collector.state_dir;
+    let id_path = state_dir.join("collector.id");
+    if !r.force && id_path.exists() {
+        eprintln!(
+            "register: {} exists: this host is already registered; pass --force to register a new collector (the backend creates a new one each time)",
+            id_path.display()
+        );
+        return EXIT_USAGE;
+    }
+    let secret = match &r.secret_file {
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(s) => s.lines().next().unwrap_or("").trim().to_string(),
+            Err(e) => {
+                eprintln!("register: cannot read the secret file {f}: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => env_var("PGANALYTICS_REGISTRATION_SECRET")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+    };
+    if secret.is_empty() {
+        eprintln!(
+            "register: no registration secret: pass --secret-file FILE or set PGANALYTICS_REGISTRATION_SECRET (never on the command line)"
+        );
+        return EXIT_USAGE;
+    }
+    if config.backend.url.is_none() {
+        eprintln!("register: the configuration names no [backend] url; set it and try again");
+        return EXIT_USAGE;
+    }
+    let settings = match push::conn::ConnSettings::from_config(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("register: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let identity = engine::Identity::resolve(&config);
+    let name = r.name.clone().unwrap_or_else(|| identity.hostname.clone());
+    let mut conn = push::conn::Conn::new(settings, None);
+    let reg = match push::register::register(&mut conn, &secret, &name, &identity.hostname, None) {
+        Ok(reg) => reg,
+        Err(push::sink::ConnOr::Conn(e)) => {
+            eprintln!("register: {e}");
+            return EXIT_FAILURE;
+        }
+        Err(push::sink::ConnOr::Backend(msg)) => {
+            eprintln!("register: {msg}");
+            return EXIT_FAILURE;
+        }
+    };
+    if let Err(e) = push::register::persist(state_dir, &reg, r.force) {
+        eprintln!("register: {e}");
+        return EXIT_FAILURE;
+    }
+    println!("{}", reg.collector_id);
+    EXIT_OK
 }
 
 /// `check-config`: validate, print the effective configuration with secrets redacted.
@@ -255,7 +368,12 @@ fn check_config(c: &cli::CheckConfig) -> i32 {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
-            print!("{}", config::render(&loaded.config, &[]));
+            match push::pull::remote_overlay(&path, &loaded.config, &env_var) {
+                Some((overlaid, _, pulled)) => {
+                    print!("{}", config::render(&overlaid, &pulled.marks()));
+                }
+                None => print!("{}", config::render(&loaded.config, &[])),
+            }
             EXIT_OK
         }
         Err(config::LoadError::Invalid(diagnostics)) => {

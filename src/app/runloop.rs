@@ -14,6 +14,7 @@ use crate::collect::Now;
 use crate::config::{self, Config};
 use crate::log;
 use crate::pipeline::sink::{Sink, SinkError};
+use crate::push::pull::{self, PullResult};
 use crate::sys::signals::{self, Signal, Signals};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,7 +27,30 @@ pub struct RunOptions {
     pub once: bool,
     /// Delay from start to the first collections (rate baseline).
     pub sample: Duration,
+    /// Phase of the push schedule: the first push comes this long after the first
+    /// collections (a random offset in [0, push_interval), so a fleet restarted together does
+    /// not push in the same second). Collections are not shifted.
+    pub push_offset: Duration,
+    /// Version of the pulled document applied at start (from `remote-config.toml`).
+    pub applied_version: Option<i64>,
 }
+
+/// The push and config-pull schedules.
+struct Schedules {
+    push: Grid,
+    /// `None` when `config_pull_interval = 0`, with `--once`, or without a backend.
+    pull: Option<Grid>,
+    applied: Option<i64>,
+    /// The document last applied: a document without a version that did not change is not
+    /// applied (and logged) again at every pull.
+    applied_doc: Option<pull::Pulled>,
+    /// The document last rejected: warned about once, not at every pull.
+    rejected_doc: Option<pull::Pulled>,
+    pull_failing: log::Repeated,
+}
+
+/// The last push after SIGTERM ends within this.
+pub const LAST_PUSH: Duration = Duration::from_secs(5);
 
 /// How the loop ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,8 +69,18 @@ fn ns(d: Duration) -> u64 {
 pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn Sink) -> Exit {
     let start = Now::read();
     let mut engine = Engine::new(config, None, opts.sample, start);
-    let first = start.mono_ns.saturating_add(ns(opts.sample));
-    let mut push = Grid::new(first, ns(engine.config.collector.push_interval));
+    let first = start
+        .mono_ns
+        .saturating_add(ns(opts.sample))
+        .saturating_add(ns(opts.push_offset));
+    let mut sched = Schedules {
+        push: Grid::new(first, ns(engine.config.collector.push_interval)),
+        pull: pull_grid(&engine.config, &opts, first),
+        applied: opts.applied_version,
+        applied_doc: None,
+        rejected_doc: None,
+        pull_failing: log::Repeated::default(),
+    };
     log::info(
         "main",
         "started",
@@ -68,9 +102,22 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
     loop {
         let now = Now::read();
         engine.collect_due(now, Some(signals));
+        let push = &mut sched.push;
 
-        if push.is_due(now.mono_ns) {
-            push.ran(now.mono_ns);
+        // While the sink backs off, its retry time replaces the push_interval schedule.
+        let due = match sink.next_wakeup() {
+            Some(retry) => {
+                if push.is_due(now.mono_ns) {
+                    push.ran(now.mono_ns);
+                }
+                now.mono_ns >= retry
+            }
+            None => push.is_due(now.mono_ns),
+        };
+        if due {
+            if push.is_due(now.mono_ns) {
+                push.ran(now.mono_ns);
+            }
             engine.add_health(now);
             match engine.push(sink, now) {
                 Ok(()) => {
@@ -81,7 +128,18 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
                 Err(SinkError::Closed) => return Exit::Done,
                 Err(SinkError::Failed(msg)) => {
                     engine.stats.push_failures += 1;
-                    log::error("push", &msg, &[]);
+                    if signals.stop_requested() {
+                        // Interrupted by SIGTERM: the signal branch below makes the last push.
+                    } else {
+                        log::error("push", &msg, &[]);
+                        if opts.once {
+                            return Exit::Failed(msg);
+                        }
+                    }
+                }
+                Err(SinkError::Retry(msg)) => {
+                    // Already logged by the sink, on its backoff steps.
+                    engine.stats.push_failures += 1;
                     if opts.once {
                         return Exit::Failed(msg);
                     }
@@ -89,9 +147,20 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
             }
         }
 
+        let now = Now::read();
+        if sched.pull.as_ref().is_some_and(|g| g.is_due(now.mono_ns)) && !signals.stop_requested() {
+            if let Some(g) = sched.pull.as_mut() {
+                g.ran(now.mono_ns);
+            }
+            pull_config(&mut engine, sink, &opts, &mut sched, now);
+        }
+
+        let next_push = sink.next_wakeup().unwrap_or_else(|| sched.push.next());
+        let next_pull = sched.pull.as_ref().map_or(u64::MAX, Grid::next);
         let deadline = engine
             .next_collection()
-            .map_or(push.next(), |c| c.min(push.next()));
+            .map_or(next_push, |c| c.min(next_push))
+            .min(next_pull);
         // Signals queued during an operation (a PostgreSQL wait) no longer show on the fd.
         let timeout = if signals.queued() {
             0
@@ -106,7 +175,9 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
 
         while let Some(signal) = signals.next() {
             match signal {
-                Signal::Hup => reload(&mut engine, &opts, &mut push),
+                Signal::Hup => {
+                    reload(&mut engine, sink, &opts, &mut sched);
+                }
                 Signal::Usr1 => {
                     let health = engine.health_json(Now::read());
                     log::info(
@@ -121,12 +192,13 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
                         "stopping: last push",
                         &[("signal", &format!("{signal:?}"))],
                     );
+                    sink.last_push(std::time::Instant::now() + LAST_PUSH);
                     let now = Now::read();
                     engine.add_health(now);
                     return match engine.push(sink, now) {
                         Ok(()) | Err(SinkError::Closed) => Exit::Done,
-                        Err(SinkError::Failed(msg)) => {
-                            log::error("push", &msg, &[]);
+                        Err(SinkError::Failed(msg) | SinkError::Retry(msg)) => {
+                            log::error("push", &format!("last push not delivered: {msg}"), &[]);
                             Exit::Done
                         }
                     };
@@ -136,14 +208,131 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
     }
 }
 
-/// SIGHUP: re-read and validate the whole file; apply it or keep the running config.
-fn reload(engine: &mut Engine, opts: &RunOptions, push: &mut Grid) {
+fn pull_grid(config: &Config, opts: &RunOptions, first: u64) -> Option<Grid> {
+    if opts.once || opts.config_path.is_none() || config.backend.url.is_none() {
+        return None;
+    }
+    config
+        .collector
+        .config_pull_interval
+        .filter(|d| !d.is_zero())
+        .map(|d| Grid::new(first, ns(d)))
+}
+
+/// A new valid configuration, between cycles: the engine, the sink (`[backend]`, `[auth]`,
+/// TLS files re-read) and the schedules whose interval changed.
+fn apply(
+    engine: &mut Engine,
+    sink: &mut dyn Sink,
+    opts: &RunOptions,
+    sched: &mut Schedules,
+    new: Config,
+) {
+    let push_changed = new.collector.push_interval != engine.config.collector.push_interval;
+    let pull_changed =
+        new.collector.config_pull_interval != engine.config.collector.config_pull_interval;
+    let now = Now::read();
+    engine.reload(new, now);
+    sink.reload(&engine.config);
+    if push_changed {
+        sched.push = Grid::new(now.mono_ns, ns(engine.config.collector.push_interval));
+    }
+    if pull_changed {
+        sched.pull = pull_grid(&engine.config, opts, now.mono_ns);
+    }
+}
+
+/// One config pull (protocol.md §5); a new valid document is persisted and applied.
+fn pull_config(
+    engine: &mut Engine,
+    sink: &mut dyn Sink,
+    opts: &RunOptions,
+    sched: &mut Schedules,
+    now: Now,
+) {
+    let Some(path) = &opts.config_path else {
+        return;
+    };
+    let Some(result) = engine.pull(sink, now, sched.applied) else {
+        return;
+    };
+    let (version, pulled) = match result {
+        PullResult::Nothing => {
+            if sched.pull_failing.succeeded() {
+                log::info("config", "config pull works again", &[]);
+            }
+            return;
+        }
+        PullResult::Failed(msg) => {
+            if sched.pull_failing.failed() {
+                let n = sched.pull_failing.count().to_string();
+                log::warn("config", &msg, &[("failures", &n)]);
+            }
+            return;
+        }
+        PullResult::New { version, pulled } => (version, pulled),
+    };
+    if sched.pull_failing.succeeded() {
+        log::info("config", "config pull works again", &[]);
+    }
+    if (sched.applied_doc.as_ref() == Some(&pulled) && version == sched.applied)
+        || sched.rejected_doc.as_ref() == Some(&pulled)
+    {
+        return;
+    }
+    let v = version.map_or_else(|| "none".to_string(), |v| v.to_string());
+    for key in &pulled.ignored {
+        log::warn(
+            "config",
+            "the pulled config sets a key the backend may not change; ignored",
+            &[("key", key), ("version", &v)],
+        );
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    match pull::apply(path, &pulled, &env) {
+        Ok(mut config) => {
+            config.collector.state_dir = engine.config.collector.state_dir.clone();
+            let remote = engine.config.collector.state_dir.join(pull::REMOTE_FILE);
+            if let Err(e) =
+                crate::push::write_private(&remote, pull::remote_file(version, &pulled).as_bytes())
+            {
+                log::warn(
+                    "config",
+                    &format!("cannot keep the pulled config: {e}"),
+                    &[("file", &remote.display().to_string())],
+                );
+            }
+            sched.applied = version;
+            sched.applied_doc = Some(pulled.clone());
+            sched.rejected_doc = None;
+            apply(engine, sink, opts, sched, config);
+            log::info(
+                "config",
+                "pulled config applied",
+                &[("version", &v), ("keys", &pulled.keys.len().to_string())],
+            );
+        }
+        Err(e) => {
+            log::warn(
+                "config",
+                &format!("pulled config rejected whole, running configuration kept: {e}"),
+                &[("version", &v)],
+            );
+            sched.rejected_doc = Some(pulled);
+        }
+    }
+}
+
+/// SIGHUP: re-read and validate the whole file (+ the pulled overlay); apply it or keep the
+/// running config. TLS identity and CA files are re-read even when nothing else changed.
+fn reload(engine: &mut Engine, sink: &mut dyn Sink, opts: &RunOptions, sched: &mut Schedules) {
     let Some(path) = &opts.config_path else {
         log::warn(
             "config",
             "SIGHUP: running on built-in defaults, no config file to reload",
             &[],
         );
+        sink.reload(&engine.config);
         return;
     };
     let env = |name: &str| std::env::var(name).ok();
@@ -152,13 +341,12 @@ fn reload(engine: &mut Engine, opts: &RunOptions, push: &mut Grid) {
             for w in &loaded.warnings {
                 log::warn("config", &w.to_string(), &[]);
             }
-            let interval_changed =
-                loaded.config.collector.push_interval != engine.config.collector.push_interval;
-            let now = Now::read();
-            engine.reload(loaded.config, now);
-            if interval_changed {
-                *push = Grid::new(now.mono_ns, ns(engine.config.collector.push_interval));
+            let mut config = loaded.config;
+            if let Some((overlaid, version, _)) = pull::remote_overlay(path, &config, &env) {
+                config = overlaid;
+                sched.applied = version;
             }
+            apply(engine, sink, opts, sched, config);
             log::info(
                 "config",
                 "reloaded",

@@ -88,6 +88,46 @@ pub fn build(
     body.push(b'}');
 }
 
+/// Writes an envelope into `body` (cleared first) around element JSON texts kept outside the
+/// buffer (a batch being resent: same elements, same `batch_id`).
+pub fn write<'e>(
+    header: &Header<'_>,
+    elements: impl Iterator<Item = &'e [u8]>,
+    body: &mut Vec<u8>,
+) {
+    body.clear();
+    let head = HeaderJson {
+        collector_id: header.collector_id,
+        hostname: header.hostname,
+        timestamp: header.timestamp.rfc3339(),
+        batch_id: header.batch_id,
+        version: header.version,
+    };
+    // unwrap: serializing plain strings into a Vec cannot fail.
+    serde_json::to_writer(&mut *body, &head).unwrap();
+    body.pop(); // the closing '}'
+    body.extend_from_slice(b",\"metrics\":[");
+    let mut count = 0usize;
+    for json in elements {
+        if count > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(json);
+        count += 1;
+    }
+    body.extend_from_slice(b"],\"metrics_count\":");
+    body.extend_from_slice(count.to_string().as_bytes());
+    body.push(b'}');
+}
+
+/// Bytes of the envelope header for these strings (everything but the elements and their
+/// separators), at most: a batch of elements summing to `max - header_bytes` fits in `max`.
+pub fn header_bytes(header: &Header<'_>) -> usize {
+    let mut body = Vec::new();
+    write(header, std::iter::empty(), &mut body);
+    body.len() + 20
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! sink (protocol.md §4.1: batches kept across resends, backoff) implements the same trait.
 
 use super::envelope::{self, Header};
-use super::{ElementBuffer, ElementMeta, Outcome};
+use super::{ElementBuffer, ElementMeta, Outcome, Stats};
 use crate::util::WallTime;
 use std::io::Write;
 
@@ -13,6 +13,8 @@ pub struct Round<'a> {
     pub collector_id: &'a str,
     pub hostname: &'a str,
     pub now: WallTime,
+    /// The same instant on the monotonic clock (ns): what retry times are measured in.
+    pub mono_ns: u64,
     pub max_batch_bytes: usize,
 }
 
@@ -22,26 +24,59 @@ pub enum SinkError {
     Closed,
     /// The round failed; elements not reported stay waiting (or in flight) for the next round.
     Failed(String),
+    /// The round failed and the sink has logged it (first failure, backoff steps) and
+    /// scheduled its retry ([`Sink::next_wakeup`]); the loop only counts it.
+    Retry(String),
 }
 
 impl std::fmt::Display for SinkError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SinkError::Closed => f.write_str("output closed"),
-            SinkError::Failed(msg) => f.write_str(msg),
+            SinkError::Failed(msg) | SinkError::Retry(msg) => f.write_str(msg),
         }
     }
 }
 
 pub trait Sink {
     /// One push round: deliver what is waiting in `buffer`, reporting the final outcome of
-    /// every element taken out of it through `report`.
+    /// every element taken out of it through `report`, and updating the push figures of
+    /// `stats` (`last_push_status`, `batches_rejected`, `metrics_dropped` for elements it drops).
     fn push_round(
         &mut self,
         round: &Round<'_>,
         buffer: &mut ElementBuffer,
         report: &mut dyn FnMut(ElementMeta, Outcome),
+        stats: &mut Stats,
     ) -> Result<(), SinkError>;
+
+    /// While failing: the monotonic time (ns) of the next attempt, which replaces the
+    /// `push_interval` schedule until a round succeeds.
+    fn next_wakeup(&self) -> Option<u64> {
+        None
+    }
+
+    /// A reloaded configuration (SIGHUP or a pulled document): `[backend]`, `[auth]`, `[tls]`.
+    fn reload(&mut self, _config: &crate::config::Config) {}
+
+    /// The next round is the last one (SIGTERM): it ignores the backoff, and every wait ends
+    /// by `deadline`, whatever signals arrive.
+    fn last_push(&mut self, _deadline: std::time::Instant) {}
+
+    /// Config pull (protocol.md §5) through the sink's connection and auth: `None` when the
+    /// sink talks to no backend. `applied` is the version already applied.
+    fn pull_config(
+        &mut self,
+        _round: &Round<'_>,
+        _applied: Option<i64>,
+    ) -> Option<crate::push::pull::PullResult> {
+        None
+    }
+
+    /// A collector id the sink obtained itself (re-registration), which envelopes use now.
+    fn collector_id(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Writes each round as one envelope line ("everything waiting, not split"): `run --stdout`.
@@ -74,6 +109,7 @@ impl<W: Write> Sink for StdoutSink<W> {
         round: &Round<'_>,
         buffer: &mut ElementBuffer,
         report: &mut dyn FnMut(ElementMeta, Outcome),
+        _stats: &mut Stats,
     ) -> Result<(), SinkError> {
         let batch_id = envelope::new_batch_id();
         let header = Header {
@@ -135,13 +171,25 @@ mod tests {
             collector_id: "unregistered",
             hostname: "h",
             now: WallTime::default(),
+            mono_ns: 0,
             max_batch_bytes: 64,
         };
         let mut delivered = Vec::new();
-        sink.push_round(&round, &mut buffer, &mut |m, o| delivered.push((m.tag, o)))
-            .unwrap();
-        sink.push_round(&round, &mut buffer, &mut |_, _| panic!("empty round"))
-            .unwrap();
+        let mut stats = Stats::default();
+        sink.push_round(
+            &round,
+            &mut buffer,
+            &mut |m, o| delivered.push((m.tag, o)),
+            &mut stats,
+        )
+        .unwrap();
+        sink.push_round(
+            &round,
+            &mut buffer,
+            &mut |_, _| panic!("empty round"),
+            &mut stats,
+        )
+        .unwrap();
         let out = String::from_utf8(sink.into_inner()).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 2);
@@ -185,9 +233,15 @@ mod tests {
             collector_id: "c",
             hostname: "h",
             now: WallTime::default(),
+            mono_ns: 0,
             max_batch_bytes: 64,
         };
-        let r = sink.push_round(&round, &mut buffer, &mut |_, _| panic!("not delivered"));
+        let r = sink.push_round(
+            &round,
+            &mut buffer,
+            &mut |_, _| panic!("not delivered"),
+            &mut Stats::default(),
+        );
         assert!(matches!(r, Err(SinkError::Closed)));
     }
 }

@@ -17,7 +17,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
     SignatureScheme, SupportedProtocolVersion,
@@ -48,12 +48,39 @@ pub fn client_config(
     verify: Verify,
     versions: &[&'static SupportedProtocolVersion],
 ) -> Result<Arc<ClientConfig>, String> {
+    client_config_with_identity(verify, versions, None)
+}
+
+/// A client certificate chain and its private key (mTLS).
+pub type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// Reads a client identity: every certificate of `cert` (PEM) and the key in `key` (PEM:
+/// PKCS#8, PKCS#1 or SEC1).
+pub fn load_identity(cert: &Path, key: &Path) -> Result<Identity, String> {
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read client certificate {}: {e}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad client certificate in {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate in {}", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read client key {}: {e}", key.display()))?;
+    Ok((certs, key))
+}
+
+/// [`client_config`] that also presents `identity` when the server asks for one.
+pub fn client_config_with_identity(
+    verify: Verify,
+    versions: &[&'static SupportedProtocolVersion],
+    identity: Option<Identity>,
+) -> Result<Arc<ClientConfig>, String> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| format!("tls configuration: {e}"))?;
-    let config = match verify {
-        Verify::Full(roots) => builder.with_root_certificates(roots).with_no_client_auth(),
+    let builder = match verify {
+        Verify::Full(roots) => builder.with_root_certificates(roots),
         Verify::Chain(roots) => {
             let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
@@ -61,12 +88,16 @@ pub fn client_config(
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(ChainOnly { inner }))
-                .with_no_client_auth()
         }
         Verify::Nothing => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate { provider }))
-            .with_no_client_auth(),
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate { provider })),
+    };
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((certs, key)) => builder
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| format!("client certificate: {e}"))?,
     };
     Ok(Arc::new(config))
 }

@@ -1,2 +1,5 @@
 //! Helpers shared by the integration tests.
+pub mod backend;
+pub mod certs;
+pub mod client;
 pub mod pg;

@@ -501,8 +501,8 @@ fn open_socket(
     }
 }
 
-/// A non-blocking connect, waited for with [`wait_io`].
-fn connect_fd(
+/// A non-blocking connect, waited for with [`wait_io`] (also used by the push connection).
+pub(crate) fn connect_fd(
     family: AddressFamily,
     addr: &impl rustix::net::addr::SocketAddrArg,
     deadline: Instant,

@@ -1,0 +1,316 @@
+//! Config pull (protocol.md §5): the document the backend serves for this collector, reduced
+//! to the collection settings it may set, laid over the config file and validated whole.
+//!
+//! Pure here: [`parse_document`] (TOML, or JSON when the first non-blank character is `{`),
+//! [`allowed`] (which keys survive), [`overlay`] (the file's text with the pulled keys set),
+//! [`remote_file`] / [`read_remote_file`] (the persisted `remote-config.toml` with its version).
+//! The HTTP call is [`pull`]; the loop applies the result between cycles.
+
+use super::conn::{ConnError, Request, Transport};
+use crate::config::{self, Config, Env, PLUGIN_NAMES};
+use crate::log;
+use std::path::Path;
+use std::time::Instant;
+
+/// Name of the persisted document in the state directory.
+pub const REMOTE_FILE: &str = "remote-config.toml";
+
+const COLLECTOR_KEYS: [&str; 3] = ["interval", "push_interval", "config_pull_interval"];
+const PLUGIN_KEYS: [&str; 12] = [
+    "enabled",
+    "interval",
+    "include_partitions",
+    "include_fstypes",
+    "max_tables",
+    "max_indexes",
+    "limit",
+    "max_query_length",
+    "min_level",
+    "max_entries",
+    "max_message_bytes",
+    "long_transaction_secs",
+];
+
+/// Whether a pulled document may set `[section] key`.
+pub fn allowed(section: &str, key: &str) -> bool {
+    match section {
+        "collector" => COLLECTOR_KEYS.contains(&key),
+        "postgres" => key == "databases",
+        s if PLUGIN_NAMES.contains(&s) => PLUGIN_KEYS.contains(&key),
+        _ => false,
+    }
+}
+
+/// A pulled document reduced to the keys it may set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pulled {
+    /// (section, key, TOML value text), in document order.
+    pub keys: Vec<(String, String, String)>,
+    /// `section.key` of everything ignored.
+    pub ignored: Vec<String>,
+}
+
+impl Pulled {
+    /// (section, key) pairs, as `config::render` marks them.
+    pub fn marks(&self) -> Vec<(&str, &str)> {
+        self.keys
+            .iter()
+            .map(|(s, k, _)| (s.as_str(), k.as_str()))
+            .collect()
+    }
+
+    /// The allowed keys as a TOML document.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::new();
+        let mut section = "";
+        for (s, k, v) in &self.keys {
+            if s != section {
+                out.push_str(&format!("[{s}]\n"));
+                section = s;
+            }
+            out.push_str(&format!("{k} = {v}\n"));
+        }
+        out
+    }
+}
+
+/// Parses a pulled body: TOML, or JSON when its first non-blank character is `{`.
+pub fn parse_document(body: &[u8]) -> Result<Pulled, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "the document is not UTF-8".to_string())?;
+    let doc: toml_edit::DocumentMut = if text.trim_start().starts_with('{') {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        toml_edit::ser::to_document(&v).map_err(|e| format!("JSON not expressible as TOML: {e}"))?
+    } else {
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| format!("invalid TOML: {}", e.message().trim()))?
+    };
+    let mut pulled = Pulled {
+        keys: Vec::new(),
+        ignored: Vec::new(),
+    };
+    for (section, item) in doc.as_table().iter() {
+        let Some(table) = item.as_table_like() else {
+            pulled.ignored.push(section.to_string());
+            continue;
+        };
+        for (key, value) in table.iter() {
+            match value.as_value() {
+                Some(v) if allowed(section, key) => {
+                    let mut v = v.clone();
+                    v.decor_mut().clear();
+                    pulled
+                        .keys
+                        .push((section.to_string(), key.to_string(), v.to_string()));
+                }
+                _ => pulled.ignored.push(format!("{section}.{key}")),
+            }
+        }
+    }
+    Ok(pulled)
+}
+
+/// The config file's text with the pulled keys set (tables created when absent).
+pub fn overlay(file_text: &str, pulled: &Pulled) -> Result<String, String> {
+    let mut doc: toml_edit::DocumentMut = file_text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| format!("invalid TOML: {}", e.message().trim()))?;
+    let values: toml_edit::DocumentMut =
+        pulled
+            .to_toml()
+            .parse()
+            .map_err(|e: toml_edit::TomlError| {
+                format!("invalid pulled TOML: {}", e.message().trim())
+            })?;
+    for (section, key, _) in &pulled.keys {
+        let Some(v) = values
+            .get(section)
+            .and_then(|t| t.get(key))
+            .and_then(|i| i.as_value())
+        else {
+            continue;
+        };
+        let table = doc
+            .entry(section)
+            .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()));
+        let Some(table) = table.as_table_like_mut() else {
+            return Err(format!("[{section}] is not a table in the config file"));
+        };
+        table.insert(key, toml_edit::Item::Value(v.clone()));
+    }
+    Ok(doc.to_string())
+}
+
+/// The persisted form: the version in a leading comment, then the allowed keys.
+pub fn remote_file(version: Option<i64>, pulled: &Pulled) -> String {
+    let v = version.map_or_else(|| "none".to_string(), |v| v.to_string());
+    format!(
+        "# pulled from the backend; config version: {v}\n{}",
+        pulled.to_toml()
+    )
+}
+
+/// Reads a persisted document back: (version, keys).
+pub fn read_remote_file(text: &str) -> Result<(Option<i64>, Pulled), String> {
+    let version = text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit_once("config version:"))
+        .and_then(|(_, v)| v.trim().parse().ok());
+    Ok((version, parse_document(text.as_bytes())?))
+}
+
+/// The file at `path` with `pulled` laid over it, validated whole (the file itself was
+/// validated by `config::load`). Every problem in one line each.
+pub fn apply(path: &Path, pulled: &Pulled, env: Env) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let merged = overlay(&text, pulled)?;
+    let file = format!("{} + pulled config", path.display());
+    config::parse_str(&file, &merged, env)
+        .map(|l| l.config)
+        .map_err(|diags| {
+            diags
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+}
+
+/// The persisted pulled document of `base`'s state directory laid over the file at `path`:
+/// (config, version, document), or `None` when there is none or it no longer validates
+/// (logged).
+pub fn remote_overlay(
+    path: &Path,
+    base: &Config,
+    env: Env,
+) -> Option<(Config, Option<i64>, Pulled)> {
+    let remote = base.collector.state_dir.join(REMOTE_FILE);
+    let text = std::fs::read_to_string(&remote).ok()?;
+    let result = read_remote_file(&text).and_then(|(v, p)| {
+        let mut c = apply(path, &p, env)?;
+        c.collector.state_dir = base.collector.state_dir.clone();
+        Ok((c, v, p))
+    });
+    match result {
+        Ok(r) => Some(r),
+        Err(e) => {
+            log::warn(
+                "config",
+                &format!("the last pulled config is not applied: {e}"),
+                &[("file", &remote.display().to_string())],
+            );
+            None
+        }
+    }
+}
+
+/// What a pull came to.
+#[derive(Debug)]
+pub enum PullResult {
+    /// 304, 404, or a version already applied.
+    Nothing,
+    New {
+        version: Option<i64>,
+        pulled: Pulled,
+    },
+    /// 401 (after the caller's one refresh) or another failure: wait for the next interval.
+    Failed(String),
+}
+
+/// `GET /api/v1/config/{collector_id}` once.
+pub fn pull<T: Transport>(
+    transport: &mut T,
+    collector_id: &str,
+    bearer: &str,
+    applied: Option<i64>,
+    cap: Option<Instant>,
+) -> Result<(u16, PullResult), ConnError> {
+    let path = format!("/api/v1/config/{collector_id}");
+    let headers = [
+        ("Authorization", bearer),
+        ("Accept", "application/toml, application/json, text/plain"),
+    ];
+    let req = Request {
+        method: "GET",
+        path: &path,
+        headers: &headers,
+        body: None,
+    };
+    let r = transport.send(&req, cap)?;
+    let result = match r.status {
+        200 => {
+            let version = r
+                .header("x-config-version")
+                .and_then(|v| v.trim().parse::<i64>().ok());
+            if version.is_some() && version == applied {
+                PullResult::Nothing
+            } else {
+                match parse_document(&r.body) {
+                    Ok(pulled) => PullResult::New { version, pulled },
+                    Err(e) => PullResult::Failed(format!("pulled config rejected: {e}")),
+                }
+            }
+        }
+        304 | 404 => PullResult::Nothing,
+        s => PullResult::Failed(format!(
+            "config pull failed (HTTP {s}): {}",
+            super::error_text(&r.body)
+        )),
+    };
+    Ok((r.status, result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_allowed_keys_survive_toml_and_json_alike() {
+        let toml = b"[collector]\ninterval = 30\nstate_dir = \"/tmp/x\"\n[backend]\nurl = \"https://evil\"\n[pg_stats]\nmax_tables = 10\nenabled = false\n[postgres]\ndatabases = [\"a\", \"b\"]\npassword = \"p\"\n";
+        let p = parse_document(toml).unwrap();
+        assert_eq!(
+            p.marks(),
+            vec![
+                ("collector", "interval"),
+                ("pg_stats", "max_tables"),
+                ("pg_stats", "enabled"),
+                ("postgres", "databases")
+            ]
+        );
+        assert_eq!(
+            p.ignored,
+            vec!["collector.state_dir", "backend.url", "postgres.password"]
+        );
+        let json = br#"  {"collector": {"interval": 30, "state_dir": "/x"}, "pg_stats": {"max_tables": 10, "enabled": false}, "postgres": {"databases": ["a","b"]}}"#;
+        let j = parse_document(json).unwrap();
+        assert_eq!(j.marks().len(), 4);
+        assert!(parse_document(b"{not json").is_err());
+    }
+
+    #[test]
+    fn overlay_sets_keys_and_validates_whole_through_the_loader() {
+        let file = "# mine\n[collector]\ninterval = 60 # keep\n[pg_stats]\nmax_tables = 500\n";
+        let p = parse_document(b"[collector]\ninterval = 15\n[pg_log]\nmax_entries = 5\n").unwrap();
+        let text = overlay(file, &p).unwrap();
+        let loaded = crate::config::parse_str("merged", &text, &|_| None).unwrap();
+        assert_eq!(loaded.config.collector.interval.as_secs(), 15);
+        assert_eq!(loaded.config.pg_log.max_entries, 5);
+        assert_eq!(loaded.config.pg_stats.max_tables, 500);
+        // An invalid value is caught by the loader: the document is rejected whole.
+        let bad = parse_document(b"[collector]\ninterval = 0\n").unwrap();
+        assert!(
+            crate::config::parse_str("merged", &overlay(file, &bad).unwrap(), &|_| None).is_err()
+        );
+    }
+
+    #[test]
+    fn persisted_form_round_trips_with_its_version() {
+        let p = parse_document(b"[pg_stats]\nenabled = false\n").unwrap();
+        let text = remote_file(Some(7), &p);
+        assert!(text.starts_with("# pulled from the backend; config version: 7\n"));
+        let (v, back) = read_remote_file(&text).unwrap();
+        assert_eq!((v, back), (Some(7), p));
+    }
+}
