@@ -234,6 +234,8 @@ impl Backend {
                     break;
                 }
                 let Ok(tcp) = tcp else { continue };
+                // As production HTTP servers do (Go's net/http sets it on every connection).
+                let _ = tcp.set_nodelay(true);
                 let shared = shared.clone();
                 let tls = tls.clone();
                 std::thread::spawn(move || serve(tcp, tls, shared));
@@ -480,6 +482,9 @@ fn serve(mut tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, shared: Sha
             .any(|(n, v)| n == "connection" && v.eq_ignore_ascii_case("close"));
         let mut state = shared.lock();
         state.violations.extend(out.violations.iter().cloned());
+        if let Some(batch) = out.batch {
+            state.batches.push(batch);
+        }
         state.requests.push(Request {
             at,
             conn: conn_no,
@@ -568,6 +573,9 @@ struct Outcome {
     violations: Vec<String>,
     sleep: Option<Duration>,
     cut: Cut,
+    /// An accepted push, recorded together with its request (one lock: a test that sees
+    /// the batch also sees the request).
+    batch: Option<Batch>,
 }
 
 fn handle(
@@ -601,6 +609,7 @@ fn handle(
         violations: Vec::new(),
         sleep: None,
         cut: Cut::No,
+        batch: None,
     };
     match header("content-encoding") {
         None => {}
@@ -757,7 +766,7 @@ fn handle(
                 let note = out.note.clone();
                 return out.set(400, &error_body("bad_request", &note));
             }
-            shared.lock().batches.push(Batch {
+            out.batch = Some(Batch {
                 at: Instant::now(),
                 batch_id: envelope["batch_id"]
                     .as_str()
