@@ -6,7 +6,9 @@
 //! Each protocol is a pure state machine fed with bytes plus a small blocking driver. This
 //! module holds what the drivers share: [`wait_io`], the one way a driver waits on a socket
 //! (protocol.md §1 "waiting": a `poll` on the socket and the signal fd with the operation's
-//! remaining deadline), and [`IoError`], what such a wait or transfer can end with.
+//! remaining deadline), [`connect_fd`], a non-blocking connect waited for the same way,
+//! [`Stream`], a connection before or after TLS, and [`IoError`], what such a wait or
+//! transfer can end with.
 
 pub mod gzip;
 pub mod http;
@@ -16,8 +18,11 @@ pub mod tls;
 
 use crate::sys::signals::{Signals, Woken};
 use rustix::event::{PollFd, PollFlags};
-use rustix::fd::BorrowedFd;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
+use std::io::{self, Read, Write};
 use std::time::Instant;
+use tls::TlsStream;
 
 /// How a socket transfer or a wait ended when it did not succeed.
 #[derive(Debug)]
@@ -89,6 +94,106 @@ pub fn wait_io(
                     Err(e) => return Err(IoError::Io(e.into())),
                 }
             }
+        }
+    }
+}
+
+/// A non-blocking connect, waited for with [`wait_io`].
+pub fn connect_fd(
+    family: AddressFamily,
+    addr: &impl rustix::net::addr::SocketAddrArg,
+    deadline: Instant,
+    signals: Option<&Signals>,
+) -> Result<OwnedFd, IoError> {
+    let fd = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(io::Error::from)?;
+    match rustix::net::connect(&fd, addr) {
+        Ok(()) => return Ok(fd),
+        Err(rustix::io::Errno::INPROGRESS | rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
+        }
+        Err(e) => return Err(IoError::Io(e.into())),
+    }
+    wait_io(fd.as_fd(), PollFlags::OUT, deadline, signals)?;
+    match rustix::net::sockopt::socket_error(&fd).map_err(io::Error::from)? {
+        Ok(()) => Ok(fd),
+        Err(e) => Err(IoError::Io(e.into())),
+    }
+}
+
+/// Writes all of `data` to a non-blocking plain socket before `deadline`.
+pub fn write_plain<S: Write + AsFd>(
+    s: &mut S,
+    mut data: &[u8],
+    deadline: Instant,
+    signals: Option<&Signals>,
+) -> Result<(), IoError> {
+    while !data.is_empty() {
+        match s.write(data) {
+            Ok(0) => return Err(IoError::Closed),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_io(s.as_fd(), PollFlags::OUT, deadline, signals)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(IoError::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Reads at least one byte from a non-blocking plain socket before `deadline`.
+pub fn read_plain<S: Read + AsFd>(
+    s: &mut S,
+    buf: &mut [u8],
+    deadline: Instant,
+    signals: Option<&Signals>,
+) -> Result<usize, IoError> {
+    loop {
+        match s.read(buf) {
+            Ok(0) => return Err(IoError::Closed),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                wait_io(s.as_fd(), PollFlags::IN, deadline, signals)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(IoError::Io(e)),
+        }
+    }
+}
+
+/// A connection before or after TLS: the plain socket, or TLS over it.
+pub enum Stream<S> {
+    Plain(S),
+    Tls(Box<TlsStream<S>>),
+}
+
+impl<S: Read + Write + AsFd> Stream<S> {
+    pub fn write_all(
+        &mut self,
+        data: &[u8],
+        deadline: Instant,
+        signals: Option<&Signals>,
+    ) -> Result<(), IoError> {
+        match self {
+            Stream::Tls(t) => t.write_all(data, deadline, signals),
+            Stream::Plain(s) => write_plain(s, data, deadline, signals),
+        }
+    }
+
+    pub fn read(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+        signals: Option<&Signals>,
+    ) -> Result<usize, IoError> {
+        match self {
+            Stream::Tls(t) => t.read(buf, deadline, signals),
+            Stream::Plain(s) => read_plain(s, buf, deadline, signals),
         }
     }
 }

@@ -9,15 +9,12 @@
 use crate::config::Config;
 use crate::log;
 use crate::proto::http::{self, Response, ResponseParser};
-use crate::proto::postgres::client::connect_fd;
 use crate::proto::tls::{self, TlsStream, Verify};
-use crate::proto::{IoError, wait_io};
+use crate::proto::{IoError, Stream, connect_fd};
 use crate::sys::signals::Signals;
-use rustix::event::PollFlags;
-use rustix::fd::AsFd;
 use rustix::net::AddressFamily;
 use rustls::ClientConfig;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
@@ -101,60 +98,6 @@ impl std::fmt::Display for ConnError {
     }
 }
 
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl Stream {
-    fn write_all(
-        &mut self,
-        mut data: &[u8],
-        deadline: Instant,
-        signals: Option<&Signals>,
-    ) -> Result<(), IoError> {
-        match self {
-            Stream::Tls(t) => t.write_all(data, deadline, signals),
-            Stream::Plain(s) => {
-                while !data.is_empty() {
-                    match s.write(data) {
-                        Ok(0) => return Err(IoError::Closed),
-                        Ok(n) => data = &data[n..],
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            wait_io(s.as_fd(), PollFlags::OUT, deadline, signals)?;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(IoError::Io(e)),
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-
-    fn read(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Instant,
-        signals: Option<&Signals>,
-    ) -> Result<usize, IoError> {
-        match self {
-            Stream::Tls(t) => t.read(buf, deadline, signals),
-            Stream::Plain(s) => loop {
-                match s.read(buf) {
-                    Ok(0) => return Err(IoError::Closed),
-                    Ok(n) => return Ok(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        wait_io(s.as_fd(), PollFlags::IN, deadline, signals)?;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(IoError::Io(e)),
-                }
-            },
-        }
-    }
-}
-
 /// Settings of the connection, taken from `[backend]` and `[tls]`.
 pub struct ConnSettings {
     pub endpoint: Endpoint,
@@ -222,7 +165,7 @@ pub fn identity_files(config: &Config) -> Option<(std::path::PathBuf, std::path:
 pub struct Conn<'s> {
     pub settings: ConnSettings,
     signals: Option<&'s Signals>,
-    stream: Option<Stream>,
+    stream: Option<Stream<TcpStream>>,
     head: Vec<u8>,
     read_buf: Vec<u8>,
 }
@@ -396,7 +339,7 @@ impl<'s> Conn<'s> {
         Ok(response)
     }
 
-    fn open(&mut self, deadline: Instant) -> Result<Stream, ConnError> {
+    fn open(&mut self, deadline: Instant) -> Result<Stream<TcpStream>, ConnError> {
         let ep = &self.settings.endpoint;
         let authority = ep.authority();
         let bare = ep.host.trim_start_matches('[').trim_end_matches(']');

@@ -19,11 +19,10 @@ use super::session::{Progress, Session};
 use super::{ConnectParams, PgError, Rows, Target};
 use crate::config::SslMode;
 use crate::proto::tls::{self, TlsStream, Verify};
-use crate::proto::{IoError, wait_io};
+use crate::proto::{IoError, Stream, connect_fd, read_plain, write_plain};
 use crate::sys::signals::Signals;
-use rustix::event::PollFlags;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
-use rustix::net::{AddressFamily, SocketFlags, SocketType};
+use rustix::fd::{AsFd, BorrowedFd};
+use rustix::net::AddressFamily;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
@@ -80,75 +79,8 @@ impl AsFd for Sock {
     }
 }
 
-enum Transport {
-    Plain(Sock),
-    Tls(Box<TlsStream<Sock>>),
-}
-
-impl Transport {
-    fn write_all(
-        &mut self,
-        data: &[u8],
-        deadline: Instant,
-        signals: Option<&Signals>,
-    ) -> Result<(), IoError> {
-        match self {
-            Transport::Tls(t) => t.write_all(data, deadline, signals),
-            Transport::Plain(s) => write_plain(s, data, deadline, signals),
-        }
-    }
-
-    fn read(
-        &mut self,
-        buf: &mut [u8],
-        deadline: Instant,
-        signals: Option<&Signals>,
-    ) -> Result<usize, IoError> {
-        match self {
-            Transport::Tls(t) => t.read(buf, deadline, signals),
-            Transport::Plain(s) => read_plain(s, buf, deadline, signals),
-        }
-    }
-}
-
-fn write_plain(
-    s: &mut Sock,
-    mut data: &[u8],
-    deadline: Instant,
-    signals: Option<&Signals>,
-) -> Result<(), IoError> {
-    while !data.is_empty() {
-        match s.write(data) {
-            Ok(0) => return Err(IoError::Closed),
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait_io(s.as_fd(), PollFlags::OUT, deadline, signals)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(IoError::Io(e)),
-        }
-    }
-    Ok(())
-}
-
-fn read_plain(
-    s: &mut Sock,
-    buf: &mut [u8],
-    deadline: Instant,
-    signals: Option<&Signals>,
-) -> Result<usize, IoError> {
-    loop {
-        match s.read(buf) {
-            Ok(0) => return Err(IoError::Closed),
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait_io(s.as_fd(), PollFlags::IN, deadline, signals)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(IoError::Io(e)),
-        }
-    }
-}
+/// The connection, plain or TLS.
+type Transport = Stream<Sock>;
 
 /// Whether this attempt sends SSLRequest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,7 +181,7 @@ impl Client {
     }
 
     pub fn is_tls(&self) -> bool {
-        matches!(self.transport, Transport::Tls(_))
+        matches!(self.transport, Stream::Tls(_))
     }
 
     pub fn backend_pid(&self) -> i32 {
@@ -263,7 +195,7 @@ impl Client {
         let _ = self
             .transport
             .write_all(&out, Instant::now() + CLOSE_WAIT, None);
-        if let Transport::Tls(t) = self.transport {
+        if let Stream::Tls(t) = self.transport {
             t.close();
         }
     }
@@ -342,7 +274,7 @@ fn connect_once(
     };
     let mut sock = open_socket(&params.target, deadline, signals)?;
     if plan == TlsPlan::Never {
-        return finish_connect(params, Transport::Plain(sock), target, deadline, signals);
+        return finish_connect(params, Stream::Plain(sock), target, deadline, signals);
     }
     let mut request = bytes::BytesMut::new();
     postgres_protocol::message::frontend::ssl_request(&mut request);
@@ -367,9 +299,9 @@ fn connect_once(
                 .map_err(|e| PgError::Tls(format!("{target}: {e}")))?;
             let stream = TlsStream::handshake(conn, sock, deadline, signals)
                 .map_err(|e| io_error(e, "tls handshake", &target))?;
-            Transport::Tls(Box::new(stream))
+            Stream::Tls(Box::new(stream))
         }
-        SSL_REFUSED if plan == TlsPlan::IfOffered => Transport::Plain(sock),
+        SSL_REFUSED if plan == TlsPlan::IfOffered => Stream::Plain(sock),
         SSL_REFUSED => {
             return Err(PgError::Tls(format!(
                 "{target}: the server does not support tls (sslmode {:?} requires it)",
@@ -498,33 +430,6 @@ fn open_socket(
             }
             Err(last)
         }
-    }
-}
-
-/// A non-blocking connect, waited for with [`wait_io`] (also used by the push connection).
-pub(crate) fn connect_fd(
-    family: AddressFamily,
-    addr: &impl rustix::net::addr::SocketAddrArg,
-    deadline: Instant,
-    signals: Option<&Signals>,
-) -> Result<OwnedFd, IoError> {
-    let fd = rustix::net::socket_with(
-        family,
-        SocketType::STREAM,
-        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
-        None,
-    )
-    .map_err(io::Error::from)?;
-    match rustix::net::connect(&fd, addr) {
-        Ok(()) => return Ok(fd),
-        Err(rustix::io::Errno::INPROGRESS | rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {
-        }
-        Err(e) => return Err(IoError::Io(e.into())),
-    }
-    wait_io(fd.as_fd(), PollFlags::OUT, deadline, signals)?;
-    match rustix::net::sockopt::socket_error(&fd).map_err(io::Error::from)? {
-        Ok(()) => Ok(fd),
-        Err(e) => Err(IoError::Io(e.into())),
     }
 }
 
