@@ -54,18 +54,7 @@ pub fn build(
     body: &mut Vec<u8>,
     taken: &mut Vec<ElementMeta>,
 ) {
-    body.clear();
-    let head = HeaderJson {
-        collector_id: header.collector_id,
-        hostname: header.hostname,
-        timestamp: header.timestamp.rfc3339(),
-        batch_id: header.batch_id,
-        version: header.version,
-    };
-    // unwrap: serializing plain strings into a Vec cannot fail.
-    serde_json::to_writer(&mut *body, &head).unwrap();
-    body.pop(); // the closing '}'
-    body.extend_from_slice(b",\"metrics\":[");
+    open(header, body);
     let mut count = 0usize;
     while let Some(next) = buffer.front_len() {
         if let Some(max) = max_bytes {
@@ -83,9 +72,7 @@ pub fn build(
         }
         count += 1;
     }
-    body.extend_from_slice(b"],\"metrics_count\":");
-    body.extend_from_slice(count.to_string().as_bytes());
-    body.push(b'}');
+    close(count, body);
 }
 
 /// Writes an envelope into `body` (cleared first) around element JSON texts kept outside the
@@ -95,6 +82,20 @@ pub fn write<'e>(
     elements: impl Iterator<Item = &'e [u8]>,
     body: &mut Vec<u8>,
 ) {
+    open(header, body);
+    let mut count = 0usize;
+    for json in elements {
+        if count > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(json);
+        count += 1;
+    }
+    close(count, body);
+}
+
+/// Clears `body` and writes the header fields and the opening of `"metrics":[`.
+fn open(header: &Header<'_>, body: &mut Vec<u8>) {
     body.clear();
     let head = HeaderJson {
         collector_id: header.collector_id,
@@ -107,14 +108,10 @@ pub fn write<'e>(
     serde_json::to_writer(&mut *body, &head).unwrap();
     body.pop(); // the closing '}'
     body.extend_from_slice(b",\"metrics\":[");
-    let mut count = 0usize;
-    for json in elements {
-        if count > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(json);
-        count += 1;
-    }
+}
+
+/// Closes the metrics array and the envelope.
+fn close(count: usize, body: &mut Vec<u8>) {
     body.extend_from_slice(b"],\"metrics_count\":");
     body.extend_from_slice(count.to_string().as_bytes());
     body.push(b'}');
