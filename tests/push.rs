@@ -278,11 +278,16 @@ fn delivered_once(b: &Backend) -> Vec<Value> {
         }
         by_id.insert(batch.batch_id.clone(), batch);
         for m in batch.metrics() {
-            // Two sysstat samples 0.1 s apart can be byte-identical on an idle or busy host,
-            // so element text alone cannot tell a resend. A batch resent under a new id would
-            // repeat whole runs of elements, including that round's collector_health, whose
-            // collect_ms (µs), CPU seconds and buffer figures make it unique: check those.
+            // Two sysstat samples 0.1 s apart can be byte-identical, so element text alone
+            // cannot tell a resend. A batch resent under a new id would repeat whole runs of
+            // elements, including that round's collector_health, which carries its own round
+            // number: check those (text: rounds restart at 1 when a test restarts the daemon,
+            // and then the timestamp and uptime differ).
             if m["type"] == "collector_health" {
+                assert!(
+                    m["round"].as_u64().is_some(),
+                    "collector_health without a round: {m}"
+                );
                 assert!(seen.insert(m.to_string()), "element delivered twice: {m}");
             }
             out.push(m.clone());

@@ -70,6 +70,8 @@ pub struct Engine {
     /// Whether collection errors are logged as they happen (the daemon); `once` reports them
     /// itself, one line per problem.
     pub log_errors: bool,
+    /// Push rounds so far (the number in each `collector_health`).
+    pub rounds: u64,
     scratch: Vec<u8>,
     outcomes: Vec<(ElementMeta, Outcome)>,
     cycle_errors: Vec<(String, String)>,
@@ -96,6 +98,7 @@ impl Engine {
             started_mono_ns: now.mono_ns,
             sample,
             log_errors: true,
+            rounds: 0,
             scratch: Vec::new(),
             outcomes: Vec::new(),
             cycle_errors: Vec::new(),
@@ -242,6 +245,7 @@ impl Engine {
     pub fn health_json(&self, now: Now) -> Vec<u8> {
         let inputs = health::Inputs {
             now,
+            round: self.rounds,
             started_mono_ns: self.started_mono_ns,
             collect_ms: &self.collect_ms,
             buffer_bytes: self.buffer.json_bytes(),
@@ -257,6 +261,7 @@ impl Engine {
 
     /// Stores this round's `collector_health` element and starts a new round of errors.
     pub fn add_health(&mut self, now: Now) {
+        self.rounds += 1;
         let json = self.health_json(now);
         let meta = ElementMeta {
             source: HEALTH_SOURCE,

@@ -39,6 +39,9 @@ pub struct Health<'a> {
     pub timestamp: Rfc3339,
     pub version: &'static str,
     pub uptime_secs: u64,
+    /// **+** Push rounds since start, this one included: each health element has its own,
+    /// so a backend sees lost rounds as gaps and a restart as a return to 1.
+    pub round: u64,
     pub rss_bytes: Option<u64>,
     pub cpu_user_secs: Option<f64>,
     pub cpu_system_secs: Option<f64>,
@@ -58,6 +61,8 @@ pub struct Health<'a> {
 /// Everything the element is made of, gathered by the loop.
 pub struct Inputs<'a> {
     pub now: super::Now,
+    /// Push rounds since start, this one included.
+    pub round: u64,
     pub started_mono_ns: u64,
     pub collect_ms: &'a BTreeMap<&'static str, f64>,
     pub buffer_bytes: usize,
@@ -74,6 +79,7 @@ pub fn element<'a>(i: &Inputs<'a>) -> Health<'a> {
         timestamp: i.now.wall.rfc3339(),
         version: env!("CARGO_PKG_VERSION"),
         uptime_secs: i.now.mono_ns.saturating_sub(i.started_mono_ns) / 1_000_000_000,
+        round: i.round,
         rss_bytes: i.usage.map(|u| u.rss_bytes),
         cpu_user_secs: i.usage.map(|u| u.cpu_user_secs),
         cpu_system_secs: i.usage.map(|u| u.cpu_system_secs),
@@ -114,6 +120,7 @@ mod tests {
                     nanos: 0,
                 },
             },
+            round: 7,
             started_mono_ns: 3_000_000_000,
             collect_ms: &collect_ms,
             buffer_bytes: 10,
@@ -145,6 +152,7 @@ mod tests {
             assert!(v.get(key).is_some(), "{key} missing");
         }
         assert_eq!(v["uptime_secs"], 87);
+        assert_eq!(v["round"], 7);
         assert!(v["rss_bytes"].is_null());
         assert_eq!(v["errors"]["pg_stats/app"], "connection refused");
         assert_eq!(v["collect_ms"]["sysstat"], 0.05);
