@@ -192,6 +192,10 @@ impl Daemon {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     }
+    fn hup(&self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    }
     fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + within;
         loop {
@@ -1017,6 +1021,53 @@ fn mtls_works_with_a_client_certificate_and_fails_clearly_without() {
         "{err}"
     );
     assert_eq!(b.batches().len(), 1);
+}
+
+#[test]
+fn sighup_loads_a_client_certificate_without_a_restart() {
+    let b = Backend::start(Options {
+        mode: Mode::Mtls,
+        ..Options::default()
+    });
+    let dir = TempDir::new("mtls-hup");
+    provision(&dir, &b);
+    let files = b.certs.write(&dir.0);
+    // No client certificate yet: the backend refuses every handshake.
+    let cfg = Cfg::new(&dir, &b).write(&dir);
+    let d = Daemon::start(&cfg);
+    assert!(
+        b.wait(Duration::from_secs(10), |s| !s.tls_errors.is_empty()),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.log_line(Duration::from_secs(5), |l| l
+            .to_lowercase()
+            .contains("certificate"))
+            .is_some(),
+        "{}",
+        d.log()
+    );
+    assert!(b.batches().is_empty());
+    // The same file now names one; SIGHUP re-reads it and the TLS identity with it.
+    Cfg::new(&dir, &b)
+        .set(
+            "tls",
+            "cert_file",
+            &format!("{:?}", files.client_cert.display().to_string()),
+        )
+        .set(
+            "tls",
+            "key_file",
+            &format!("{:?}", files.client_key.display().to_string()),
+        )
+        .write(&dir);
+    d.hup();
+    assert!(
+        b.wait(Duration::from_secs(15), |s| !s.batches.is_empty()),
+        "{}",
+        d.log()
+    );
 }
 
 #[test]
