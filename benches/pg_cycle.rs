@@ -94,28 +94,9 @@ fn main() {
     for (name, sql) in [("schema.sql", &schema), ("workload.sql", &workload)] {
         let path = dir.join(name);
         std::fs::write(&path, sql).unwrap();
-        let out = Command::new(cluster.bin.join("psql"))
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
-            .arg(&cluster.dir)
-            .args([
-                "-p",
-                &cluster.port.to_string(),
-                "-U",
-                pg::SUPERUSER,
-                "-d",
-                "postgres",
-            ])
-            .arg("-f")
-            .arg(&path)
-            .env("PGPASSWORD", pg::SUPERPASS)
-            .stdout(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if let Err(e) = cluster.psql_file("postgres", &path) {
+            panic!("{name}: {e}");
+        }
     }
     let statements: usize = cluster
         .psql("postgres", "select count(*) from pg_stat_statements")

@@ -127,6 +127,29 @@ impl Cfg {
     }
 }
 
+/// A daemon with the default configuration pushing to a default backend, past its first
+/// accepted batch. The state directory is returned so that it outlives the daemon.
+fn pushing(tag: &str) -> (Backend, TempDir, Daemon) {
+    let b = Backend::start(Options::default());
+    let dir = TempDir::new(tag);
+    provision(&dir, &b);
+    let cfg = Cfg::new(&dir, &b).write(&dir);
+    let d = Daemon::start(&cfg);
+    assert!(b.wait(Duration::from_secs(10), |s| !s.batches.is_empty()));
+    (b, dir, d)
+}
+
+/// Waits (5 s at most) for the first push the backend answered with `status`, and returns it.
+fn first_push_answered(b: &Backend, status: u16) -> backend::Request {
+    assert!(b.wait(Duration::from_secs(5), |s| {
+        s.requests.iter().any(|r| r.status == status)
+    }));
+    b.requests_to(PUSH)
+        .into_iter()
+        .find(|r| r.status == status)
+        .unwrap()
+}
+
 /// Writes `collector.id` and a backend-issued `collector.token` into the state directory, as a
 /// registration would; returns the id.
 fn provision(dir: &TempDir, b: &Backend) -> String {
@@ -601,21 +624,9 @@ fn buffer_overflow_drops_the_oldest_and_counts_them() {
 
 #[test]
 fn retry_after_is_honoured() {
-    let b = Backend::start(Options::default());
-    let dir = TempDir::new("429");
-    provision(&dir, &b);
-    let cfg = Cfg::new(&dir, &b).write(&dir);
-    let _d = Daemon::start(&cfg);
-    assert!(b.wait(Duration::from_secs(10), |s| !s.batches.is_empty()));
+    let (b, _dir, _d) = pushing("429");
     b.push_faults(1, Fault::TooMany(Some(2)));
-    assert!(b.wait(Duration::from_secs(5), |s| {
-        s.requests.iter().any(|r| r.status == 429)
-    }));
-    let limited = b
-        .requests_to(PUSH)
-        .into_iter()
-        .find(|r| r.status == 429)
-        .unwrap();
+    let limited = first_push_answered(&b, 429);
     assert!(b.wait(Duration::from_secs(6), |s| {
         s.batches.iter().any(|x| x.at > limited.at)
     }));
@@ -642,21 +653,9 @@ fn retry_after_is_honoured() {
 
 #[test]
 fn unauthorized_once_refreshes_the_token_and_retries() {
-    let b = Backend::start(Options::default());
-    let dir = TempDir::new("401");
-    provision(&dir, &b);
-    let cfg = Cfg::new(&dir, &b).write(&dir);
-    let _d = Daemon::start(&cfg);
-    assert!(b.wait(Duration::from_secs(10), |s| !s.batches.is_empty()));
+    let (b, dir, _d) = pushing("401");
     b.push_faults(1, Fault::Unauthorized);
-    assert!(b.wait(Duration::from_secs(5), |s| {
-        s.requests.iter().any(|r| r.status == 401)
-    }));
-    let rejected = b
-        .requests_to(PUSH)
-        .into_iter()
-        .find(|r| r.status == 401)
-        .unwrap();
+    let rejected = first_push_answered(&b, 401);
     assert!(b.wait(Duration::from_secs(5), |s| {
         s.batches
             .iter()
@@ -710,21 +709,9 @@ fn a_short_lived_token_is_refreshed_before_it_expires() {
 
 #[test]
 fn bad_request_drops_the_batch_counts_it_and_later_batches_pass() {
-    let b = Backend::start(Options::default());
-    let dir = TempDir::new("400");
-    provision(&dir, &b);
-    let cfg = Cfg::new(&dir, &b).write(&dir);
-    let d = Daemon::start(&cfg);
-    assert!(b.wait(Duration::from_secs(10), |s| !s.batches.is_empty()));
+    let (b, _dir, d) = pushing("400");
     b.push_faults(1, Fault::BadRequest);
-    assert!(b.wait(Duration::from_secs(5), |s| {
-        s.requests.iter().any(|r| r.status == 400)
-    }));
-    let bad = b
-        .requests_to(PUSH)
-        .into_iter()
-        .find(|r| r.status == 400)
-        .unwrap();
+    let bad = first_push_answered(&b, 400);
     std::thread::sleep(Duration::from_secs(2));
     let batches = b.batches();
     assert!(
@@ -835,12 +822,7 @@ fn a_slow_reply_times_out_and_the_same_batch_is_retried() {
 
 #[test]
 fn a_reset_mid_reply_resends_the_same_batch() {
-    let b = Backend::start(Options::default());
-    let dir = TempDir::new("reset");
-    provision(&dir, &b);
-    let cfg = Cfg::new(&dir, &b).write(&dir);
-    let _d = Daemon::start(&cfg);
-    assert!(b.wait(Duration::from_secs(10), |s| !s.batches.is_empty()));
+    let (b, _dir, _d) = pushing("reset");
     b.push_faults(1, Fault::Reset);
     assert!(b.wait(Duration::from_secs(5), |s| {
         s.batches.iter().any(|x| x.reply_lost)
@@ -861,12 +843,7 @@ fn a_reset_mid_reply_resends_the_same_batch() {
 
 #[test]
 fn a_garbage_reply_is_logged_clearly_and_retried() {
-    let b = Backend::start(Options::default());
-    let dir = TempDir::new("garbage");
-    provision(&dir, &b);
-    let cfg = Cfg::new(&dir, &b).write(&dir);
-    let d = Daemon::start(&cfg);
-    assert!(b.wait(Duration::from_secs(10), |s| !s.batches.is_empty()));
+    let (b, _dir, d) = pushing("garbage");
     b.push_faults(1, Fault::Garbage);
     assert!(b.wait(Duration::from_secs(5), |s| {
         s.requests.iter().any(|r| r.note.contains("Garbage"))
@@ -893,12 +870,7 @@ fn a_garbage_reply_is_logged_clearly_and_retried() {
 
 #[test]
 fn a_redirect_is_a_configuration_error_and_is_not_followed() {
-    let b = Backend::start(Options::default());
-    let dir = TempDir::new("redirect");
-    provision(&dir, &b);
-    let cfg = Cfg::new(&dir, &b).write(&dir);
-    let d = Daemon::start(&cfg);
-    assert!(b.wait(Duration::from_secs(10), |s| !s.batches.is_empty()));
+    let (b, _dir, d) = pushing("redirect");
     b.push_faults(1, Fault::Redirect);
     assert!(b.wait(Duration::from_secs(5), |s| {
         s.requests.iter().any(|r| r.status == 301)

@@ -251,6 +251,16 @@ impl Cluster {
 
     /// [`Cluster::psql`] that returns psql's error output instead of panicking.
     pub fn try_psql(&self, database: &str, sql: &str) -> Result<String, String> {
+        self.run_psql(database, &["-c", sql])
+    }
+
+    /// Runs a file of SQL as the superuser (stops at the first error).
+    pub fn psql_file(&self, database: &str, file: &Path) -> Result<String, String> {
+        let file = file.to_string_lossy();
+        self.run_psql(database, &["-f", &file])
+    }
+
+    fn run_psql(&self, database: &str, input: &[&str]) -> Result<String, String> {
         let bundled = self.bin.join("psql").exists();
         let psql = if bundled {
             self.bin.join("psql")
@@ -274,9 +284,8 @@ impl Cluster {
                 SUPERUSER,
                 "-d",
                 database,
-                "-c",
-                sql,
             ])
+            .args(input)
             .env("PGPASSWORD", SUPERPASS)
             .env("PGSSLMODE", "disable")
             .output()
