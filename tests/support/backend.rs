@@ -95,6 +95,10 @@ pub struct Options {
     pub token_lifetime: Duration,
     /// Shared-secret mode: tokens signed by the collector with this key are accepted too.
     pub shared_key: Option<Vec<u8>>,
+    /// Answer pushes 200 at once and check them later, in [`Backend::check_deferred`]: a
+    /// benchmark then times the collector and the transport, not this backend's gunzip, JSON
+    /// parse and contract checks (which run in the benchmark's own process).
+    pub defer_push_checks: bool,
 }
 
 impl Default for Options {
@@ -104,6 +108,7 @@ impl Default for Options {
             secret: "registration-secret".to_string(),
             token_lifetime: Duration::from_secs(30 * 60),
             shared_key: None,
+            defer_push_checks: false,
         }
     }
 }
@@ -165,6 +170,9 @@ impl Batch {
     }
 }
 
+/// Header names (lower-cased) and values, in order.
+type Headers = Vec<(String, String)>;
+
 #[derive(Default)]
 pub struct State {
     pub requests: Vec<Request>,
@@ -183,6 +191,8 @@ pub struct State {
     /// `refresh-token` answers this status instead of working (e.g. 401: force re-registration).
     pub refresh_status: Option<u16>,
     pub config: Option<ConfigReply>,
+    /// Pushes answered at once with `defer_push_checks`: (headers, body as received).
+    deferred: Vec<(Headers, Vec<u8>)>,
     connections: u64,
 }
 
@@ -265,6 +275,39 @@ impl Backend {
     }
     pub fn violations(&self) -> Vec<String> {
         self.state().violations.clone()
+    }
+    /// Checks the pushes answered under `defer_push_checks` as any push is checked (gzip,
+    /// token, envelope contract), recording them as batches. Returns how many passed, or the
+    /// violations.
+    pub fn check_deferred(&self) -> Result<usize, Vec<String>> {
+        let deferred = std::mem::take(&mut self.state().deferred);
+        let shared = Shared {
+            state: self.state.clone(),
+            certs: self.certs.clone(),
+            options: self.options.clone(),
+            key: self.key.clone(),
+        };
+        let mut problems = Vec::new();
+        let mut passed = 0;
+        for (headers, wire) in deferred {
+            let out = handle(&shared, "POST", PUSH, &headers, &wire, Vec::new());
+            problems.extend(out.violations);
+            if out.status != 200 {
+                problems.push(format!(
+                    "deferred push answered {}: {}",
+                    out.status, out.note
+                ));
+            }
+            if let Some(batch) = out.batch {
+                self.state().batches.push(batch);
+                passed += 1;
+            }
+        }
+        if problems.is_empty() {
+            Ok(passed)
+        } else {
+            Err(problems)
+        }
     }
     pub fn tls_errors(&self) -> Vec<String> {
         self.state().tls_errors.clone()
@@ -476,7 +519,25 @@ fn serve(mut tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, shared: Sha
         }
         let wire: Vec<u8> = buf.drain(..len).collect();
         let at = Instant::now();
-        let out = handle(&shared, &method, &path, &headers, &wire, violations);
+        let out = if shared.options.defer_push_checks
+            && method == "POST"
+            && path == PUSH
+            && violations.is_empty()
+        {
+            shared.lock().deferred.push((headers.clone(), wire.clone()));
+            Outcome {
+                status: 200,
+                reply: response(200, &[], &json!({"status": "ok"})),
+                body: Vec::new(),
+                note: "deferred".into(),
+                violations: Vec::new(),
+                sleep: None,
+                cut: Cut::No,
+                batch: None,
+            }
+        } else {
+            handle(&shared, &method, &path, &headers, &wire, violations)
+        };
         let close = headers
             .iter()
             .any(|(n, v)| n == "connection" && v.eq_ignore_ascii_case("close"));
