@@ -280,7 +280,7 @@ mod tests {
              2 1 0:22 / /proc rw - proc proc rw\n\
              3 1 0:30 / /dev/shm rw - tmpfs tmpfs rw\n\
              4 1 254:0 /srv /srv-bind rw - ext4 /dev/vda rw\n\
-             5 1 8:1 / {spaced_escaped} ro,noatime - xfs /dev/sdb1 rw\n\
+             5 1 8:1 / {spaced_escaped} ro,noatime - xfs /dev/sdb1 ro,attr2\n\
              6 1 8:2 / /definitely/not/mounted rw - ext4 /dev/sdc1 rw\n\
              7 1 0:50 / /mnt/nfs rw - nfs4 server:/export rw\n\
              this line is garbage\n"

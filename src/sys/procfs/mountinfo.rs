@@ -49,9 +49,14 @@ pub struct MountInfo<'a> {
 }
 
 impl MountInfo<'_> {
-    /// "ro" among the comma-separated mount options.
+    /// "ro" among the comma-separated super options: the filesystem itself is read-only
+    /// (mounted `ro`, or remounted by `errors=remount-ro` after an I/O error).
+    ///
+    /// Not the per-mount options: a read-only bind mount leaves the filesystem writable, and a
+    /// sandboxed service (systemd's `ProtectSystem=strict`, which the packaged unit uses) sees
+    /// every mount of its namespace as `ro` while the filesystems stay `rw` for everyone else.
     pub fn read_only(&self) -> bool {
-        self.mount_options.split(|&b| b == b',').any(|o| o == b"ro")
+        self.super_options.split(|&b| b == b',').any(|o| o == b"ro")
     }
 }
 
@@ -236,7 +241,9 @@ mod tests {
         let bind = all.iter().find(|m| m.mount_id == 101).unwrap();
         assert_eq!((bind.major, bind.minor), (m.major, m.minor));
         assert_eq!(bind.root, b"/pgdata");
-        assert!(bind.read_only());
+        // Read-only per mount, but the filesystem (super options "rw") is writable.
+        assert_eq!(bind.mount_options, b"ro,relatime");
+        assert!(!bind.read_only());
 
         // Several optional fields; source "none".
         let opt = all.iter().find(|m| m.mount_id == 102).unwrap();
@@ -258,11 +265,18 @@ mod tests {
     }
 
     #[test]
-    fn read_only_is_an_exact_option() {
-        let m = parse_line(b"1 0 8:1 / / rw,errors=remount-ro,rox - ext4 /dev/sda1 rw").unwrap();
+    fn read_only_is_an_exact_super_option() {
+        let m = parse_line(b"1 0 8:1 / / rw - ext4 /dev/sda1 rw,errors=remount-ro,rox").unwrap();
         assert!(!m.read_only());
         let m = parse_line(b"1 0 8:1 / / ro - ext4 /dev/sda1 ro").unwrap();
         assert!(m.read_only());
+        // After an I/O error with errors=remount-ro: the superblock is ro.
+        let m = parse_line(b"1 0 8:1 / / rw - ext4 /dev/sda1 ro,errors=remount-ro").unwrap();
+        assert!(m.read_only());
+        // Inside systemd's ProtectSystem=strict (seen on a real host through
+        // `unshare -m` + `mount -o remount,bind,ro /`): the mount is ro, the filesystem is not.
+        let m = parse_line(b"43 42 254:0 / / ro,relatime - ext4 /dev/vda rw,discard").unwrap();
+        assert!(!m.read_only());
     }
 
     #[test]
