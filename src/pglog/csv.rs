@@ -19,7 +19,9 @@
 use std::borrow::Cow;
 
 use super::tz::Zone;
-use super::{Caps, Entry, Pending, Target, Word, level_name, local_time, parse_i64, word};
+use super::{
+    Caps, Entry, NO_SQLSTATE, Pending, Target, Word, level_name, local_time, parse_i64, word,
+};
 
 /// Columns read (26 on PG 14+; more are ignored).
 pub const COLUMNS: usize = 26;
@@ -192,7 +194,7 @@ pub(crate) fn entry(rec: &[u8], min_rank: u8, zone: &Zone, caps: Caps) -> Option
             let h = client_host(&v);
             (!h.is_empty()).then(|| String::from_utf8_lossy(h).into_owned())
         },
-        sqlstate: text(SQL_STATE_CODE),
+        sqlstate: text(SQL_STATE_CODE).filter(|c| c != NO_SQLSTATE),
         detail: None,
         hint: None,
         context: None,

@@ -14,7 +14,7 @@
 use std::borrow::Cow;
 
 use super::tz::Zone;
-use super::{Caps, Entry, Pending, Target, Word, level_name, local_time, word};
+use super::{Caps, Entry, NO_SQLSTATE, Pending, Target, Word, level_name, local_time, word};
 
 /// The keys read; every other key is ignored.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -106,7 +106,7 @@ fn build(r: Record<'_>, min_rank: u8, zone: &Zone, caps: Caps) -> Option<Entry> 
         database: s(r.dbname),
         application: s(r.application_name),
         client: s(r.remote_host),
-        sqlstate: s(r.state_code),
+        sqlstate: s(r.state_code).filter(|c| c != NO_SQLSTATE),
         detail: None,
         hint: None,
         context: None,

@@ -26,6 +26,10 @@
 //! - With `log_error_verbosity = verbose` the SQLSTATE opens the message (`ERROR:  42P01: …`)
 //!   and a `LOCATION:` line follows; the location is part of the entry but not kept, like the
 //!   internal `QUERY:` (the entry has no field for either).
+//! - SQLSTATE `00000` (successful completion, the code of every LOG line) is written by csvlog
+//!   and `%e`, left out by jsonlog: it is reported as no code (`None`) in all three formats.
+//!   Likewise `[unknown]` (stderr's `%u`/`%d`/`%a` before the startup packet is read) is
+//!   `None`, as csvlog and jsonlog have it.
 
 pub mod csv;
 pub mod json;
@@ -96,6 +100,12 @@ fn ser_time<S: serde::Serializer>(t: &Option<WallTime>, s: S) -> Result<S::Ok, S
         None => s.serialize_none(),
     }
 }
+
+/// What `%u`, `%d` and `%a` write before a session knows its user, database, application.
+const UNKNOWN: &str = "[unknown]";
+
+/// SQLSTATE "successful completion": reported as no code.
+pub(crate) const NO_SQLSTATE: &str = "00000";
 
 /// The word after a prefix: a severity opens an entry, the others fill the entry before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -545,6 +555,9 @@ impl Parser {
             r.filter(|(a, b)| b > a)
                 .map(|(a, b)| String::from_utf8_lossy(&line[a..b]).into_owned())
         };
+        // `%u`, `%d`, `%a` read `[unknown]` before the startup packet is read; csvlog and
+        // jsonlog leave those fields empty.
+        let known = |r| s(r).filter(|v| v != UNKNOWN);
         let timestamp = c.time.and_then(|(esc, a, b)| {
             let v = &line[a..b];
             match esc {
@@ -555,9 +568,9 @@ impl Parser {
             }
         });
         let mut text = &line[m.text..];
-        let mut sqlstate = s(c.sqlstate);
+        let mut sqlstate = s(c.sqlstate).filter(|c| c != NO_SQLSTATE);
         if let Some((code, rest)) = verbose_sqlstate(text) {
-            if sqlstate.is_none() {
+            if sqlstate.is_none() && code != NO_SQLSTATE.as_bytes() {
                 sqlstate = Some(String::from_utf8_lossy(code).into_owned());
             }
             text = rest;
@@ -567,9 +580,9 @@ impl Parser {
             level: level_name(r),
             message: String::new(),
             pid: c.pid.and_then(|(a, b)| parse_i64(&line[a..b])),
-            user: s(c.user),
-            database: s(c.database),
-            application: s(c.application),
+            user: known(c.user),
+            database: known(c.database),
+            application: known(c.application),
             client: s(c.client),
             sqlstate,
             detail: None,

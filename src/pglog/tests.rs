@@ -140,13 +140,16 @@ fn verbose_sqlstate_and_location() {
     assert_eq!(e.message, "relation \"nope\" does not exist");
     assert_eq!(e.statement.as_deref(), Some("select * from nope;"));
     // Prefix %e wins; a 5-letter word is not a code.
-    let log = "00000 [5] LOG:  ABCDE: not a code\n";
+    let log = "00000 [5] LOG:  ABCDE: not a code\n42P01 [5] LOG:  00000: x\n";
     let (out, _) = run(
         settings(Format::Stderr, "%e [%p] ", PgSeverity::Warning),
         log.as_bytes(),
     );
-    assert_eq!(out[0].0.sqlstate.as_deref(), Some("00000"));
+    // 00000 is "no code" in every format (jsonlog leaves it out).
+    assert_eq!(out[0].0.sqlstate, None);
     assert_eq!(out[0].0.message, "ABCDE: not a code");
+    assert_eq!(out[1].0.sqlstate.as_deref(), Some("42P01"));
+    assert_eq!(out[1].0.message, "x");
 }
 
 #[test]
@@ -384,4 +387,310 @@ fn invalid_utf8_is_lossy() {
     let (out, _) = run(settings(Format::Stderr, DEBIAN, PgSeverity::Warning), log);
     assert_eq!(out[0].0.message, "bad \u{fffd} byte");
     assert_eq!(out[0].0.user.as_deref(), Some("app\u{fffd}"));
+}
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn fixture_prefix(dir: &str) -> String {
+    String::from_utf8(fixture(&format!("fixtures/pglog/{dir}/log_line_prefix"))).unwrap()
+}
+
+/// Every fixture line that opens an entry (a severity word after the prefix), counted the
+/// simple way: the word shapes PostgreSQL writes.
+fn severity_lines(log: &str) -> usize {
+    log.lines()
+        .filter(|l| {
+            [
+                "DEBUG:  ",
+                "INFO:  ",
+                "NOTICE:  ",
+                "WARNING:  ",
+                "ERROR:  ",
+                "LOG:  ",
+                "FATAL:  ",
+                "PANIC:  ",
+            ]
+            .iter()
+            .any(|w| {
+                l.contains(&format!("| {w}"))
+                    || l.contains(&format!(" {w}")) && !l.starts_with('\t')
+            })
+        })
+        .count()
+}
+
+#[test]
+fn fixture_debian_prefix() {
+    let log = fixture("fixtures/pglog/debian/postgresql.log");
+    let s = settings(
+        Format::Stderr,
+        &fixture_prefix("debian"),
+        PgSeverity::Debug5,
+    );
+    let (out, n) = run(s, &log);
+    assert_eq!(n, log.len());
+    let text = String::from_utf8_lossy(&log);
+    assert_eq!(out.len(), severity_lines(&text));
+    // Ends are increasing and each entry's end is where the next begins.
+    for w in out.windows(2) {
+        assert!(w[0].1 < w[1].1);
+    }
+    assert_eq!(out.last().unwrap().1, log.len() as u64);
+    let find = |msg: &str| {
+        out.iter()
+            .map(|(e, _)| e)
+            .find(|e| e.message.starts_with(msg))
+            .unwrap_or_else(|| panic!("no entry {msg:?}"))
+    };
+    let e = find("duplicate key value");
+    assert_eq!(e.level, "ERROR");
+    assert_eq!(e.detail.as_deref(), Some("Key (id)=(1) already exists."));
+    assert_eq!(
+        e.statement.as_deref(),
+        Some("insert into t values (1, 'dup');")
+    );
+    assert_eq!(
+        (e.user.as_deref(), e.database.as_deref()),
+        (Some("test"), Some("postgres"))
+    );
+    // CET in November: UTC+1.
+    let ts = e.timestamp.unwrap().rfc3339_millis().to_string();
+    assert!(ts.starts_with("2026-11-28T00:"), "{ts}");
+    let e = find("column \"x\" does not exist");
+    assert_eq!(
+        e.statement.as_deref(),
+        Some("select 1,\n       2,\n       x\n  from t\n where id = 1;")
+    );
+    let e = find("multi-line warning");
+    assert_eq!(e.level, "WARNING");
+    assert_eq!(e.message, "multi-line warning\nsecond line");
+    assert_eq!(e.detail.as_deref(), Some("detail line 1\ndetail line 2"));
+    assert_eq!(e.hint.as_deref(), Some("a hint, with \"quotes\""));
+    assert!(
+        e.context
+            .as_deref()
+            .unwrap()
+            .starts_with("PL/pgSQL function")
+    );
+    assert_eq!(find("hello notice").level, "NOTICE");
+    let e = find("division by zero");
+    assert_eq!(
+        e.context.as_deref(),
+        Some("SQL expression \"1/0\"\nPL/pgSQL function f() line 1 at RETURN")
+    );
+    let e = find("relation \"nosuch_verbose\"");
+    assert_eq!(e.sqlstate.as_deref(), Some("42P01"));
+    assert_eq!(
+        e.statement.as_deref(),
+        Some("select * from nosuch_verbose;")
+    );
+    let e = find("duration: ");
+    assert!(e.duration_ms.is_some());
+    assert!(out.iter().filter(|(e, _)| e.duration_ms.is_some()).count() >= 4);
+    let e = find("password authentication failed");
+    assert_eq!(e.level, "FATAL");
+    assert!(
+        e.detail
+            .as_deref()
+            .unwrap()
+            .starts_with("Connection matched pg_hba.conf line")
+    );
+    assert!(out.iter().any(|(e, _)| e.level == "DEBUG"));
+    assert!(find("checkpoint starting").user.is_none());
+    assert!(find("invalid input syntax for type integer: \"héllo").level == "ERROR");
+    // WARNING keeps far fewer.
+    let (warn, _) = run(
+        settings(
+            Format::Stderr,
+            &fixture_prefix("debian"),
+            PgSeverity::Warning,
+        ),
+        &log,
+    );
+    assert!(
+        warn.iter()
+            .all(|(e, _)| e.level != "DEBUG" && e.level != "NOTICE")
+    );
+    assert!(warn.len() < out.len() && warn.len() > 20);
+}
+
+#[test]
+fn fixture_every_escape_prefix() {
+    let log = fixture("fixtures/pglog/every-escape/postgresql.log");
+    let prefix = fixture_prefix("every-escape");
+    let (out, n) = run(settings(Format::Stderr, &prefix, PgSeverity::Debug5), &log);
+    assert_eq!(n, log.len());
+    let text = String::from_utf8_lossy(&log);
+    assert_eq!(out.len(), severity_lines(&text));
+    // Same workload as the Debian capture: same levels in the same order.
+    let deb = fixture("fixtures/pglog/debian/postgresql.log");
+    let (deb, _) = run(
+        settings(
+            Format::Stderr,
+            &fixture_prefix("debian"),
+            PgSeverity::Debug5,
+        ),
+        &deb,
+    );
+    let lv = |v: &[(Entry, u64)]| v.iter().map(|(e, _)| e.level).collect::<Vec<_>>();
+    assert_eq!(lv(&out), lv(&deb));
+    for (a, b) in out.iter().zip(&deb) {
+        let digitless = |s: &str| {
+            s.chars()
+                .filter(|c| !c.is_ascii_digit())
+                .collect::<String>()
+        };
+        assert_eq!(digitless(&a.0.message), digitless(&b.0.message));
+        assert_eq!(
+            a.0.detail.is_some(),
+            b.0.detail.is_some(),
+            "{}",
+            a.0.message
+        );
+        assert_eq!(
+            a.0.statement.is_some(),
+            b.0.statement.is_some(),
+            "{}",
+            a.0.message
+        );
+        assert_eq!(a.0.user, b.0.user, "{}", a.0.message);
+        assert_eq!(a.0.database, b.0.database, "{}", a.0.message);
+    }
+    let find = |msg: &str| {
+        out.iter()
+            .map(|(e, _)| e)
+            .find(|e| e.message.starts_with(msg))
+            .unwrap_or_else(|| panic!("no entry {msg:?}"))
+    };
+    let e = find("duplicate key value");
+    assert_eq!(e.sqlstate.as_deref(), Some("23505"));
+    assert_eq!(e.application.as_deref(), Some("capture"));
+    assert_eq!(e.client.as_deref(), Some("127.0.0.1"));
+    let e = find("custom failure");
+    assert_eq!(e.application.as_deref(), Some("my app"));
+    assert_eq!(e.client.as_deref(), Some("[local]"));
+    assert_eq!(e.sqlstate.as_deref(), Some("P0001"));
+    assert!(
+        out.iter()
+            .all(|(e, _)| e.pid.is_some() && e.timestamp.is_some())
+    );
+    let e = find("checkpoint starting");
+    assert_eq!((e.user.as_deref(), e.sqlstate.as_deref()), (None, None));
+}
+
+#[test]
+fn fixture_csv_json_and_stderr_agree() {
+    let csv = fixture("fixtures/pglog/csvlog/postgresql.csv");
+    let json = fixture("fixtures/pglog/jsonlog/postgresql.json");
+    let deb = fixture("fixtures/pglog/debian/postgresql.log");
+    let (c, n) = run(settings(Format::Csvlog, "", PgSeverity::Debug5), &csv);
+    assert_eq!(n, csv.len());
+    let (j, n) = run(settings(Format::Jsonlog, "", PgSeverity::Debug5), &json);
+    assert_eq!(n, json.len());
+    let (s, _) = run(
+        settings(
+            Format::Stderr,
+            &fixture_prefix("debian"),
+            PgSeverity::Debug5,
+        ),
+        &deb,
+    );
+    assert_eq!(c.len(), j.len());
+    assert_eq!(c.len(), s.len());
+    for ((c, _), (j, _)) in c.iter().zip(&j) {
+        assert_eq!(c, j);
+    }
+    for ((c, _), (s, _)) in c.iter().zip(&s) {
+        assert_eq!(
+            (c.level, c.timestamp, c.pid, &c.user, &c.database),
+            (s.level, s.timestamp, s.pid, &s.user, &s.database),
+            "{}",
+            c.message
+        );
+        // stderr adds " at character N" to the message and the code in verbose mode.
+        assert!(
+            s.message.contains(&c.message),
+            "{} / {}",
+            s.message,
+            c.message
+        );
+        assert_eq!(c.detail, s.detail);
+        assert_eq!(c.hint, s.hint);
+        assert_eq!(c.context, s.context);
+        assert_eq!(c.duration_ms, s.duration_ms);
+    }
+    let e = &c
+        .iter()
+        .find(|(e, _)| e.message.starts_with("custom failure"))
+        .unwrap()
+        .0;
+    assert_eq!(e.detail.as_deref(), Some("it, \"failed\""));
+    assert_eq!(e.client.as_deref(), Some("[local]"));
+    assert_eq!(e.application.as_deref(), Some("my app"));
+}
+
+#[test]
+fn fixtures_through_small_buffers_and_resync() {
+    for (fmt, path, prefix) in [
+        (
+            Format::Stderr,
+            "fixtures/pglog/debian/postgresql.log",
+            fixture_prefix("debian"),
+        ),
+        (
+            Format::Stderr,
+            "fixtures/pglog/every-escape/postgresql.log",
+            fixture_prefix("every-escape"),
+        ),
+        (
+            Format::Csvlog,
+            "fixtures/pglog/csvlog/postgresql.csv",
+            String::new(),
+        ),
+        (
+            Format::Jsonlog,
+            "fixtures/pglog/jsonlog/postgresql.json",
+            String::new(),
+        ),
+    ] {
+        let log = fixture(path);
+        let (whole, _) = run(settings(fmt, &prefix, PgSeverity::Debug5), &log);
+        // A buffer larger than every record: identical entries, whatever the chunking.
+        for cap in [1024, 1500, 4096] {
+            let longest = log.split(|&b| b == b'\n').map(<[u8]>::len).max().unwrap();
+            if cap <= longest + 1 && fmt != Format::Csvlog {
+                continue;
+            }
+            if fmt == Format::Csvlog && cap < 1500 {
+                continue;
+            }
+            let got = run_buffered(settings(fmt, &prefix, PgSeverity::Debug5), &log, cap);
+            assert_eq!(got, whole, "{path} cap {cap}");
+        }
+        // A small buffer: never panics, never grows, keeps the entries it can.
+        let got = run_buffered(settings(fmt, &prefix, PgSeverity::Debug5), &log, 200);
+        assert!(!got.is_empty(), "{path}");
+        // Starting anywhere with resync: the entries after the first record start are those
+        // of the whole file.
+        for start in (0..log.len()).step_by(97) {
+            let mut p = Parser::new(settings(fmt, &prefix, PgSeverity::Debug5)).unwrap();
+            p.reset(start as u64, true);
+            let mut got = Vec::new();
+            p.feed(&log[start..], false, &mut |e, end| got.push((e, end)));
+            p.finish(&mut |e, end| got.push((e, end)));
+            let tail: Vec<_> = whole
+                .iter()
+                .filter(|(_, end)| *end > start as u64)
+                .collect();
+            assert!(
+                got.len() <= tail.len() && got.len() + 2 >= tail.len(),
+                "{path} at {start}"
+            );
+            if let (Some(a), Some(b)) = (got.last(), tail.last()) {
+                assert_eq!(&a, b);
+            }
+        }
+    }
 }
