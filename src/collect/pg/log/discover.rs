@@ -47,6 +47,21 @@ impl Filter {
             Filter::Suffix(s) => name.ends_with(s.as_bytes()) && name.len() > s.len(),
         }
     }
+
+    /// Whether `name` is a log of this server or one rotated by renaming: a matching name
+    /// followed by `.` and anything (`postgresql-15-main.log.1`), compressed ones excepted.
+    pub fn matches_rotated(&self, name: &[u8]) -> bool {
+        if self.matches(name) {
+            return true;
+        }
+        if is_compressed(name) {
+            return false;
+        }
+        name.iter()
+            .enumerate()
+            .filter(|&(i, &b)| b == b'.' && i > 0 && i + 1 < name.len())
+            .any(|(i, _)| self.matches(&name[..i]))
+    }
 }
 
 /// The log directory to look into for rotated and new files.
@@ -346,6 +361,14 @@ mod tests {
         assert!(s.matches(b"postgresql-2026-11-28_010000.csv"));
         assert!(!s.matches(b"postgresql-2026-11-28_010000.log"));
         assert!(!s.matches(b".csv"));
+        let g = Filter::Glob("*.log".into());
+        assert!(g.matches_rotated(b"postgresql-15-main.log"));
+        assert!(g.matches_rotated(b"postgresql-15-main.log.1"));
+        assert!(!g.matches(b"postgresql-15-main.log.1"));
+        assert!(!g.matches_rotated(b"postgresql-15-main.log.2.gz"));
+        assert!(!g.matches_rotated(b"postgresql-15-main.log."));
+        assert!(!g.matches_rotated(b"postgresql.csv.1"));
+        assert!(s.matches_rotated(b"postgresql-2026.csv.renamed"));
     }
 
     #[test]

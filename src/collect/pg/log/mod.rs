@@ -522,6 +522,11 @@ impl Collector for PgLog {
             self.acks.push_mark(pos);
         }
         let report = result.map_err(CollectError)?;
+        if self.mode == Mode::Run {
+            for e in &report.events {
+                crate::log::info("pg_log", e, &[]);
+            }
+        }
         if let Some(lost) = report.stored_lost {
             out.error(
                 "pg_log/offsets",

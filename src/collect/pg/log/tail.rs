@@ -133,8 +133,8 @@ struct Open {
     file: Rc<FileRef>,
     /// Replaced by another file: read to the end, then finish.
     draining: bool,
-    /// Finish only after a collection in which it did not grow (it was followed live, so its
-    /// writer may not have moved on yet); files read from the queue finish at their end.
+    /// Finish only after a collection in which it did not grow (its writer may not have
+    /// moved on yet).
     settle: bool,
     /// Size seen at the end of the previous collection (`u64::MAX`: none yet).
     last_size: u64,
@@ -253,6 +253,8 @@ pub struct Report {
     pub restarted: u32,
     /// The stored offset's file was not found: its entries after the offset are lost.
     pub stored_lost: Option<PathBuf>,
+    /// What happened to which file, one line each (for the collector's log).
+    pub events: Vec<String>,
 }
 
 type Sink<'s> = dyn FnMut(&Rc<FileRef>, Entry, u64) + 's;
@@ -342,6 +344,11 @@ impl Tail {
             let file = o.file.clone();
             self.parser.finish(&mut |e, end| sink(&file, e, end));
             left = left.saturating_sub(1);
+            report.events.push(format!(
+                "finished {} at offset {}",
+                o.file.id.path.display(),
+                self.parser.position()
+            ));
             self.finish(o, size);
             report.finished += 1;
             self.open_next(current, dir, &mut report)?;
@@ -439,7 +446,8 @@ impl Tail {
         if o.draining {
             return Ok(());
         }
-        let path = &o.file.id.path;
+        let path = o.file.id.path.clone();
+        let path = path.as_path();
         let meta = fstat(&o.fd).map_err(|e| open_error(path, e))?;
         let fp = o.file.fingerprint;
         let head_same = fp.len == 0
@@ -486,8 +494,16 @@ impl Tail {
                     fingerprint,
                 });
                 report.restarted += 1;
+                report.events.push(format!(
+                    "{} was truncated: reading it from 0",
+                    path.display()
+                ));
             }
             Check::Replaced => {
+                report.events.push(format!(
+                    "{} was rotated or deleted: finishing it",
+                    path.display()
+                ));
                 o.draining = true;
                 o.settle = true;
                 o.last_size = u64::MAX;
@@ -533,7 +549,7 @@ impl Tail {
             && let Ok(entries) = std::fs::read_dir(&d.dir)
         {
             for e in entries.flatten() {
-                if !d.filter.matches(e.file_name().as_bytes()) {
+                if !d.filter.matches_rotated(e.file_name().as_bytes()) {
                     continue;
                 }
                 let p = e.path();
@@ -573,13 +589,19 @@ impl Tail {
                 continue;
             }
             let live = current_inode == Some((meta.dev, meta.ino));
+            report
+                .events
+                .push(format!("reading {} from 0", p.display()));
             self.parser.reset(0, false);
+            // A file that is not the current one may still be written until its writer
+            // reopens the log (renamed by hand or by logrotate): it too is finished only after
+            // a quiet collection.
             self.cur = Some(Open {
                 file: file_ref(&fd, p, &meta)?,
                 fd,
                 draining: !live,
-                settle: false,
-                last_size: meta.size,
+                settle: !live,
+                last_size: u64::MAX,
             });
             return Ok(());
         }
@@ -588,6 +610,9 @@ impl Tail {
             && let Some((fd, meta)) = open_if_exists(c)?
             && !self.is_done(&fd, &meta)
         {
+            report
+                .events
+                .push(format!("reading new file {} from 0", c.display()));
             self.parser.reset(0, false);
             self.cur = Some(Open {
                 file: file_ref(&fd, c.to_path_buf(), &meta)?,
@@ -613,6 +638,10 @@ impl Tail {
                 let offset = if meta.size < s.offset { 0 } else { s.offset };
                 self.parser.reset(offset, false);
                 let live = current.and_then(inode_at) == Some((meta.dev, meta.ino));
+                report.events.push(format!(
+                    "resuming {} at stored offset {offset}",
+                    path.display()
+                ));
                 self.cur = Some(Open {
                     file: file_ref(&fd, path, &meta)?,
                     fd,
@@ -644,6 +673,9 @@ impl Tail {
             !matches!(pread(&fd, &mut b, pos - 1), Ok(1) if b[0] == b'\n')
         };
         self.parser.reset(pos, mid_line);
+        report
+            .events
+            .push(format!("reading {} from offset {pos}", c.display()));
         self.cur = Some(Open {
             file: file_ref(&fd, c.to_path_buf(), &meta)?,
             fd,
