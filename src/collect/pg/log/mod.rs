@@ -229,7 +229,15 @@ impl PgLog {
                 })?,
                 Some(d.clone()),
             ),
-            Source::Server => self.server_place(ask_error.as_deref())?,
+            Source::Server => {
+                if let Some(e) = &ask_error {
+                    out.error(
+                        "pg_log/server",
+                        format!("cannot ask the server where its log is: {e}"),
+                    );
+                }
+                self.server_place(ask_error.as_deref())?
+            }
         };
         let format = current
             .as_deref()
@@ -282,6 +290,12 @@ impl PgLog {
                     .or(current);
             }
             return Ok((current, place.dir));
+        }
+        let following =
+            self.stored.is_some() || self.tail.as_ref().is_some_and(|t| t.position().is_some());
+        if following {
+            // Never asked yet, but a file is known: keep following it by name.
+            return Ok((None, None));
         }
         let debian = Filter::Glob("postgresql-*-*.log".into());
         match discover::newest_in(Path::new(discover::DEBIAN_LOG_DIR), &debian) {
@@ -498,22 +512,21 @@ impl Collector for PgLog {
         let instance = self.instance;
         let mut truncated = 0u64;
         let mut source: Option<(Rc<FileRef>, String)> = None;
-        let result = tail.step(
-            loc.current.as_deref(),
-            loc.dir.as_ref(),
-            limit,
-            &mut |file, e, end| {
-                if e.truncated {
-                    truncated += 1;
-                }
-                if source.as_ref().is_none_or(|(f, _)| !Rc::ptr_eq(f, file)) {
-                    source = Some((file.clone(), file.id.path.to_string_lossy().into_owned()));
-                }
-                let path = source.as_ref().map_or("", |(_, p)| p.as_str());
-                entry_json(&mut entry_buf, &e, path, now.wall);
-                elements.add(&entry_buf, (file.clone(), end), out, acks, instance);
-            },
-        );
+        let mut sink = |file: &Rc<FileRef>, e: Entry, end: u64| {
+            if e.truncated {
+                truncated += 1;
+            }
+            if source.as_ref().is_none_or(|(f, _)| !Rc::ptr_eq(f, file)) {
+                source = Some((file.clone(), file.id.path.to_string_lossy().into_owned()));
+            }
+            let path = source.as_ref().map_or("", |(_, p)| p.as_str());
+            entry_json(&mut entry_buf, &e, path, now.wall);
+            elements.add(&entry_buf, (file.clone(), end), out, acks, instance);
+        };
+        let result = tail.step(loc.current.as_deref(), loc.dir.as_ref(), limit, &mut sink);
+        if self.mode == Mode::Once {
+            tail.end_pending(&mut sink);
+        }
         elements.flush(out, acks, instance);
         self.entry = entry_buf;
         self.element = element_buf;
@@ -752,6 +765,11 @@ mod tests {
         };
         let msgs = messages(&got);
         assert!(!msgs.is_empty() && msgs.len() < 3000);
+        assert_eq!(
+            msgs.last().unwrap(),
+            "entry 2999",
+            "a look ends with the last entry"
+        );
         for (tag, _) in &got {
             pg.outcome(*tag, Outcome::Delivered);
         }

@@ -225,6 +225,16 @@ enum ReadEnd {
     Limit,
 }
 
+/// A file read to its end and left.
+#[derive(Debug, Clone, Copy)]
+struct Done {
+    dev: u64,
+    ino: u64,
+    fingerprint: Fingerprint,
+    /// Offset it was finished at.
+    end: u64,
+}
+
 pub struct Tail {
     /// The one read buffer: during a read `buf[..filled]` holds the bytes from the parser's
     /// position on; between reads nothing is kept in it (the parser's position says where to
@@ -236,8 +246,8 @@ pub struct Tail {
     queue: VecDeque<PathBuf>,
     /// Set when a file was finished: its final mtime (its successors are not older).
     after: Option<(i64, i64)>,
-    /// Finished files (device, inode, fingerprint), oldest first.
-    done: VecDeque<(u64, u64, Fingerprint)>,
+    /// Finished files, oldest first.
+    done: VecDeque<Done>,
     /// How to begin, until a first file is opened.
     start: Option<Start>,
     /// The end of the last file finished, for positions while no file is open.
@@ -438,6 +448,14 @@ impl Tail {
             });
     }
 
+    /// Ends the pending entry now (`once`: a look ends with what it saw).
+    pub fn end_pending(&mut self, sink: &mut Sink<'_>) {
+        if let Some(o) = &self.cur {
+            let file = o.file.clone();
+            self.parser.finish(&mut |e, end| sink(&file, e, end));
+        }
+    }
+
     /// Looks at the open live file: truncated, replaced, or still the one being written.
     fn check_open(&mut self, current: Option<&Path>, report: &mut Report) -> Result<(), String> {
         let Some(o) = self.cur.as_mut() else {
@@ -518,22 +536,32 @@ impl Tail {
         if self.done.len() == DONE_MAX {
             self.done.pop_front();
         }
-        self.done
-            .push_back((o.file.id.dev, o.file.id.ino, o.file.fingerprint));
-        self.last = Some((o.file.clone(), size.max(self.parser.position())));
+        let end = size.max(self.parser.position());
+        self.done.push_back(Done {
+            dev: o.file.id.dev,
+            ino: o.file.id.ino,
+            fingerprint: o.file.fingerprint,
+            end,
+        });
+        self.last = Some((o.file.clone(), end));
         self.queue.clear();
         self.after = Some(mtime);
     }
 
-    /// Whether the file open as `fd` was finished before (same inode and first bytes).
-    fn is_done(&self, fd: &OwnedFd, meta: &Meta) -> bool {
-        self.done.iter().any(|&(dev, ino, fp)| {
-            dev == meta.dev
-                && ino == meta.ino
-                && meta.size >= u64::from(fp.len)
-                && (meta.size == 0 || fp.len > 0)
-                && head_fingerprint(fd, fp.len as usize).is_ok_and(|f| f == fp)
-        })
+    /// Where the file open as `fd` was finished, if it was (same inode and first bytes).
+    fn done_at(&self, fd: &OwnedFd, meta: &Meta) -> Option<u64> {
+        self.done
+            .iter()
+            .rev()
+            .find(|d| {
+                let fp = d.fingerprint;
+                d.dev == meta.dev
+                    && d.ino == meta.ino
+                    && meta.size >= u64::from(fp.len)
+                    && (meta.size == 0 || fp.len > 0)
+                    && head_fingerprint(fd, fp.len as usize).is_ok_and(|f| f == fp)
+            })
+            .map(|d| d.end)
     }
 
     /// The files of `dir` not older than `after` and not done, the current one last.
@@ -585,7 +613,7 @@ impl Tail {
                 Err(_) if inode_at(&p).is_none() => continue, // gone meanwhile
                 Err(e) => return Err(e),
             };
-            if self.is_done(&fd, &meta) {
+            if self.done_at(&fd, &meta).is_some() {
                 continue;
             }
             let live = current_inode == Some((meta.dev, meta.ino));
@@ -605,15 +633,21 @@ impl Tail {
             });
             return Ok(());
         }
-        // Nothing queued: a current file not read before (e.g. created after a deletion).
+        // Nothing queued: a current file not read before (e.g. created after a deletion), or
+        // one finished too early that is written again (its owner says it is current): it goes
+        // on where it was finished, nothing is read twice.
         if let Some(c) = current
             && let Some((fd, meta)) = open_if_exists(c)?
-            && !self.is_done(&fd, &meta)
         {
+            let from = match self.done_at(&fd, &meta) {
+                None => 0,
+                Some(end) if meta.size > end => end,
+                Some(_) => return Ok(()),
+            };
             report
                 .events
-                .push(format!("reading new file {} from 0", c.display()));
-            self.parser.reset(0, false);
+                .push(format!("reading current file {} from {from}", c.display()));
+            self.parser.reset(from, false);
             self.cur = Some(Open {
                 file: file_ref(&fd, c.to_path_buf(), &meta)?,
                 fd,
@@ -637,7 +671,10 @@ impl Tail {
             if let Some((fd, meta, path)) = find_stored(s, dir) {
                 let offset = if meta.size < s.offset { 0 } else { s.offset };
                 self.parser.reset(offset, false);
-                let live = current.and_then(inode_at) == Some((meta.dev, meta.ino));
+                // Unknown current file (the server cannot be asked): follow this one by name.
+                let live = current
+                    .and_then(inode_at)
+                    .is_none_or(|c| c == (meta.dev, meta.ino));
                 report.events.push(format!(
                     "resuming {} at stored offset {offset}",
                     path.display()
@@ -1043,5 +1080,44 @@ mod tests {
         assert_eq!(got.len(), 4, "{got:?}");
         assert!(got[1].1, "the long entry is marked truncated");
         assert!(!got[0].1 && !got[2].1 && !got[3].1);
+    }
+
+    #[test]
+    fn a_finished_file_that_is_current_again_goes_on_where_it_ended() {
+        let d = TempDir::new();
+        let p = d.path().join("pg.log");
+        let moved = d.path().join("pg.log.1");
+        append(&p, 0..3);
+        let mut t = Tail::new(parser(), Start::Beginning);
+        let mut got = steps(&mut t, Some(&p), None, 100, 1);
+        std::fs::rename(&p, &moved).unwrap();
+        got.extend(steps(&mut t, Some(&p), None, 100, 3));
+        assert_eq!(got, all(0..3));
+        assert!(t.file().is_none(), "finished");
+        // Its writer never reopened the log: the file is announced as current again.
+        append(&moved, 3..6);
+        got.extend(steps(&mut t, Some(&moved), None, 100, 3));
+        assert_eq!(got, all(0..6), "nothing read twice, nothing lost");
+    }
+
+    #[test]
+    fn a_stored_file_is_followed_by_name_while_the_current_one_is_unknown() {
+        let d = TempDir::new();
+        let p = d.path().join("pg.log");
+        append(&p, 0..3);
+        let mut t = Tail::new(parser(), Start::Beginning);
+        let mut got = steps(&mut t, Some(&p), None, 100, 2);
+        let (file, offset) = t.position().unwrap();
+        let stored = Stored {
+            file: file.id.clone(),
+            fingerprint: file.fingerprint,
+            offset,
+        };
+        let mut t = Tail::new(parser(), Start::Stored(stored));
+        append(&p, 3..5);
+        got.extend(steps(&mut t, None, None, 100, 4));
+        append(&p, 5..6);
+        got.extend(steps(&mut t, None, None, 100, 2));
+        assert_eq!(got, all(0..6));
     }
 }
