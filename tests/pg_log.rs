@@ -160,7 +160,7 @@ impl Daemon {
     }
 
     /// Waits until an entry of the workload item `n` was collected.
-    fn wait_for(&self, n: u32) {
+    fn wait_for(&self, c: &Cluster, n: u32) {
         let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
             if self
@@ -174,7 +174,20 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("item {n} not collected; stderr:\n{}", self.stderr());
+        let last: Vec<u32> = self
+            .entries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(marker)
+            .rev()
+            .take(5)
+            .collect();
+        panic!(
+            "item {n} not collected (latest: {last:?}); log files:\n{}collector:\n{}",
+            listing(c),
+            self.stderr()
+        );
     }
 }
 
@@ -183,6 +196,20 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The log directory's files with their sizes (for failure messages).
+fn listing(c: &Cluster) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(c.dir.join("log"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+        out.push_str(&format!("{} {len}\n", e.file_name().to_string_lossy()));
+    }
+    out
 }
 
 /// The workload number in an entry's message (`wl-00042`).
@@ -292,13 +319,13 @@ fn scenario(dest: &str) {
     run_workload(&c, &dir, 0..150);
     c.psql("postgres", "SELECT pg_rotate_logfile()");
     run_workload(&c, &dir, 150..300);
-    d.wait_for(299);
+    d.wait_for(&c, 299);
 
     // A restart in the middle: what is logged while it is down is read after.
     d.stop();
     run_workload(&c, &dir, 300..400);
     let d = Daemon::start(&cfg, entries.clone(), logs.clone());
-    d.wait_for(399);
+    d.wait_for(&c, 399);
 
     // Rotation by rename (as logrotate does): the server goes on writing to the renamed file
     // until it reopens its log.
@@ -309,7 +336,7 @@ fn scenario(dest: &str) {
     run_workload(&c, &dir, 400..450);
     c.psql("postgres", "SELECT pg_rotate_logfile()");
     run_workload(&c, &dir, 450..550);
-    d.wait_for(549);
+    d.wait_for(&c, 549);
 
     // copytruncate: the file is cut to 0 once everything in it was read.
     let cur = current_file(&c, dest);
@@ -320,7 +347,7 @@ fn scenario(dest: &str) {
         .set_len(0)
         .unwrap();
     run_workload(&c, &dir, 550..650);
-    d.wait_for(649);
+    d.wait_for(&c, 649);
     d.stop();
 
     let all = entries.lock().unwrap().clone();

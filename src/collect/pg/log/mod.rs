@@ -811,4 +811,36 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn cut_entries_are_counted_for_collector_health() {
+        let d = TempDir::new();
+        let log = d.path().join("postgresql.log");
+        append(&log, 0..2);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .write_all(
+                format!(
+                    "2026-11-28 01:00:02.000 UTC [4242] LOG:  {}\n",
+                    "é".repeat(10_000)
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        append(&log, 3..4);
+        let mut c = config(d.path(), &log);
+        c.pg_log.max_message_bytes = 1000;
+        let mut pg = collector(&c, Mode::Run);
+        let mut h = OutputHarness::new();
+        let got = collect(&mut pg, &mut h);
+        let msgs = messages(&got);
+        assert_eq!(msgs.len(), 4);
+        assert!(
+            msgs[2].len() <= 1000 && msgs[2].starts_with("éé"),
+            "cut on a character boundary"
+        );
+        assert_eq!(h.stats.log_entries_truncated, 1);
+    }
 }
