@@ -133,6 +133,18 @@ impl Zone {
         h2.data(bytes, second + 44, 8, footer)
     }
 
+    /// A zone given by a POSIX TZ string alone (`CET-1CEST,M3.5.0,M10.5.0/3`, `<+03>-3`): the
+    /// form of a TZif footer and of the `TZ` variable.
+    pub fn from_posix_tz(tz: &str) -> Result<Zone, TzError> {
+        let rule = PosixTz::parse(tz).ok_or(TzError::Footer)?;
+        Ok(Zone {
+            transitions: Vec::new(),
+            transition_types: Vec::new(),
+            types: vec![rule.std.clone()],
+            footer: Some(rule),
+        })
+    }
+
     /// Reads `<$TZDIR or /usr/share/zoneinfo>/<name>`. Names with `..` or absolute paths are
     /// rejected; `UTC`, `Etc/UTC`, `GMT` (and their aliases) work with no zoneinfo at all.
     pub fn load(name: &str) -> Result<Zone, String> {
@@ -879,6 +891,24 @@ mod tests {
         ] {
             assert!(PosixTz::parse(bad).is_none() || bad == "CET", "{bad}");
         }
+    }
+
+    #[test]
+    fn zone_from_posix_string_alone() {
+        let z = Zone::from_posix_tz("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        assert_eq!(
+            z.to_utc(secs(2026, 10, 25, 2, 30, 0), "CEST"),
+            secs(2026, 10, 25, 0, 30, 0)
+        );
+        assert_eq!(
+            z.to_utc(secs(2026, 10, 25, 2, 30, 0), "CET"),
+            secs(2026, 10, 25, 1, 30, 0)
+        );
+        // Southern hemisphere (DST across the new year), 30-minute DST.
+        let z = Zone::from_posix_tz("<+1030>-10:30<+11>-11,M10.1.0,M4.1.0").unwrap();
+        assert_eq!(z.type_at(secs(2026, 12, 31, 23, 0, 0)).abbr, "+11");
+        assert_eq!(z.type_at(secs(2026, 6, 30, 0, 0, 0)).abbr, "+1030");
+        assert_eq!(Zone::from_posix_tz("nope"), Err(TzError::Footer));
     }
 
     #[test]
