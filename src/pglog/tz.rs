@@ -735,6 +735,9 @@ mod tests {
     const NEW_YORK: &[u8] = include_bytes!("../../fixtures/tzif/America_New_York");
     const LORD_HOWE: &[u8] = include_bytes!("../../fixtures/tzif/Australia_Lord_Howe");
     const KOLKATA: &[u8] = include_bytes!("../../fixtures/tzif/Asia_Kolkata");
+    const SLIM_BERLIN: &[u8] = include_bytes!("../../fixtures/tzif/slim/Berlin");
+    const SLIM_NEW_YORK: &[u8] = include_bytes!("../../fixtures/tzif/slim/New_York");
+    const SLIM_RIYADH: &[u8] = include_bytes!("../../fixtures/tzif/slim/Riyadh");
 
     fn secs(y: i64, mo: u32, d: u32, h: i64, mi: i64, s: i64) -> i64 {
         days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s
@@ -850,6 +853,47 @@ mod tests {
         assert_eq!(
             k.to_utc(secs(2026, 7, 15, 12, 0, 0), "IST"),
             secs(2026, 7, 15, 6, 30, 0)
+        );
+    }
+
+    #[test]
+    fn slim_files_follow_their_footer() {
+        for (slim, fat, from) in [(SLIM_BERLIN, BERLIN, 1997), (SLIM_NEW_YORK, NEW_YORK, 2008)] {
+            let slim = Zone::from_tzif(slim).unwrap();
+            let fat = Zone::from_tzif(fat).unwrap();
+            assert!(slim.transitions.len() < fat.transitions.len());
+            // Every 3 h 7 min from `from` to 2037 (the end of the fat tables) and beyond.
+            for t in (secs(from, 1, 1, 0, 0, 0)..secs(2040, 1, 1, 0, 0, 0)).step_by(11_220) {
+                assert_eq!(slim.type_at(t), fat.type_at(t), "t = {t}");
+            }
+            // Around each DST change of 2026..2029, to the second.
+            for hour in (secs(2026, 1, 1, 0, 0, 0)..secs(2030, 1, 1, 0, 0, 0)).step_by(3600) {
+                if fat.type_at(hour) != fat.type_at(hour - 3600) {
+                    for t in hour - 3602..=hour + 2 {
+                        assert_eq!(slim.type_at(t), fat.type_at(t));
+                    }
+                }
+            }
+        }
+        let slim = Zone::from_tzif(SLIM_BERLIN).unwrap();
+        assert_eq!(
+            slim.to_utc(secs(2026, 10, 25, 2, 30, 0), "CET"),
+            secs(2026, 10, 25, 1, 30, 0)
+        );
+        assert_eq!(
+            slim.to_utc(secs(2026, 10, 25, 2, 30, 0), "CEST"),
+            secs(2026, 10, 25, 0, 30, 0)
+        );
+        let riyadh = Zone::from_tzif(SLIM_RIYADH).unwrap();
+        assert!(riyadh.transitions.is_empty());
+        assert_eq!(riyadh.type_at(0).abbr, "+03");
+        assert_eq!(
+            riyadh.to_utc(secs(2026, 7, 1, 12, 0, 0), "+03"),
+            secs(2026, 7, 1, 9, 0, 0)
+        );
+        assert_eq!(
+            riyadh.to_utc(secs(2026, 7, 1, 12, 0, 0), ""),
+            secs(2026, 7, 1, 9, 0, 0)
         );
     }
 
