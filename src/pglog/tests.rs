@@ -382,6 +382,18 @@ fn bad_prefix_is_one_line_error() {
 }
 
 #[test]
+fn format_names() {
+    use crate::config::PgLogFormat;
+    assert_eq!(Format::from_config(PgLogFormat::Auto), None);
+    assert_eq!(
+        Format::from_config(PgLogFormat::Csvlog),
+        Some(Format::Csvlog)
+    );
+    assert_eq!(Format::from_destination("jsonlog"), Some(Format::Jsonlog));
+    assert_eq!(Format::from_destination("syslog"), None);
+}
+
+#[test]
 fn invalid_utf8_is_lossy() {
     let log = b"2026-07-01 12:00:00.000 CEST [5] app\xff@db ERROR:  bad \xc3 byte\n";
     let (out, _) = run(settings(Format::Stderr, DEBIAN, PgSeverity::Warning), log);
