@@ -146,7 +146,8 @@ impl Zone {
     }
 
     /// Reads `<$TZDIR or /usr/share/zoneinfo>/<name>`. Names with `..` or absolute paths are
-    /// rejected; `UTC`, `Etc/UTC`, `GMT` (and their aliases) work with no zoneinfo at all.
+    /// rejected; `UTC`, `Etc/UTC`, `GMT` (and their aliases) work with no zoneinfo at all, and
+    /// so does a POSIX TZ string that names no file (`<+03>-3`).
     pub fn load(name: &str) -> Result<Zone, String> {
         if name.is_empty() || name.starts_with('/') || name.split('/').any(|p| p == "..") {
             return Err(format!(
@@ -185,6 +186,10 @@ impl Zone {
                     z.types[0].abbr = "GMT".to_string();
                 }
                 return Ok(z);
+            }
+            // PostgreSQL also takes POSIX TZ strings as zone names (`<+03>-3`, `EST5EDT4`).
+            Err(_) if PosixTz::parse(name).is_some() => {
+                return Zone::from_posix_tz(name).map_err(|e| format!("time zone {name:?}: {e}"));
             }
             Err(e) => {
                 return Err(format!(
@@ -992,6 +997,8 @@ mod tests {
         );
         assert!(Zone::load("/etc/passwd").is_err());
         assert_eq!(Zone::load("UTC").unwrap().to_utc(100, "UTC"), 100);
+        let z = Zone::load("<+0330>-3:30").unwrap();
+        assert_eq!(z.to_utc(12_600, ""), 0);
         let e = Zone::load("No/Such_Zone").unwrap_err();
         assert!(e.contains("No/Such_Zone") && e.contains("zoneinfo"), "{e}");
     }
