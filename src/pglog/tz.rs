@@ -958,6 +958,16 @@ mod tests {
         assert_eq!(z.type_at(secs(2026, 12, 31, 23, 0, 0)).abbr, "+11");
         assert_eq!(z.type_at(secs(2026, 6, 30, 0, 0, 0)).abbr, "+1030");
         assert_eq!(Zone::from_posix_tz("nope"), Err(TzError::Footer));
+        // Europe/Dublin's "negative DST": IST (+1) is standard, GMT the winter "DST".
+        let z = Zone::from_posix_tz("IST-1GMT0,M10.5.0,M3.5.0/1").unwrap();
+        assert_eq!(
+            z.to_utc(secs(2026, 7, 1, 12, 0, 0), "IST"),
+            secs(2026, 7, 1, 11, 0, 0)
+        );
+        assert_eq!(
+            z.to_utc(secs(2026, 1, 1, 12, 0, 0), "GMT"),
+            secs(2026, 1, 1, 12, 0, 0)
+        );
     }
 
     #[test]
