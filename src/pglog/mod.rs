@@ -49,6 +49,30 @@ pub enum Format {
     Jsonlog,
 }
 
+impl Format {
+    /// The format `[pg_log] format` names (`None` for `auto`: ask the server).
+    pub fn from_config(f: crate::config::PgLogFormat) -> Option<Format> {
+        use crate::config::PgLogFormat;
+        match f {
+            PgLogFormat::Auto => None,
+            PgLogFormat::Stderr => Some(Format::Stderr),
+            PgLogFormat::Csvlog => Some(Format::Csvlog),
+            PgLogFormat::Jsonlog => Some(Format::Jsonlog),
+        }
+    }
+
+    /// The format of a `log_destination` / `current_logfiles` word (`stderr`, `csvlog`,
+    /// `jsonlog`); `None` for the others (`syslog`, `eventlog`).
+    pub fn from_destination(word: &str) -> Option<Format> {
+        match word.trim() {
+            "stderr" => Some(Format::Stderr),
+            "csvlog" => Some(Format::Csvlog),
+            "jsonlog" => Some(Format::Jsonlog),
+            _ => None,
+        }
+    }
+}
+
 /// What the parser needs to know about the log.
 #[derive(Debug, Clone)]
 pub struct ParseSettings {
@@ -428,6 +452,10 @@ impl Parser {
     }
 
     /// Ends the pending entry (no more bytes for now, or the file is finished).
+    ///
+    /// A record cut by a full buffer whose end has not been read yet ends its entry here too
+    /// (its `end` is then the position reached); the rest of that record, when it comes, is
+    /// still skipped by this parser.
     pub fn finish(&mut self, sink: &mut dyn FnMut(Entry, u64)) {
         self.flush(sink);
     }

@@ -33,6 +33,8 @@ use super::{Word, word_at};
 pub const MAX_ITEMS: usize = 64;
 /// Bytes of a prefix string accepted.
 pub const MAX_PREFIX_BYTES: usize = 1024;
+/// Bytes of a value with a fixed shape (`%p`, `%c`, `%Q`, …) beyond its padding.
+const SHAPED_MAX: usize = 64;
 /// Steps one line's match may take: bounds the backtracking on adversarial lines.
 const MATCH_BUDGET: u32 = 1024;
 
@@ -245,6 +247,9 @@ struct Search {
     budget: u32,
     word: Word,
     text: usize,
+    /// Per field followed by a literal: the literal does not occur at or after this offset
+    /// (a failed search is not repeated from a later start: keeps hostile lines linear).
+    literal_absent_from: [usize; MAX_ITEMS],
 }
 
 impl Prefix {
@@ -321,6 +326,7 @@ impl Prefix {
             budget: MATCH_BUDGET,
             word: Word::Location,
             text: 0,
+            literal_absent_from: [usize::MAX; MAX_ITEMS],
         };
         if self.go(0, line, 0, &mut s) {
             Some(Match {
@@ -363,10 +369,14 @@ impl Prefix {
             Some(&Item::Field(esc, pad)) => {
                 let extent = match esc.charset() {
                     Some(ok) => {
-                        pos + line[pos..]
+                        // Shaped values are short: padding plus at most SHAPED_MAX bytes.
+                        let cap = line
+                            .len()
+                            .min(pos + pad.unsigned_abs() as usize + SHAPED_MAX);
+                        pos + line[pos..cap]
                             .iter()
                             .position(|&b| !ok(b))
-                            .unwrap_or(line.len() - pos)
+                            .unwrap_or(cap - pos)
                     }
                     None => line.len(),
                 };
@@ -374,7 +384,11 @@ impl Prefix {
                     let lit = &self.literals[r.clone()];
                     let mut from = pos;
                     while from <= extent {
+                        if from >= s.literal_absent_from[i] {
+                            return false;
+                        }
                         let Some(at) = find(&line[from..], lit) else {
+                            s.literal_absent_from[i] = from;
                             return false;
                         };
                         let end = from + at;
@@ -684,6 +698,22 @@ mod tests {
                 "{pre:?} {head:?}"
             );
         }
+    }
+
+    #[test]
+    fn hostile_lines_stay_cheap() {
+        // Many candidate ends for %u, no level word anywhere: bounded work, no match.
+        let mut l = String::from("2026-11-27 21:33:02.966 CET [1] ");
+        l.push_str(&"@".repeat(60_000));
+        let p = Prefix::compile("%m [%p] %q%u@%d ").unwrap();
+        assert!(p.match_line(l.as_bytes()).is_none());
+        let mut l = String::from("2026-11-27 21:33:02.966 CET [1] ");
+        l.push_str(&"@ ".repeat(30_000));
+        assert!(p.match_line(l.as_bytes()).is_none());
+        let p = Prefix::compile("%u%u%u%u%u%u%u%u ").unwrap();
+        assert!(p.match_line(&[b'x'; 60_000]).is_none());
+        let p = Prefix::compile("%p%l%x%p%l%x ").unwrap();
+        assert!(p.match_line(&[b'1'; 60_000]).is_none());
     }
 
     #[test]

@@ -133,8 +133,21 @@ impl Zone {
         h2.data(bytes, second + 44, 8, footer)
     }
 
+    /// A zone given by a POSIX TZ string alone (`CET-1CEST,M3.5.0,M10.5.0/3`, `<+03>-3`): the
+    /// form of a TZif footer and of the `TZ` variable.
+    pub fn from_posix_tz(tz: &str) -> Result<Zone, TzError> {
+        let rule = PosixTz::parse(tz).ok_or(TzError::Footer)?;
+        Ok(Zone {
+            transitions: Vec::new(),
+            transition_types: Vec::new(),
+            types: vec![rule.std.clone()],
+            footer: Some(rule),
+        })
+    }
+
     /// Reads `<$TZDIR or /usr/share/zoneinfo>/<name>`. Names with `..` or absolute paths are
-    /// rejected; `UTC`, `Etc/UTC`, `GMT` (and their aliases) work with no zoneinfo at all.
+    /// rejected; `UTC`, `Etc/UTC`, `GMT` (and their aliases) work with no zoneinfo at all, and
+    /// so does a POSIX TZ string that names no file (`<+03>-3`).
     pub fn load(name: &str) -> Result<Zone, String> {
         if name.is_empty() || name.starts_with('/') || name.split('/').any(|p| p == "..") {
             return Err(format!(
@@ -173,6 +186,10 @@ impl Zone {
                     z.types[0].abbr = "GMT".to_string();
                 }
                 return Ok(z);
+            }
+            // PostgreSQL also takes POSIX TZ strings as zone names (`<+03>-3`, `EST5EDT4`).
+            Err(_) if PosixTz::parse(name).is_some() => {
+                return Zone::from_posix_tz(name).map_err(|e| format!("time zone {name:?}: {e}"));
             }
             Err(e) => {
                 return Err(format!(
@@ -723,6 +740,9 @@ mod tests {
     const NEW_YORK: &[u8] = include_bytes!("../../fixtures/tzif/America_New_York");
     const LORD_HOWE: &[u8] = include_bytes!("../../fixtures/tzif/Australia_Lord_Howe");
     const KOLKATA: &[u8] = include_bytes!("../../fixtures/tzif/Asia_Kolkata");
+    const SLIM_BERLIN: &[u8] = include_bytes!("../../fixtures/tzif/slim/Berlin");
+    const SLIM_NEW_YORK: &[u8] = include_bytes!("../../fixtures/tzif/slim/New_York");
+    const SLIM_RIYADH: &[u8] = include_bytes!("../../fixtures/tzif/slim/Riyadh");
 
     fn secs(y: i64, mo: u32, d: u32, h: i64, mi: i64, s: i64) -> i64 {
         days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s
@@ -842,6 +862,47 @@ mod tests {
     }
 
     #[test]
+    fn slim_files_follow_their_footer() {
+        for (slim, fat, from) in [(SLIM_BERLIN, BERLIN, 1997), (SLIM_NEW_YORK, NEW_YORK, 2008)] {
+            let slim = Zone::from_tzif(slim).unwrap();
+            let fat = Zone::from_tzif(fat).unwrap();
+            assert!(slim.transitions.len() < fat.transitions.len());
+            // Every 3 h 7 min from `from` to 2037 (the end of the fat tables) and beyond.
+            for t in (secs(from, 1, 1, 0, 0, 0)..secs(2040, 1, 1, 0, 0, 0)).step_by(11_220) {
+                assert_eq!(slim.type_at(t), fat.type_at(t), "t = {t}");
+            }
+            // Around each DST change of 2026..2029, to the second.
+            for hour in (secs(2026, 1, 1, 0, 0, 0)..secs(2030, 1, 1, 0, 0, 0)).step_by(3600) {
+                if fat.type_at(hour) != fat.type_at(hour - 3600) {
+                    for t in hour - 3602..=hour + 2 {
+                        assert_eq!(slim.type_at(t), fat.type_at(t));
+                    }
+                }
+            }
+        }
+        let slim = Zone::from_tzif(SLIM_BERLIN).unwrap();
+        assert_eq!(
+            slim.to_utc(secs(2026, 10, 25, 2, 30, 0), "CET"),
+            secs(2026, 10, 25, 1, 30, 0)
+        );
+        assert_eq!(
+            slim.to_utc(secs(2026, 10, 25, 2, 30, 0), "CEST"),
+            secs(2026, 10, 25, 0, 30, 0)
+        );
+        let riyadh = Zone::from_tzif(SLIM_RIYADH).unwrap();
+        assert!(riyadh.transitions.is_empty());
+        assert_eq!(riyadh.type_at(0).abbr, "+03");
+        assert_eq!(
+            riyadh.to_utc(secs(2026, 7, 1, 12, 0, 0), "+03"),
+            secs(2026, 7, 1, 9, 0, 0)
+        );
+        assert_eq!(
+            riyadh.to_utc(secs(2026, 7, 1, 12, 0, 0), ""),
+            secs(2026, 7, 1, 9, 0, 0)
+        );
+    }
+
+    #[test]
     fn posix_footer_forms() {
         let p = PosixTz::parse("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
         assert_eq!(p.std.utoff, 3600);
@@ -882,6 +943,34 @@ mod tests {
     }
 
     #[test]
+    fn zone_from_posix_string_alone() {
+        let z = Zone::from_posix_tz("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        assert_eq!(
+            z.to_utc(secs(2026, 10, 25, 2, 30, 0), "CEST"),
+            secs(2026, 10, 25, 0, 30, 0)
+        );
+        assert_eq!(
+            z.to_utc(secs(2026, 10, 25, 2, 30, 0), "CET"),
+            secs(2026, 10, 25, 1, 30, 0)
+        );
+        // Southern hemisphere (DST across the new year), 30-minute DST.
+        let z = Zone::from_posix_tz("<+1030>-10:30<+11>-11,M10.1.0,M4.1.0").unwrap();
+        assert_eq!(z.type_at(secs(2026, 12, 31, 23, 0, 0)).abbr, "+11");
+        assert_eq!(z.type_at(secs(2026, 6, 30, 0, 0, 0)).abbr, "+1030");
+        assert_eq!(Zone::from_posix_tz("nope"), Err(TzError::Footer));
+        // Europe/Dublin's "negative DST": IST (+1) is standard, GMT the winter "DST".
+        let z = Zone::from_posix_tz("IST-1GMT0,M10.5.0,M3.5.0/1").unwrap();
+        assert_eq!(
+            z.to_utc(secs(2026, 7, 1, 12, 0, 0), "IST"),
+            secs(2026, 7, 1, 11, 0, 0)
+        );
+        assert_eq!(
+            z.to_utc(secs(2026, 1, 1, 12, 0, 0), "GMT"),
+            secs(2026, 1, 1, 12, 0, 0)
+        );
+    }
+
+    #[test]
     fn numeric_abbreviations() {
         assert_eq!(numeric_offset("+03"), Some(10_800));
         assert_eq!(numeric_offset("-0530"), Some(-19_800));
@@ -918,6 +1007,8 @@ mod tests {
         );
         assert!(Zone::load("/etc/passwd").is_err());
         assert_eq!(Zone::load("UTC").unwrap().to_utc(100, "UTC"), 100);
+        let z = Zone::load("<+0330>-3:30").unwrap();
+        assert_eq!(z.to_utc(12_600, ""), 0);
         let e = Zone::load("No/Such_Zone").unwrap_err();
         assert!(e.contains("No/Such_Zone") && e.contains("zoneinfo"), "{e}");
     }

@@ -119,16 +119,11 @@ pub fn glob(pattern: &[u8], name: &[u8]) -> bool {
 /// The format of a file: the configured one, else its extension (`.csv`, `.json`), else
 /// stderr.
 pub fn format_for(config: PgLogFormat, file: &Path) -> Format {
-    match config {
-        PgLogFormat::Stderr => Format::Stderr,
-        PgLogFormat::Csvlog => Format::Csvlog,
-        PgLogFormat::Jsonlog => Format::Jsonlog,
-        PgLogFormat::Auto => match file.extension().and_then(|e| e.to_str()) {
-            Some("csv") => Format::Csvlog,
-            Some("json") => Format::Jsonlog,
-            _ => Format::Stderr,
-        },
-    }
+    Format::from_config(config).unwrap_or_else(|| match file.extension().and_then(|e| e.to_str()) {
+        Some("csv") => Format::Csvlog,
+        Some("json") => Format::Jsonlog,
+        _ => Format::Stderr,
+    })
 }
 
 /// The destination to follow when `log_destination` names several: the structured ones first
