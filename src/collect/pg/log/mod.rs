@@ -230,13 +230,13 @@ impl PgLog {
                 Some(d.clone()),
             ),
             Source::Server => {
+                let place = self.server_place(ask_error.as_deref())?;
                 if let Some(e) = &ask_error {
-                    out.error(
-                        "pg_log/server",
-                        format!("cannot ask the server where its log is: {e}"),
-                    );
+                    // Same key shape and text as the other pg collectors: `once` shows them
+                    // in one line.
+                    out.error(&format!("pg_log/{}", self.database), e);
                 }
-                self.server_place(ask_error.as_deref())?
+                place
             }
         };
         let format = current
@@ -298,11 +298,15 @@ impl PgLog {
             return Ok((None, None));
         }
         let debian = Filter::Glob("postgresql-*-*.log".into());
-        match discover::newest_in(Path::new(discover::DEBIAN_LOG_DIR), &debian) {
-            Ok(Some(p)) => Ok((Some(p), None)),
-            _ => Err(CollectError(format!(
-                "cannot find the PostgreSQL log: the server cannot be asked ({}) and {} has no postgresql-*-*.log; set [pg_log] path",
-                ask_error.unwrap_or("no connection"),
+        match (
+            discover::newest_in(Path::new(discover::DEBIAN_LOG_DIR), &debian),
+            ask_error,
+        ) {
+            (Ok(Some(p)), _) => Ok((Some(p), None)),
+            // The server is the way to find the log here: its error says what to fix.
+            (_, Some(e)) => Err(CollectError(e.to_string())),
+            (_, None) => Err(CollectError(format!(
+                "cannot find the PostgreSQL log: {} has no postgresql-*-*.log; set [pg_log] path",
                 discover::DEBIAN_LOG_DIR
             ))),
         }
