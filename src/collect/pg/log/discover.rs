@@ -386,16 +386,19 @@ mod tests {
         assert_eq!(pick_destination("syslog"), None);
     }
 
-    /// Content as PostgreSQL 15 (Debian) writes it with `log_destination = 'stderr,csvlog'`.
+    /// Captured from PostgreSQL 15.18 (Debian 12) with `logging_collector = on` and
+    /// `log_destination = 'stderr,csvlog,jsonlog'` (also the fuzz seed
+    /// `pg15.18-debian12-stderr-csvlog-jsonlog`).
     #[test]
     fn current_logfiles_lines() {
-        let text = b"stderr log/postgresql-2026-11-28_010203.log\ncsvlog log/postgresql-2026-11-28_010203.csv\n";
+        let text = b"stderr log/postgresql-2026-11-28_011631.log\ncsvlog log/postgresql-2026-11-28_011631.csv\njsonlog log/postgresql-2026-11-28_011631.json\n";
         let got = parse_current_logfiles(text).unwrap();
         assert_eq!(
             got,
             vec![
-                ("stderr", &b"log/postgresql-2026-11-28_010203.log"[..]),
-                ("csvlog", &b"log/postgresql-2026-11-28_010203.csv"[..]),
+                ("stderr", &b"log/postgresql-2026-11-28_011631.log"[..]),
+                ("csvlog", &b"log/postgresql-2026-11-28_011631.csv"[..]),
+                ("jsonlog", &b"log/postgresql-2026-11-28_011631.json"[..]),
             ]
         );
         assert_eq!(parse_current_logfiles(b""), Ok(vec![]));

@@ -257,10 +257,6 @@ pub struct Tail {
 /// What one step did, for the caller's log.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
-    /// Files finished (rotated away or deleted) in this step.
-    pub finished: u32,
-    /// Times the open file was found truncated or rewritten and read again from 0.
-    pub restarted: u32,
     /// The stored offset's file was not found: its entries after the offset are lost.
     pub stored_lost: Option<PathBuf>,
     /// What happened to which file, one line each (for the collector's log).
@@ -360,7 +356,6 @@ impl Tail {
                 self.parser.position()
             ));
             self.finish(o, size);
-            report.finished += 1;
             self.open_next(current, dir, &mut report)?;
         }
         Ok(report)
@@ -511,7 +506,6 @@ impl Tail {
                     id: o.file.id.clone(),
                     fingerprint,
                 });
-                report.restarted += 1;
                 report.events.push(format!(
                     "{} was truncated: reading it from 0",
                     path.display()
