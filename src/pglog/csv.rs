@@ -20,7 +20,7 @@ use std::borrow::Cow;
 
 use super::tz::Zone;
 use super::{
-    Caps, Entry, NO_SQLSTATE, Pending, Target, Word, level_name, local_time, parse_i64, word,
+    Caps, Entry, NO_SQLSTATE, Pending, Target, Word, level_name, local_time, lossy, parse_i64, word,
 };
 
 /// Columns read (26 on PG 14+; more are ignored).
@@ -179,7 +179,7 @@ pub(crate) fn entry(rec: &[u8], min_rank: u8, zone: &Zone, caps: Caps) -> Option
     }
     let text = |i: usize| -> Option<String> {
         let v = unquote(cols[i]);
-        (!v.is_empty()).then(|| String::from_utf8_lossy(&v).into_owned())
+        (!v.is_empty()).then(|| lossy(&v).into_owned())
     };
     let e = Entry {
         timestamp: local_time(&unquote(cols[LOG_TIME]), zone),
@@ -192,7 +192,7 @@ pub(crate) fn entry(rec: &[u8], min_rank: u8, zone: &Zone, caps: Caps) -> Option
         client: {
             let v = unquote(cols[CONNECTION_FROM]);
             let h = client_host(&v);
-            (!h.is_empty()).then(|| String::from_utf8_lossy(h).into_owned())
+            (!h.is_empty()).then(|| lossy(h).into_owned())
         },
         sqlstate: text(SQL_STATE_CODE).filter(|c| c != NO_SQLSTATE),
         detail: None,

@@ -259,7 +259,7 @@ impl Pending {
         let room_field = limit.saturating_sub(field.len());
         let room = room_field.min(caps.entry.saturating_sub(self.bytes));
         let sep = if field.is_empty() { "" } else { sep };
-        let text = String::from_utf8_lossy(text);
+        let text = lossy(text);
         let want = sep.len() + text.len();
         if want <= room {
             field.push_str(sep);
@@ -581,7 +581,7 @@ impl Parser {
         let c = &m.caps;
         let s = |r: Option<(usize, usize)>| -> Option<String> {
             r.filter(|(a, b)| b > a)
-                .map(|(a, b)| String::from_utf8_lossy(&line[a..b]).into_owned())
+                .map(|(a, b)| lossy(&line[a..b]).into_owned())
         };
         // `%u`, `%d`, `%a` read `[unknown]` before the startup packet is read; csvlog and
         // jsonlog leave those fields empty.
@@ -626,6 +626,15 @@ impl Parser {
     }
 }
 
+/// Bytes as text, invalid UTF-8 replaced; `str::from_utf8` first, whose ASCII fast path beats
+/// `from_utf8_lossy`'s chunk walk on the (nearly always valid) log text.
+pub(crate) fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    match core::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
+}
+
 /// `42P01: rest` (log_error_verbosity = verbose) → (code, rest). A code has a digit, so a
 /// message opening with a 5-letter word and a colon is not taken for one.
 fn verbose_sqlstate(text: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -652,15 +661,22 @@ pub(crate) fn parse_i64(v: &[u8]) -> Option<i64> {
     core::str::from_utf8(v).ok()?.trim().parse().ok()
 }
 
-/// Index of the first '\n', eight bytes at a time.
+/// Index of the first '\n'.
 fn find_newline(s: &[u8]) -> Option<usize> {
+    find_byte(s, b'\n')
+}
+
+/// Index of the first `byte` in `s`, eight bytes at a time (the release profile optimises for
+/// size, so the standard `position` loop stays a byte loop).
+pub(crate) fn find_byte(s: &[u8], byte: u8) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    const NL: u64 = LO * b'\n' as u64;
+    let pattern = LO * u64::from(byte);
     let mut chunks = s.chunks_exact(8);
     let mut base = 0;
     for c in &mut chunks {
-        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) ^ NL;
+        let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) ^ pattern;
+        // A zero byte of `w` is a match; the lowest flagged byte is the first match.
         let z = w.wrapping_sub(LO) & !w & HI;
         if z != 0 {
             return Some(base + (z.trailing_zeros() / 8) as usize);
@@ -670,9 +686,24 @@ fn find_newline(s: &[u8]) -> Option<usize> {
     chunks
         .remainder()
         .iter()
-        .position(|&b| b == b'\n')
+        .position(|&b| b == byte)
         .map(|i| base + i)
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod find_tests {
+    #[test]
+    fn find_byte_matches_position() {
+        let hay: Vec<u8> = (0..200u32).map(|i| (i * 37 % 251) as u8).collect();
+        for start in 0..40 {
+            for b in [0u8, 1, b'\n', 0x80, 0xff, 37, 74] {
+                let h = &hay[start..];
+                assert_eq!(super::find_byte(h, b), h.iter().position(|&x| x == b));
+            }
+        }
+        assert_eq!(super::find_byte(b"", b'x'), None);
+    }
+}

@@ -33,6 +33,9 @@ use super::{Word, word_at};
 pub const MAX_ITEMS: usize = 64;
 /// Bytes of a prefix string accepted.
 pub const MAX_PREFIX_BYTES: usize = 1024;
+/// Items whose failed literal searches are remembered (the first ones: a prefix with more
+/// fields than that is still bounded by [`MATCH_BUDGET`]).
+const MEMO_ITEMS: usize = 16;
 /// Bytes of a value with a fixed shape (`%p`, `%c`, `%Q`, …) beyond its padding.
 const SHAPED_MAX: usize = 64;
 /// Steps one line's match may take: bounds the backtracking on adversarial lines.
@@ -178,10 +181,8 @@ impl Escape {
                         None => false,
                     }
             }
-            Escape::Time | Escape::SessionStart => {
-                matches!(parse_timestamp(v), Some((_, _, _, false)))
-            }
-            Escape::TimeMs => matches!(parse_timestamp(v), Some((_, _, _, true))),
+            Escape::Time | Escape::SessionStart => timestamp_shape(v) == Some(false),
+            Escape::TimeMs => timestamp_shape(v) == Some(true),
             Escape::Host => !v.contains(&b' '),
             Escape::HostPort => {
                 !v.contains(&b' ')
@@ -249,7 +250,7 @@ struct Search {
     text: usize,
     /// Per field followed by a literal: the literal does not occur at or after this offset
     /// (a failed search is not repeated from a later start: keeps hostile lines linear).
-    literal_absent_from: [usize; MAX_ITEMS],
+    literal_absent_from: [usize; MEMO_ITEMS],
 }
 
 impl Prefix {
@@ -326,7 +327,7 @@ impl Prefix {
             budget: MATCH_BUDGET,
             word: Word::Location,
             text: 0,
-            literal_absent_from: [usize::MAX; MAX_ITEMS],
+            literal_absent_from: [usize::MAX; MEMO_ITEMS],
         };
         if self.go(0, line, 0, &mut s) {
             Some(Match {
@@ -384,11 +385,13 @@ impl Prefix {
                     let lit = &self.literals[r.clone()];
                     let mut from = pos;
                     while from <= extent {
-                        if from >= s.literal_absent_from[i] {
+                        if s.literal_absent_from.get(i).is_some_and(|&a| from >= a) {
                             return false;
                         }
                         let Some(at) = find(&line[from..], lit) else {
-                            s.literal_absent_from[i] = from;
+                            if let Some(a) = s.literal_absent_from.get_mut(i) {
+                                *a = from;
+                            }
                             return false;
                         };
                         let end = from + at;
@@ -483,7 +486,7 @@ impl Prefix {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
     let mut from = 0;
-    while let Some(i) = hay[from..].iter().position(|&b| b == first) {
+    while let Some(i) = super::find_byte(&hay[from..], first) {
         let at = from + i;
         if hay[at + 1..].starts_with(rest) {
             return Some(at);
@@ -550,6 +553,43 @@ pub fn parse_timestamp(v: &[u8]) -> Option<(i64, u32, &[u8], bool)> {
     let days = super::tz::days_from_civil(i64::from(y), mo, d);
     let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + sec);
     Some((secs, nanos, abbr, frac))
+}
+
+/// Whether `v` has the shape `YYYY-MM-DD HH:MM:SS[.fff] ABBR` (the fraction's presence), the
+/// cheap check made while matching; [`parse_timestamp`] reads the values of a kept entry.
+fn timestamp_shape(v: &[u8]) -> Option<bool> {
+    let head = v.get(..19)?;
+    let ok = head.iter().enumerate().all(|(i, &b)| match i {
+        4 | 7 => b == b'-',
+        10 => b == b' ',
+        13 | 16 => b == b':',
+        _ => b.is_ascii_digit(),
+    });
+    let two = |i: usize| (head[i] - b'0') * 10 + (head[i + 1] - b'0');
+    if !ok
+        || !(1..=12).contains(&two(5))
+        || !(1..=31).contains(&two(8))
+        || two(11) > 23
+        || two(14) > 59
+        || two(17) > 60
+    {
+        return None;
+    }
+    let mut rest = &v[19..];
+    let frac = rest.first() == Some(&b'.');
+    if frac {
+        let k = rest[1..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if k == 0 || k > 9 {
+            return None;
+        }
+        rest = &rest[1 + k..];
+    }
+    let abbr = rest.strip_prefix(b" ")?;
+    let abbr_ok = !abbr.is_empty()
+        && abbr
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b':'));
+    abbr_ok.then_some(frac)
 }
 
 /// `%n`: `1234567890.123` → (seconds, nanoseconds).
@@ -751,5 +791,19 @@ mod tests {
         );
         assert!(parse_timestamp(b"2026-11-27 21:33:02.966 ").is_none());
         assert!(parse_timestamp(b"2026-11-27T21:33:02").is_none());
+        for v in [
+            &b"2026-11-27 21:33:02.966 CET"[..],
+            b"2026-11-27 21:33:02 +0530",
+            b"2026-11-27 21:33:02.9 ",
+            b"2026-11-27 21:33:02",
+            b"2026-11-27 21:33:02.x CET",
+            b"2026-11-27 21:33:02 C T",
+            b"2026-13-27 21:33:02 CET",
+            b"2026-12-27 24:33:02 CET",
+        ] {
+            // The matching check agrees with the full parse (which also takes no abbreviation).
+            let full = parse_timestamp(v).filter(|(_, _, a, _)| !a.is_empty());
+            assert_eq!(timestamp_shape(v), full.map(|(_, _, _, f)| f), "{v:?}");
+        }
     }
 }
