@@ -7,6 +7,8 @@
 //! - [`proto`]: the protocols spoken over sockets: PostgreSQL (pure session + blocking
 //!   driver), the TLS driver they share, and the pure pieces of the backend push: HTTP/1.1,
 //!   HS256 JWT and gzip;
+//! - [`pglog`]: PostgreSQL server logs from bytes to entries (stderr, csvlog, jsonlog) and the
+//!   time zones that turn their timestamps to UTC; pure, fed by the `pg_log` collector;
 //! - [`push`]: the HTTPS sink, its connection, authentication, registration and config pull;
 //! - [`config`]: the TOML file, validated whole, and its model;
 //! - [`sys`]: the system layer: /proc parsers (pure), the fixed-buffer file reader, statfs,
@@ -18,6 +20,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod log;
+pub mod pglog;
 pub mod pipeline;
 pub mod proto;
 pub mod push;

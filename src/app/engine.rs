@@ -88,6 +88,17 @@ impl Engine {
     /// The collectors of `names` (all enabled ones when `None`) that this build has, with
     /// baselines taken at `now` and first runs due at `now + sample`.
     pub fn new(config: Config, names: Option<&[&str]>, sample: Duration, now: Now) -> Engine {
+        Engine::with_mode(config, names, sample, now, collect::Mode::Run)
+    }
+
+    /// [`Engine::new`] for `mode` (`once` takes a look and stores nothing).
+    pub fn with_mode(
+        config: Config,
+        names: Option<&[&str]>,
+        sample: Duration,
+        now: Now,
+        mode: collect::Mode,
+    ) -> Engine {
         let mut engine = Engine {
             identity: Identity::resolve(&config),
             buffer: ElementBuffer::new(config.backend.buffer_bytes),
@@ -103,7 +114,7 @@ impl Engine {
             outcomes: Vec::new(),
             cycle_errors: Vec::new(),
             failing: BTreeMap::new(),
-            shared: collect::Shared::default(),
+            shared: collect::Shared::new(mode),
             config,
         };
         for name in PLUGIN_NAMES {
@@ -251,7 +262,7 @@ impl Engine {
             buffer_bytes: self.buffer.json_bytes(),
             buffer_capacity_bytes: self.buffer.capacity(),
             stats: &self.stats,
-            log_entries_truncated: 0,
+            log_entries_truncated: self.stats.log_entries_truncated,
             errors: &self.errors,
             usage: health::process_usage(),
         };
@@ -342,7 +353,7 @@ impl Engine {
         if old.postgres != self.config.postgres {
             // Pg collectors are rebuilt below (settings_changed) and take a new pool; the old
             // one closes its connections when the last old collector goes.
-            self.shared = collect::Shared::default();
+            self.shared = collect::Shared::new(self.shared.mode());
         }
         if old.backend.buffer_bytes != self.config.backend.buffer_bytes {
             let buffer = std::mem::replace(&mut self.buffer, ElementBuffer::new(0));

@@ -184,7 +184,7 @@ fn once_warnings(errors: &collect::Errors) -> Vec<String> {
 /// Baseline, wait `sample`, collect each plugin once.
 fn collect_once(config: Config, only: Option<&[&str]>, sample: Duration) -> engine::Engine {
     let start = Now::read();
-    let mut engine = engine::Engine::new(config, only, sample, start);
+    let mut engine = engine::Engine::with_mode(config, only, sample, start, collect::Mode::Once);
     engine.log_errors = false;
     std::thread::sleep(sample);
     let now = Now::read();

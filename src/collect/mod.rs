@@ -19,7 +19,13 @@ use crate::util::WallTime;
 use std::collections::BTreeMap;
 
 /// The metric types this build collects, in run order.
-pub const AVAILABLE: [&str; 4] = ["sysstat", "disk_usage", "pg_stats", "pg_query_stats"];
+pub const AVAILABLE: [&str; 5] = [
+    "sysstat",
+    "disk_usage",
+    "pg_stats",
+    "pg_query_stats",
+    "pg_log",
+];
 
 /// The time of a collection, on both clocks.
 #[derive(Debug, Clone, Copy)]
@@ -67,9 +73,27 @@ pub trait Collector {
 #[derive(Default)]
 pub struct Shared {
     pg: Option<pg::pool::SharedPool>,
+    mode: Mode,
+}
+
+/// Whether the collectors run as the daemon or for one look (`once`): a look consumes
+/// nothing (the log reader stores no offsets and starts at the file's last bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Run,
+    Once,
 }
 
 impl Shared {
+    pub fn new(mode: Mode) -> Shared {
+        Shared { pg: None, mode }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
     /// The pool of `config`'s `[postgres]` (created on first use).
     pub fn pg_pool(&mut self, config: &Config) -> pg::pool::SharedPool {
         self.pg
@@ -94,6 +118,11 @@ pub fn build(name: &str, config: &Config, shared: &mut Shared) -> Option<Box<dyn
         "pg_query_stats" => Some(Box::new(pg::query_stats::PgQueryStats::new(
             &config.pg_query_stats,
             shared.pg_pool(config),
+        ))),
+        "pg_log" => Some(Box::new(pg::log::PgLog::new(
+            config,
+            shared.pg_pool(config),
+            shared.mode(),
         ))),
         _ => None,
     }
@@ -227,6 +256,16 @@ impl<'a> Output<'a> {
 
     pub fn emitted(&self) -> usize {
         self.emitted
+    }
+
+    /// The element size rule: the most bytes one element may have (`max_batch_bytes / 4`).
+    pub fn max_element(&self) -> usize {
+        self.max_element
+    }
+
+    /// Counts log entries that were cut (`collector_health.log_entries_truncated`).
+    pub fn count_truncated(&mut self, n: u64) {
+        self.stats.log_entries_truncated = self.stats.log_entries_truncated.saturating_add(n);
     }
 }
 

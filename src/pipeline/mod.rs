@@ -55,4 +55,6 @@ pub struct Stats {
     pub batches_rejected: u64,
     pub push_failures: u64,
     pub last_push_status: Option<u16>,
+    /// Log entries cut at `max_message_bytes` or 64 KiB (`collector_health.log_entries_truncated`).
+    pub log_entries_truncated: u64,
 }

@@ -260,6 +260,12 @@ impl Cluster {
         self.run_psql(database, &["-f", &file])
     }
 
+    /// Runs a file of SQL as the superuser, going on after errors (psql's default).
+    pub fn psql_file_continue(&self, database: &str, file: &Path) -> Result<String, String> {
+        let file = file.to_string_lossy();
+        self.run_psql(database, &["-v", "ON_ERROR_STOP=0", "-f", &file])
+    }
+
     fn run_psql(&self, database: &str, input: &[&str]) -> Result<String, String> {
         let bundled = self.bin.join("psql").exists();
         let psql = if bundled {

@@ -1,0 +1,1041 @@
+//! Time zones for log timestamps: a TZif (RFC 8536) reader, POSIX TZ footer rules, and the
+//! resolution of a local wall time written with a zone abbreviation to UTC.
+//!
+//! What this does: parse a TZif file (versions 1, 2, 3; the 64-bit block of v2+ and its POSIX
+//! TZ footer, which "slim" files rely on for every time after their last transition), tell
+//! which local time type is in effect at a UTC instant, and turn `2026-03-29 03:30:00 CEST`
+//! into UTC the way PostgreSQL meant it. What it does not do: leap seconds (`right/` zones are
+//! read, their corrections ignored: PostgreSQL logs civil time), or any I/O except
+//! [`Zone::load`], the one edge that reads `$TZDIR` or `/usr/share/zoneinfo`.
+//!
+//! Quirks handled here:
+//! - PostgreSQL writes `%Z` of its `log_timezone`: letters (`CET`, `CEST`, `EDT`) or, for zones
+//!   tzdata gives no letters, a numeric abbreviation (`+03`, `-0530`). Numeric ones carry their
+//!   offset and need no zone at all.
+//! - At the fall-back hour the same local time exists twice; the abbreviation tells which.
+//! - The footer's rule times may be negative or past 24 h (TZif v3), and its dates come in
+//!   three forms: `Jn` (1..=365, February 29 never counted), `n` (0..=365, counted) and
+//!   `Mm.w.d` (week 5 = the last such weekday of the month).
+
+use core::fmt;
+
+/// Bytes of a TZif file [`Zone::load`] reads at most (the largest tzdata file is ~4 KiB; fat
+/// files with 64-bit data up to 2037 stay below 8 KiB).
+pub const TZIF_MAX_BYTES: usize = 256 * 1024;
+
+/// Local time types a zone may have (RFC 8536: typecnt is at most 256).
+const MAX_TYPES: usize = 256;
+
+/// Why a TZif file was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TzError {
+    /// The file does not start with `TZif`.
+    Magic,
+    /// The file ends before the counts of its header say.
+    Truncated,
+    /// A count or index is out of range (no local time type, an index past the types, …).
+    Invalid,
+    /// The POSIX TZ footer is not a valid TZ string.
+    Footer,
+}
+
+impl fmt::Display for TzError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TzError::Magic => "not a TZif file (no TZif magic)",
+            TzError::Truncated => "TZif file shorter than its header says",
+            TzError::Invalid => "TZif file with an out-of-range count or index",
+            TzError::Footer => "TZif file with an invalid POSIX TZ footer",
+        })
+    }
+}
+
+/// One local time type: offset from UTC, DST flag, abbreviation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalType {
+    /// Seconds east of UTC.
+    pub utoff: i32,
+    pub isdst: bool,
+    pub abbr: String,
+}
+
+/// A day of the year in a POSIX TZ rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RuleDay {
+    /// `Jn`: 1..=365, February 29 is never counted.
+    Julian1(u16),
+    /// `n`: 0..=365, February 29 is counted in leap years.
+    Julian0(u16),
+    /// `Mm.w.d`: weekday `d` (0 = Sunday) of week `w` (5 = last) of month `m`.
+    MonthWeekDay { month: u8, week: u8, weekday: u8 },
+}
+
+/// A transition date plus local time of day (seconds, may be negative or above 24 h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RuleTime {
+    day: RuleDay,
+    secs: i32,
+}
+
+/// A POSIX TZ string such as `CET-1CEST,M3.5.0,M10.5.0/3` or `<+03>-3`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PosixTz {
+    std: LocalType,
+    /// DST type with its start and end (start in standard time, end in DST local time).
+    dst: Option<(LocalType, RuleTime, RuleTime)>,
+}
+
+/// The rules of one time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    /// UTC instants of the transitions, ascending.
+    transitions: Vec<i64>,
+    /// Index into `types` of the type that starts at each transition.
+    transition_types: Vec<u8>,
+    /// Never empty.
+    types: Vec<LocalType>,
+    /// Rules for instants after the last transition (or all instants with no transitions).
+    footer: Option<PosixTz>,
+}
+
+impl Zone {
+    /// UTC, with abbreviation `UTC`.
+    pub fn utc() -> Zone {
+        Zone {
+            transitions: Vec::new(),
+            transition_types: Vec::new(),
+            types: vec![LocalType {
+                utoff: 0,
+                isdst: false,
+                abbr: "UTC".to_string(),
+            }],
+            footer: None,
+        }
+    }
+
+    /// Parses a TZif file (pure). For v2+ files the 64-bit block and the footer are used.
+    pub fn from_tzif(bytes: &[u8]) -> Result<Zone, TzError> {
+        let h1 = Header::parse(bytes)?;
+        if h1.version == 0 {
+            return h1.data(bytes, 44, 4, None);
+        }
+        let second = 44 + h1.data_len(4)?;
+        let h2 = Header::parse(bytes.get(second..).ok_or(TzError::Truncated)?)?;
+        let data_end = second
+            .checked_add(44)
+            .and_then(|s| s.checked_add(h2.data_len(8).ok()?))
+            .ok_or(TzError::Invalid)?;
+        let footer = footer_string(bytes.get(data_end..).ok_or(TzError::Truncated)?)?;
+        let footer = match footer {
+            Some(s) if !s.is_empty() => Some(PosixTz::parse(s).ok_or(TzError::Footer)?),
+            _ => None,
+        };
+        h2.data(bytes, second + 44, 8, footer)
+    }
+
+    /// A zone given by a POSIX TZ string alone (`CET-1CEST,M3.5.0,M10.5.0/3`, `<+03>-3`): the
+    /// form of a TZif footer and of the `TZ` variable.
+    pub fn from_posix_tz(tz: &str) -> Result<Zone, TzError> {
+        let rule = PosixTz::parse(tz).ok_or(TzError::Footer)?;
+        Ok(Zone {
+            transitions: Vec::new(),
+            transition_types: Vec::new(),
+            types: vec![rule.std.clone()],
+            footer: Some(rule),
+        })
+    }
+
+    /// Reads `<$TZDIR or /usr/share/zoneinfo>/<name>`. Names with `..` or absolute paths are
+    /// rejected; `UTC`, `Etc/UTC`, `GMT` (and their aliases) work with no zoneinfo at all, and
+    /// so does a POSIX TZ string that names no file (`<+03>-3`).
+    pub fn load(name: &str) -> Result<Zone, String> {
+        if name.is_empty() || name.starts_with('/') || name.split('/').any(|p| p == "..") {
+            return Err(format!(
+                "time zone {name:?}: not a zone name (give a name such as \"Europe/Berlin\")"
+            ));
+        }
+        let dir = std::env::var_os("TZDIR")
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::PathBuf::from("/usr/share/zoneinfo"));
+        let path = dir.join(name);
+        let utc_alias = matches!(
+            name,
+            "UTC"
+                | "Etc/UTC"
+                | "GMT"
+                | "Etc/GMT"
+                | "UCT"
+                | "Etc/UCT"
+                | "Zulu"
+                | "Etc/Zulu"
+                | "Universal"
+                | "Etc/Universal"
+                | "GMT0"
+                | "Etc/GMT0"
+                | "Etc/GMT+0"
+                | "Etc/GMT-0"
+                | "Greenwich"
+                | "Etc/Greenwich"
+        );
+        let bytes = match read_capped(&path) {
+            Ok(b) => b,
+            Err(_) if utc_alias => {
+                let mut z = Zone::utc();
+                if name.contains("GMT") || name == "Greenwich" || name == "Etc/Greenwich" {
+                    z.types[0].abbr = "GMT".to_string();
+                }
+                return Ok(z);
+            }
+            // PostgreSQL also takes POSIX TZ strings as zone names (`<+03>-3`, `EST5EDT4`).
+            Err(_) if PosixTz::parse(name).is_some() => {
+                return Zone::from_posix_tz(name).map_err(|e| format!("time zone {name:?}: {e}"));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "time zone {name:?}: cannot read {}: {e} (install tzdata or set [pg_log] log_timezone)",
+                    path.display()
+                ));
+            }
+        };
+        Zone::from_tzif(&bytes).map_err(|e| format!("time zone {name:?}: {}: {e}", path.display()))
+    }
+
+    /// The local time type in effect at UTC instant `t`.
+    pub fn type_at(&self, t: i64) -> &LocalType {
+        match self.transitions.first() {
+            None => match &self.footer {
+                Some(f) => f.type_at(t),
+                None => &self.types[0],
+            },
+            Some(&first) if t < first => &self.types[0],
+            Some(_) => {
+                let idx = self.transitions.partition_point(|&x| x <= t) - 1;
+                if idx + 1 == self.transitions.len()
+                    && let Some(f) = &self.footer
+                {
+                    return f.type_at(t);
+                }
+                let ty = usize::from(self.transition_types[idx]);
+                &self.types[ty]
+            }
+        }
+    }
+
+    /// Every local time type the zone may use (file types, then the footer's).
+    fn all_types(&self) -> impl Iterator<Item = &LocalType> {
+        let footer = self
+            .footer
+            .iter()
+            .flat_map(|f| core::iter::once(&f.std).chain(f.dst.as_ref().map(|(d, _, _)| d)));
+        // Footer first: it describes the present, which is what logs are about.
+        footer.chain(self.types.iter())
+    }
+
+    /// UTC seconds of a local wall time written with abbreviation `abbr` (`CET`, `CEST`,
+    /// `+02`, `-0530`, `UTC`, or `""` when the log has none).
+    pub fn to_utc(&self, local_secs: i64, abbr: &str) -> i64 {
+        if let Some(off) = numeric_offset(abbr) {
+            return local_secs.saturating_sub(i64::from(off));
+        }
+        if !abbr.is_empty() {
+            let mut fallback = None;
+            for ty in self.all_types().filter(|ty| ty.abbr == abbr) {
+                let t = local_secs.saturating_sub(i64::from(ty.utoff));
+                let now = self.type_at(t);
+                if now.utoff == ty.utoff && now.abbr == abbr {
+                    return t;
+                }
+                fallback.get_or_insert(t);
+            }
+            if let Some(t) = fallback {
+                // The abbreviation is the zone's but not at that time (a log written under
+                // older rules, say): its offset is still the best reading.
+                return t;
+            }
+            if matches!(abbr, "UTC" | "GMT" | "UT" | "Z" | "UCT") {
+                return local_secs;
+            }
+        }
+        self.local_to_utc(local_secs)
+    }
+
+    /// UTC of a local time with no (or an unknown) abbreviation: the earlier reading at a
+    /// fall-back, the pre-gap offset in a spring-forward gap.
+    fn local_to_utc(&self, local: i64) -> i64 {
+        let o1 = i64::from(self.type_at(local).utoff);
+        let t1 = local.saturating_sub(o1);
+        let o2 = i64::from(self.type_at(t1).utoff);
+        if o2 == o1 {
+            return t1;
+        }
+        let t2 = local.saturating_sub(o2);
+        if i64::from(self.type_at(t2).utoff) == o2 {
+            t2.min(t1)
+        } else {
+            t1
+        }
+    }
+}
+
+/// The offset (seconds east) of a numeric abbreviation: `+03`, `-0530`, `+05:30`, `+013045`.
+fn numeric_offset(abbr: &str) -> Option<i32> {
+    let b = abbr.as_bytes();
+    let sign = match b.first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: heapless::Vec<u8, 6> = {
+        let mut v = heapless::Vec::new();
+        for (i, &c) in b[1..].iter().enumerate() {
+            match c {
+                b'0'..=b'9' => v.push(c - b'0').ok()?,
+                b':' if i == 2 || i == 5 => {}
+                _ => return None,
+            }
+        }
+        v
+    };
+    let two = |i: usize| -> i32 { i32::from(digits[i]) * 10 + i32::from(digits[i + 1]) };
+    let secs = match digits.len() {
+        2 => two(0) * 3600,
+        4 => two(0) * 3600 + two(2) * 60,
+        6 => two(0) * 3600 + two(2) * 60 + two(4),
+        _ => return None,
+    };
+    Some(sign * secs)
+}
+
+fn read_capped(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    f.take(TZIF_MAX_BYTES as u64).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The counts of a TZif header.
+struct Header {
+    version: u8,
+    isutcnt: usize,
+    isstdcnt: usize,
+    leapcnt: usize,
+    timecnt: usize,
+    typecnt: usize,
+    charcnt: usize,
+}
+
+impl Header {
+    fn parse(b: &[u8]) -> Result<Header, TzError> {
+        if b.len() < 4 || &b[..4] != b"TZif" {
+            return Err(if b.len() < 4 && b"TZif".starts_with(b) {
+                TzError::Truncated
+            } else {
+                TzError::Magic
+            });
+        }
+        let h = b.get(..44).ok_or(TzError::Truncated)?;
+        let n = |i: usize| -> usize {
+            let at = 20 + 4 * i;
+            u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]) as usize
+        };
+        let version = match h[4] {
+            0 => 0,
+            b'2' => 2,
+            b'3' => 3,
+            // Later versions stay compatible with v3 readers (RFC 8536 §3.1).
+            v if v > b'3' => 4,
+            _ => return Err(TzError::Invalid),
+        };
+        let hdr = Header {
+            version,
+            isutcnt: n(0),
+            isstdcnt: n(1),
+            leapcnt: n(2),
+            timecnt: n(3),
+            typecnt: n(4),
+            charcnt: n(5),
+        };
+        if hdr.typecnt == 0
+            || hdr.typecnt > MAX_TYPES
+            || hdr.charcnt == 0
+            || (hdr.isutcnt != 0 && hdr.isutcnt != hdr.typecnt)
+            || (hdr.isstdcnt != 0 && hdr.isstdcnt != hdr.typecnt)
+        {
+            return Err(TzError::Invalid);
+        }
+        Ok(hdr)
+    }
+
+    /// Bytes of the data block after the header, with `tsize`-byte times.
+    fn data_len(&self, tsize: usize) -> Result<usize, TzError> {
+        let parts = [
+            self.timecnt.checked_mul(tsize),
+            Some(self.timecnt),
+            self.typecnt.checked_mul(6),
+            Some(self.charcnt),
+            self.leapcnt.checked_mul(tsize + 4),
+            Some(self.isstdcnt),
+            Some(self.isutcnt),
+        ];
+        parts
+            .iter()
+            .try_fold(0usize, |acc, p| acc.checked_add((*p)?))
+            .ok_or(TzError::Invalid)
+    }
+
+    /// Reads the data block at `at` into a zone.
+    fn data(
+        &self,
+        b: &[u8],
+        at: usize,
+        tsize: usize,
+        footer: Option<PosixTz>,
+    ) -> Result<Zone, TzError> {
+        let len = self.data_len(tsize)?;
+        let end = at.checked_add(len).ok_or(TzError::Invalid)?;
+        let d = b.get(at..end).ok_or(TzError::Truncated)?;
+        let (times, rest) = d.split_at(self.timecnt * tsize);
+        let (idx, rest) = rest.split_at(self.timecnt);
+        let (ttinfo, rest) = rest.split_at(self.typecnt * 6);
+        let chars = &rest[..self.charcnt];
+        let mut transitions = Vec::with_capacity(self.timecnt);
+        for c in times.chunks_exact(tsize) {
+            let t = if tsize == 8 {
+                i64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+            } else {
+                i64::from(i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            };
+            if transitions.last().is_some_and(|&last| t <= last) {
+                return Err(TzError::Invalid);
+            }
+            transitions.push(t);
+        }
+        if idx.iter().any(|&i| usize::from(i) >= self.typecnt) {
+            return Err(TzError::Invalid);
+        }
+        let mut types = Vec::with_capacity(self.typecnt);
+        for t in ttinfo.chunks_exact(6) {
+            let utoff = i32::from_be_bytes([t[0], t[1], t[2], t[3]]);
+            if utoff == i32::MIN || utoff.unsigned_abs() > 25 * 3600 {
+                return Err(TzError::Invalid);
+            }
+            let ai = usize::from(t[5]);
+            let name = chars.get(ai..).ok_or(TzError::Invalid)?;
+            let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
+            types.push(LocalType {
+                utoff,
+                isdst: t[4] != 0,
+                abbr: String::from_utf8_lossy(name).into_owned(),
+            });
+        }
+        Ok(Zone {
+            transitions,
+            transition_types: idx.to_vec(),
+            types,
+            footer,
+        })
+    }
+}
+
+/// The footer `\n<TZ string>\n` of a v2+ file (`None` when absent: v2+ files must have one,
+/// but an empty or missing one only means "no rule after the last transition").
+fn footer_string(rest: &[u8]) -> Result<Option<&str>, TzError> {
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    if rest[0] != b'\n' {
+        return Err(TzError::Footer);
+    }
+    let body = &rest[1..];
+    let end = body
+        .iter()
+        .position(|&c| c == b'\n')
+        .ok_or(TzError::Footer)?;
+    core::str::from_utf8(&body[..end])
+        .map(Some)
+        .map_err(|_| TzError::Footer)
+}
+
+impl PosixTz {
+    /// Parses a POSIX TZ string (`None` when invalid).
+    fn parse(s: &str) -> Option<PosixTz> {
+        let mut c = Cursor(s.as_bytes());
+        let std_name = c.name()?;
+        // POSIX offsets are west-positive: `CET-1` is UTC+1.
+        let std_off = -c.offset()?;
+        let std = LocalType {
+            utoff: std_off,
+            isdst: false,
+            abbr: std_name,
+        };
+        if c.0.is_empty() {
+            return Some(PosixTz { std, dst: None });
+        }
+        let dst_name = c.name()?;
+        let dst_off = if c.0.first().is_some_and(|&b| b != b',') {
+            -c.offset()?
+        } else {
+            std_off + 3600
+        };
+        let dst = LocalType {
+            utoff: dst_off,
+            isdst: true,
+            abbr: dst_name,
+        };
+        let (start, end) = if c.0.is_empty() {
+            // POSIX leaves the default rule to the implementation; tzcode uses US rules.
+            (
+                RuleTime {
+                    day: RuleDay::MonthWeekDay {
+                        month: 3,
+                        week: 2,
+                        weekday: 0,
+                    },
+                    secs: 7200,
+                },
+                RuleTime {
+                    day: RuleDay::MonthWeekDay {
+                        month: 11,
+                        week: 1,
+                        weekday: 0,
+                    },
+                    secs: 7200,
+                },
+            )
+        } else {
+            c.expect(b',')?;
+            let start = c.rule()?;
+            c.expect(b',')?;
+            let end = c.rule()?;
+            (start, end)
+        };
+        if !c.0.is_empty() {
+            return None;
+        }
+        Some(PosixTz {
+            std,
+            dst: Some((dst, start, end)),
+        })
+    }
+
+    fn type_at(&self, t: i64) -> &LocalType {
+        let Some((dst, start, end)) = &self.dst else {
+            return &self.std;
+        };
+        let std_off = i64::from(self.std.utoff);
+        let dst_off = i64::from(dst.utoff);
+        let (year, _, _) =
+            crate::util::civil_from_days(t.saturating_add(std_off).div_euclid(86_400));
+        let s = start.local_secs(year).saturating_sub(std_off);
+        let e = end.local_secs(year).saturating_sub(dst_off);
+        let in_dst = if s < e {
+            s <= t && t < e
+        } else {
+            !(e <= t && t < s)
+        };
+        if in_dst { dst } else { &self.std }
+    }
+}
+
+impl RuleTime {
+    /// Local seconds since the epoch of this rule's transition in `year`.
+    fn local_secs(&self, year: i64) -> i64 {
+        let leap = is_leap(year);
+        let jan1 = days_from_civil(year, 1, 1);
+        let day = match self.day {
+            RuleDay::Julian1(n) => {
+                let n = i64::from(n);
+                jan1 + n - 1 + i64::from(leap && n >= 60)
+            }
+            RuleDay::Julian0(n) => jan1 + i64::from(n),
+            RuleDay::MonthWeekDay {
+                month,
+                week,
+                weekday,
+            } => {
+                let first = days_from_civil(year, u32::from(month), 1);
+                // 1970-01-01 was a Thursday (4).
+                let dow = (first + 4).rem_euclid(7);
+                let mut d = first + (i64::from(weekday) - dow).rem_euclid(7);
+                d += 7 * (i64::from(week) - 1);
+                let dim = days_in_month(year, u32::from(month));
+                while d >= first + dim {
+                    d -= 7;
+                }
+                d
+            }
+        };
+        day.saturating_mul(86_400)
+            .saturating_add(i64::from(self.secs))
+    }
+}
+
+fn is_leap(y: i64) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
+fn days_in_month(y: i64, m: u32) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A tiny cursor over a TZ string.
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn expect(&mut self, b: u8) -> Option<()> {
+        if self.0.first() == Some(&b) {
+            self.0 = &self.0[1..];
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// `CET` (3+ letters) or `<+0330>` (quoted: letters, digits, `+`, `-`).
+    fn name(&mut self) -> Option<String> {
+        let (name, rest) = if self.0.first() == Some(&b'<') {
+            let end = self.0.iter().position(|&b| b == b'>')?;
+            let name = &self.0[1..end];
+            if !name
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'-')
+            {
+                return None;
+            }
+            (name, &self.0[end + 1..])
+        } else {
+            let end = self
+                .0
+                .iter()
+                .position(|b| !b.is_ascii_alphabetic())
+                .unwrap_or(self.0.len());
+            (&self.0[..end], &self.0[end..])
+        };
+        if name.len() < 3 {
+            return None;
+        }
+        self.0 = rest;
+        Some(String::from_utf8_lossy(name).into_owned())
+    }
+
+    fn number(&mut self, max_digits: usize) -> Option<i32> {
+        let n = self
+            .0
+            .iter()
+            .take(max_digits)
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if n == 0 {
+            return None;
+        }
+        let v = self.0[..n]
+            .iter()
+            .fold(0i32, |a, &b| a * 10 + i32::from(b - b'0'));
+        self.0 = &self.0[n..];
+        Some(v)
+    }
+
+    /// `[+-]hh[:mm[:ss]]` in seconds (hours up to 167 for v3 rule times).
+    fn offset(&mut self) -> Option<i32> {
+        let sign = match self.0.first() {
+            Some(b'-') => {
+                self.0 = &self.0[1..];
+                -1
+            }
+            Some(b'+') => {
+                self.0 = &self.0[1..];
+                1
+            }
+            _ => 1,
+        };
+        let h = self.number(3)?;
+        if h > 167 {
+            return None;
+        }
+        let mut secs = h * 3600;
+        if self.expect(b':').is_some() {
+            let m = self.number(2)?;
+            if m > 59 {
+                return None;
+            }
+            secs += m * 60;
+            if self.expect(b':').is_some() {
+                let s = self.number(2)?;
+                if s > 59 {
+                    return None;
+                }
+                secs += s;
+            }
+        }
+        Some(sign * secs)
+    }
+
+    /// `date[/time]`.
+    fn rule(&mut self) -> Option<RuleTime> {
+        let day = match self.0.first()? {
+            b'J' => {
+                self.0 = &self.0[1..];
+                let n = self.number(3)?;
+                if !(1..=365).contains(&n) {
+                    return None;
+                }
+                RuleDay::Julian1(n as u16)
+            }
+            b'M' => {
+                self.0 = &self.0[1..];
+                let month = self.number(2)?;
+                self.expect(b'.')?;
+                let week = self.number(1)?;
+                self.expect(b'.')?;
+                let weekday = self.number(1)?;
+                if !(1..=12).contains(&month) || !(1..=5).contains(&week) || weekday > 6 {
+                    return None;
+                }
+                RuleDay::MonthWeekDay {
+                    month: month as u8,
+                    week: week as u8,
+                    weekday: weekday as u8,
+                }
+            }
+            _ => {
+                let n = self.number(3)?;
+                if n > 365 {
+                    return None;
+                }
+                RuleDay::Julian0(n as u16)
+            }
+        };
+        let secs = if self.expect(b'/').is_some() {
+            self.offset()?
+        } else {
+            7200
+        };
+        Some(RuleTime { day, secs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BERLIN: &[u8] = include_bytes!("../../fixtures/tzif/Europe_Berlin");
+    const NEW_YORK: &[u8] = include_bytes!("../../fixtures/tzif/America_New_York");
+    const LORD_HOWE: &[u8] = include_bytes!("../../fixtures/tzif/Australia_Lord_Howe");
+    const KOLKATA: &[u8] = include_bytes!("../../fixtures/tzif/Asia_Kolkata");
+    const SLIM_BERLIN: &[u8] = include_bytes!("../../fixtures/tzif/slim/Berlin");
+    const SLIM_NEW_YORK: &[u8] = include_bytes!("../../fixtures/tzif/slim/New_York");
+    const SLIM_RIYADH: &[u8] = include_bytes!("../../fixtures/tzif/slim/Riyadh");
+
+    fn secs(y: i64, mo: u32, d: u32, h: i64, mi: i64, s: i64) -> i64 {
+        days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s
+    }
+
+    #[test]
+    fn days_from_civil_inverts_civil_from_days() {
+        for days in (-800_000..800_000).step_by(97) {
+            let (y, m, d) = crate::util::civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn berlin_cet_and_cest() {
+        let z = Zone::from_tzif(BERLIN).unwrap();
+        // Winter: CET = UTC+1.
+        assert_eq!(
+            z.to_utc(secs(2026, 1, 15, 12, 0, 0), "CET"),
+            secs(2026, 1, 15, 11, 0, 0)
+        );
+        // Summer: CEST = UTC+2.
+        assert_eq!(
+            z.to_utc(secs(2026, 7, 15, 12, 0, 0), "CEST"),
+            secs(2026, 7, 15, 10, 0, 0)
+        );
+        // Fall back 2026-10-25: 02:30 happens twice; the abbreviation decides.
+        assert_eq!(
+            z.to_utc(secs(2026, 10, 25, 2, 30, 0), "CEST"),
+            secs(2026, 10, 25, 0, 30, 0)
+        );
+        assert_eq!(
+            z.to_utc(secs(2026, 10, 25, 2, 30, 0), "CET"),
+            secs(2026, 10, 25, 1, 30, 0)
+        );
+        // Spring forward 2026-03-29 02:00 CET -> 03:00 CEST.
+        assert_eq!(
+            z.to_utc(secs(2026, 3, 29, 1, 59, 59), "CET"),
+            secs(2026, 3, 29, 0, 59, 59)
+        );
+        assert_eq!(
+            z.to_utc(secs(2026, 3, 29, 3, 0, 0), "CEST"),
+            secs(2026, 3, 29, 1, 0, 0)
+        );
+        // No abbreviation: the zone's rules alone.
+        assert_eq!(
+            z.to_utc(secs(2026, 7, 15, 12, 0, 0), ""),
+            secs(2026, 7, 15, 10, 0, 0)
+        );
+        // Far future: beyond any transition table, the footer rule.
+        assert_eq!(
+            z.to_utc(secs(2091, 7, 15, 12, 0, 0), "CEST"),
+            secs(2091, 7, 15, 10, 0, 0)
+        );
+        assert_eq!(z.type_at(secs(2091, 3, 25, 0, 59, 59)).abbr, "CET");
+        // Last Sunday of March 2091 is the 25th.
+        assert_eq!(z.type_at(secs(2091, 3, 25, 1, 0, 0)).abbr, "CEST");
+        // Numeric and UTC abbreviations need no rule.
+        assert_eq!(
+            z.to_utc(secs(2026, 1, 1, 0, 0, 0), "+02"),
+            secs(2025, 12, 31, 22, 0, 0)
+        );
+        assert_eq!(
+            z.to_utc(secs(2026, 1, 1, 0, 0, 0), "UTC"),
+            secs(2026, 1, 1, 0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn new_york_est_edt() {
+        let z = Zone::from_tzif(NEW_YORK).unwrap();
+        assert_eq!(
+            z.to_utc(secs(2026, 1, 15, 12, 0, 0), "EST"),
+            secs(2026, 1, 15, 17, 0, 0)
+        );
+        assert_eq!(
+            z.to_utc(secs(2026, 7, 15, 12, 0, 0), "EDT"),
+            secs(2026, 7, 15, 16, 0, 0)
+        );
+        // 2026-11-01 01:30 twice.
+        assert_eq!(
+            z.to_utc(secs(2026, 11, 1, 1, 30, 0), "EDT"),
+            secs(2026, 11, 1, 5, 30, 0)
+        );
+        assert_eq!(
+            z.to_utc(secs(2026, 11, 1, 1, 30, 0), "EST"),
+            secs(2026, 11, 1, 6, 30, 0)
+        );
+        // Footer era: second Sunday of March 2100 is the 14th.
+        assert_eq!(z.type_at(secs(2100, 3, 14, 6, 59, 59)).abbr, "EST");
+        assert_eq!(z.type_at(secs(2100, 3, 14, 7, 0, 0)).abbr, "EDT");
+    }
+
+    #[test]
+    fn lord_howe_half_hour_dst_and_kolkata() {
+        let z = Zone::from_tzif(LORD_HOWE).unwrap();
+        // January is summer (DST, +11), July is standard (+10:30).
+        assert_eq!(
+            z.to_utc(secs(2026, 1, 15, 12, 0, 0), "+11"),
+            secs(2026, 1, 15, 1, 0, 0)
+        );
+        assert_eq!(
+            z.to_utc(secs(2026, 7, 15, 12, 0, 0), "+1030"),
+            secs(2026, 7, 15, 1, 30, 0)
+        );
+        assert_eq!(
+            z.to_utc(secs(2026, 7, 15, 12, 0, 0), ""),
+            secs(2026, 7, 15, 1, 30, 0)
+        );
+        assert_eq!(z.type_at(secs(2095, 1, 1, 0, 0, 0)).utoff, 11 * 3600);
+        assert_eq!(z.type_at(secs(2095, 7, 1, 0, 0, 0)).utoff, 37_800);
+        let k = Zone::from_tzif(KOLKATA).unwrap();
+        assert_eq!(
+            k.to_utc(secs(2026, 7, 15, 12, 0, 0), "IST"),
+            secs(2026, 7, 15, 6, 30, 0)
+        );
+    }
+
+    #[test]
+    fn slim_files_follow_their_footer() {
+        for (slim, fat, from) in [(SLIM_BERLIN, BERLIN, 1997), (SLIM_NEW_YORK, NEW_YORK, 2008)] {
+            let slim = Zone::from_tzif(slim).unwrap();
+            let fat = Zone::from_tzif(fat).unwrap();
+            assert!(slim.transitions.len() < fat.transitions.len());
+            // Every 3 h 7 min from `from` to 2037 (the end of the fat tables) and beyond.
+            for t in (secs(from, 1, 1, 0, 0, 0)..secs(2040, 1, 1, 0, 0, 0)).step_by(11_220) {
+                assert_eq!(slim.type_at(t), fat.type_at(t), "t = {t}");
+            }
+            // Around each DST change of 2026..2029, to the second.
+            for hour in (secs(2026, 1, 1, 0, 0, 0)..secs(2030, 1, 1, 0, 0, 0)).step_by(3600) {
+                if fat.type_at(hour) != fat.type_at(hour - 3600) {
+                    for t in hour - 3602..=hour + 2 {
+                        assert_eq!(slim.type_at(t), fat.type_at(t));
+                    }
+                }
+            }
+        }
+        let slim = Zone::from_tzif(SLIM_BERLIN).unwrap();
+        assert_eq!(
+            slim.to_utc(secs(2026, 10, 25, 2, 30, 0), "CET"),
+            secs(2026, 10, 25, 1, 30, 0)
+        );
+        assert_eq!(
+            slim.to_utc(secs(2026, 10, 25, 2, 30, 0), "CEST"),
+            secs(2026, 10, 25, 0, 30, 0)
+        );
+        let riyadh = Zone::from_tzif(SLIM_RIYADH).unwrap();
+        assert!(riyadh.transitions.is_empty());
+        assert_eq!(riyadh.type_at(0).abbr, "+03");
+        assert_eq!(
+            riyadh.to_utc(secs(2026, 7, 1, 12, 0, 0), "+03"),
+            secs(2026, 7, 1, 9, 0, 0)
+        );
+        assert_eq!(
+            riyadh.to_utc(secs(2026, 7, 1, 12, 0, 0), ""),
+            secs(2026, 7, 1, 9, 0, 0)
+        );
+    }
+
+    #[test]
+    fn posix_footer_forms() {
+        let p = PosixTz::parse("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        assert_eq!(p.std.utoff, 3600);
+        let p = PosixTz::parse("<+03>-3").unwrap();
+        assert_eq!(p.std.abbr, "+03");
+        assert_eq!(p.std.utoff, 3 * 3600);
+        assert!(p.dst.is_none());
+        let p = PosixTz::parse("<-03>3<-02>,M3.5.0/-2,M10.5.0/-1").unwrap();
+        assert_eq!(p.dst.as_ref().unwrap().0.utoff, -2 * 3600);
+        // J form: J60 is March 1 even in leap years; n form: 59 is Feb 29 in a leap year.
+        let j = RuleTime {
+            day: RuleDay::Julian1(60),
+            secs: 0,
+        };
+        assert_eq!(j.local_secs(2028), secs(2028, 3, 1, 0, 0, 0));
+        let n = RuleTime {
+            day: RuleDay::Julian0(59),
+            secs: 0,
+        };
+        assert_eq!(n.local_secs(2028), secs(2028, 2, 29, 0, 0, 0));
+        assert_eq!(n.local_secs(2027), secs(2027, 3, 1, 0, 0, 0));
+        // All-year DST (tzcode's "EST5EDT,0/0,J365/25" shape).
+        let p = PosixTz::parse("EST5EDT,0/0,J365/25").unwrap();
+        assert_eq!(p.type_at(secs(2030, 6, 1, 0, 0, 0)).abbr, "EDT");
+        let p = PosixTz::parse("EST5EDT").unwrap();
+        assert_eq!(p.type_at(secs(2030, 6, 1, 0, 0, 0)).abbr, "EDT");
+        assert_eq!(p.type_at(secs(2030, 1, 1, 0, 0, 0)).abbr, "EST");
+        for bad in [
+            "",
+            "C",
+            "CET",
+            "CET-1CEST,M13.1.0,M1.1.0",
+            "<+03-3",
+            "CET-1CEST,M3.5.0",
+        ] {
+            assert!(PosixTz::parse(bad).is_none() || bad == "CET", "{bad}");
+        }
+    }
+
+    #[test]
+    fn zone_from_posix_string_alone() {
+        let z = Zone::from_posix_tz("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        assert_eq!(
+            z.to_utc(secs(2026, 10, 25, 2, 30, 0), "CEST"),
+            secs(2026, 10, 25, 0, 30, 0)
+        );
+        assert_eq!(
+            z.to_utc(secs(2026, 10, 25, 2, 30, 0), "CET"),
+            secs(2026, 10, 25, 1, 30, 0)
+        );
+        // Southern hemisphere (DST across the new year), 30-minute DST.
+        let z = Zone::from_posix_tz("<+1030>-10:30<+11>-11,M10.1.0,M4.1.0").unwrap();
+        assert_eq!(z.type_at(secs(2026, 12, 31, 23, 0, 0)).abbr, "+11");
+        assert_eq!(z.type_at(secs(2026, 6, 30, 0, 0, 0)).abbr, "+1030");
+        assert_eq!(Zone::from_posix_tz("nope"), Err(TzError::Footer));
+        // Europe/Dublin's "negative DST": IST (+1) is standard, GMT the winter "DST".
+        let z = Zone::from_posix_tz("IST-1GMT0,M10.5.0,M3.5.0/1").unwrap();
+        assert_eq!(
+            z.to_utc(secs(2026, 7, 1, 12, 0, 0), "IST"),
+            secs(2026, 7, 1, 11, 0, 0)
+        );
+        assert_eq!(
+            z.to_utc(secs(2026, 1, 1, 12, 0, 0), "GMT"),
+            secs(2026, 1, 1, 12, 0, 0)
+        );
+    }
+
+    #[test]
+    fn numeric_abbreviations() {
+        assert_eq!(numeric_offset("+03"), Some(10_800));
+        assert_eq!(numeric_offset("-0530"), Some(-19_800));
+        assert_eq!(numeric_offset("+05:30"), Some(19_800));
+        assert_eq!(numeric_offset("CET"), None);
+        assert_eq!(numeric_offset("+3"), None);
+        assert_eq!(numeric_offset("+"), None);
+    }
+
+    #[test]
+    fn bad_files_are_errors_not_panics() {
+        assert_eq!(Zone::from_tzif(b""), Err(TzError::Truncated));
+        assert_eq!(Zone::from_tzif(b"TZ"), Err(TzError::Truncated));
+        assert_eq!(Zone::from_tzif(b"nope"), Err(TzError::Magic));
+        for cut in 0..BERLIN.len() {
+            let _ = Zone::from_tzif(&BERLIN[..cut]);
+        }
+        let mut bad = BERLIN.to_vec();
+        for i in 0..bad.len() {
+            bad[i] ^= 0x55;
+            if let Ok(z) = Zone::from_tzif(&bad) {
+                let _ = z.to_utc(secs(2026, 1, 1, 0, 0, 0), "CET");
+            }
+            bad[i] ^= 0x55;
+        }
+    }
+
+    #[test]
+    fn load_rejects_paths_and_knows_utc() {
+        assert!(
+            Zone::load("../etc/passwd")
+                .unwrap_err()
+                .contains("not a zone name")
+        );
+        assert!(Zone::load("/etc/passwd").is_err());
+        assert_eq!(Zone::load("UTC").unwrap().to_utc(100, "UTC"), 100);
+        let z = Zone::load("<+0330>-3:30").unwrap();
+        assert_eq!(z.to_utc(12_600, ""), 0);
+        let e = Zone::load("No/Such_Zone").unwrap_err();
+        assert!(e.contains("No/Such_Zone") && e.contains("zoneinfo"), "{e}");
+    }
+
+    #[test]
+    fn system_zoneinfo_matches_fixtures() {
+        // The machine's tzdata (when installed) reads and agrees with the committed copies.
+        for name in [
+            "Europe/Berlin",
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "Asia/Kolkata",
+            "Etc/UTC",
+        ] {
+            let path = std::path::Path::new("/usr/share/zoneinfo").join(name);
+            if !path.exists() {
+                continue;
+            }
+            let z = Zone::load(name).unwrap();
+            let _ = z.to_utc(secs(2026, 6, 1, 0, 0, 0), "");
+        }
+        if std::path::Path::new("/usr/share/zoneinfo/Europe/Berlin").exists() {
+            let sys = Zone::load("Europe/Berlin").unwrap();
+            let fix = Zone::from_tzif(BERLIN).unwrap();
+            for t in (secs(1990, 1, 1, 0, 0, 0)..secs(2060, 1, 1, 0, 0, 0)).step_by(3 * 3600 + 7) {
+                assert_eq!(sys.type_at(t).utoff, fix.type_at(t).utoff);
+            }
+        }
+    }
+}
