@@ -21,8 +21,8 @@
 //!   the abbreviation of `log_timezone` (`CET`, `+03`);
 //! - `%P` (leader pid) and `%v` (virtual xid) are empty when there is none; `%Q` may be
 //!   negative.
-//! - unknown escapes are written as nothing by the server; here they are an error, so a
-//!   typo in `[pg_log] log_line_prefix` is reported instead of silently mis-parsing.
+//! - unknown escapes are written as nothing by the server (elog.c ignores them, one byte at a
+//!   time), and are read as nothing here: a prefix the server accepts reads its lines.
 
 use core::fmt;
 use core::ops::Range;
@@ -44,10 +44,6 @@ const MATCH_BUDGET: u32 = 1024;
 /// Why a prefix does not compile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrefixError {
-    /// `%` followed by a letter PostgreSQL does not know (the char, its byte offset).
-    UnknownEscape(char, usize),
-    /// `%` (with padding, maybe) at the very end.
-    Dangling(usize),
     /// More than [`MAX_ITEMS`] items or [`MAX_PREFIX_BYTES`] bytes.
     TooLong,
 }
@@ -55,10 +51,6 @@ pub enum PrefixError {
 impl fmt::Display for PrefixError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PrefixError::UnknownEscape(c, at) => {
-                write!(f, "unknown escape %{c} at byte {at}")
-            }
-            PrefixError::Dangling(at) => write!(f, "'%' without an escape letter at byte {at}"),
             PrefixError::TooLong => write!(
                 f,
                 "longer than {MAX_PREFIX_BYTES} bytes or {MAX_ITEMS} escapes and literals"
@@ -277,7 +269,6 @@ impl Prefix {
                 i += 1;
                 continue;
             }
-            let at = i;
             i += 1;
             if p.get(i) == Some(&b'%') {
                 literals.push(b'%');
@@ -296,22 +287,26 @@ impl Prefix {
             }
             // Padding beyond a line is nonsense; keep the arithmetic small.
             let pad = sign * pad.min(1 << 16);
+            // A '%' at the very end is written as nothing, like an unknown escape.
             let Some(&letter) = p.get(i) else {
-                return Err(PrefixError::Dangling(at));
+                break;
             };
             i += 1;
+            let item = if letter == b'q' {
+                Item::StopUnlessSession
+            } else if let Some(e) = Escape::from_letter(letter) {
+                Item::Field(e, pad)
+            } else {
+                // The server writes nothing for an unknown escape (one byte, like elog.c:
+                // the rest of a multi-byte letter stays literal text), so the same prefix
+                // must read its lines.
+                continue;
+            };
             if literals.len() > lit_start {
                 push_item(&mut items, Item::Literal(lit_start..literals.len()))?;
                 lit_start = literals.len();
             }
-            if letter == b'q' {
-                push_item(&mut items, Item::StopUnlessSession)?;
-            } else if let Some(e) = Escape::from_letter(letter) {
-                push_item(&mut items, Item::Field(e, pad))?;
-            } else {
-                let c = prefix[at..].chars().nth(i - at - 1).unwrap_or('?');
-                return Err(PrefixError::UnknownEscape(c, at));
-            }
+            push_item(&mut items, item)?;
         }
         if literals.len() > lit_start {
             push_item(&mut items, Item::Literal(lit_start..literals.len()))?;
@@ -758,24 +753,18 @@ mod tests {
 
     #[test]
     fn compile_errors() {
-        assert_eq!(
-            Prefix::compile("%z").unwrap_err(),
-            PrefixError::UnknownEscape('z', 0)
+        // Unknown escapes are nothing, as the server writes them.
+        let p = Prefix::compile("%z%m [%p] ").unwrap();
+        assert!(
+            p.match_line(b"2026-11-27 21:33:02.966 CET [78] LOG:  x")
+                .is_some()
         );
-        assert_eq!(
-            Prefix::compile("ab %-5").unwrap_err(),
-            PrefixError::Dangling(3)
-        );
-        assert_eq!(Prefix::compile("%").unwrap_err(), PrefixError::Dangling(0));
-        assert!(matches!(
-            Prefix::compile("%é"),
-            Err(PrefixError::UnknownEscape('é', 0))
-        ));
+        let p = Prefix::compile("[%-5é] ").unwrap();
+        assert!(p.match_line(b"[\xa9] LOG:  x").is_some());
+        // So is a '%' at the end.
+        let p = Prefix::compile("%p %-5").unwrap();
+        assert!(p.match_line(b"78 LOG:  x").is_some());
         assert!(Prefix::compile(&"%p".repeat(100)).is_err());
-        assert_eq!(
-            PrefixError::UnknownEscape('z', 4).to_string(),
-            "unknown escape %z at byte 4"
-        );
     }
 
     #[test]
