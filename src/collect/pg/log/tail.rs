@@ -101,9 +101,12 @@ pub fn check(
         Check::Restart
     } else if current == Some(own) {
         Check::Keep
-    } else if at_path != Some(own) || current.is_some() {
+    } else if at_path.is_some_and(|p| p != own) || current.is_some() {
         Check::Replaced
     } else {
+        // At its name, or renamed or deleted with nothing in its place yet: whoever writes it
+        // still holds it (PostgreSQL writes a renamed log until it rotates), so it is read on
+        // through the descriptor; finishing it now would lose what comes next.
         Check::Keep
     }
 }
@@ -791,9 +794,11 @@ mod tests {
         // copytruncate: smaller than what was read, or other first bytes.
         assert_eq!(check(A, 100, 20, true, Some(A), Some(A)), Check::Restart);
         assert_eq!(check(A, 100, 150, false, Some(A), Some(A)), Check::Restart);
-        // Renamed away (a new file at the name, or none yet), or deleted.
+        // Renamed away or deleted, and another file at the name.
         assert_eq!(check(A, 100, 150, true, Some(B), Some(B)), Check::Replaced);
-        assert_eq!(check(A, 100, 150, true, None, None), Check::Replaced);
+        assert_eq!(check(A, 100, 150, true, Some(B), None), Check::Replaced);
+        // Renamed or deleted with nothing in its place yet: its writer still holds it.
+        assert_eq!(check(A, 100, 150, true, None, None), Check::Keep);
         // The server announces another file.
         assert_eq!(check(A, 100, 150, true, Some(A), Some(B)), Check::Replaced);
         // Renamed, but it is still the current one (a directory's newest file).
@@ -1077,7 +1082,7 @@ mod tests {
     }
 
     #[test]
-    fn a_finished_file_that_is_current_again_goes_on_where_it_ended() {
+    fn a_renamed_file_with_nothing_in_its_place_is_read_on() {
         let d = TempDir::new();
         let p = d.path().join("pg.log");
         let moved = d.path().join("pg.log.1");
@@ -1087,11 +1092,18 @@ mod tests {
         std::fs::rename(&p, &moved).unwrap();
         got.extend(steps(&mut t, Some(&p), None, 100, 3));
         assert_eq!(got, all(0..3));
-        assert!(t.file().is_none(), "finished");
-        // Its writer never reopened the log: the file is announced as current again.
+        assert!(t.file().is_some(), "not finished: nothing took its place");
+        // Its writer goes on writing it after quiet collections (PostgreSQL until it rotates).
         append(&moved, 3..6);
-        got.extend(steps(&mut t, Some(&moved), None, 100, 3));
+        got.extend(steps(&mut t, Some(&p), None, 100, 3));
         assert_eq!(got, all(0..6), "nothing read twice, nothing lost");
+        // Announced as current under its new name: still the same file.
+        append(&moved, 6..8);
+        got.extend(steps(&mut t, Some(&moved), None, 100, 3));
+        // A new file at the old name: the renamed one is finished, the new one read from 0.
+        append(&p, 8..10);
+        got.extend(steps(&mut t, Some(&p), None, 100, 4));
+        assert_eq!(got, all(0..10), "nothing read twice, nothing lost");
     }
 
     #[test]
