@@ -19,7 +19,20 @@ use crate::util::WallTime;
 use std::collections::BTreeMap;
 
 /// The metric types this build collects, in run order.
-pub const AVAILABLE: [&str; 4] = ["sysstat", "disk_usage", "pg_stats", "pg_query_stats"];
+pub const AVAILABLE: [&str; 12] = [
+    "sysstat",
+    "disk_usage",
+    "pg_stats",
+    "pg_query_stats",
+    "pg_replication",
+    "pg_server",
+    "pg_connections",
+    "pg_locks",
+    "pg_cache",
+    "pg_bloat",
+    "pg_extensions",
+    "pg_schema",
+];
 
 /// The time of a collection, on both clocks.
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +108,29 @@ pub fn build(name: &str, config: &Config, shared: &mut Shared) -> Option<Box<dyn
             &config.pg_query_stats,
             shared.pg_pool(config),
         ))),
+        "pg_replication" => Some(Box::new(pg::replication::PgReplication::new(
+            shared.pg_pool(config),
+        ))),
+        "pg_server" => Some(Box::new(pg::server::PgServer::new(shared.pg_pool(config)))),
+        // Query texts of pg_connections and pg_locks are cut like pg_query_stats texts.
+        "pg_connections" => Some(Box::new(pg::connections::PgConnections::new(
+            &config.pg_connections,
+            &config.pg_query_stats,
+            shared.pg_pool(config),
+        ))),
+        "pg_locks" => Some(Box::new(pg::locks::PgLocks::new(
+            &config.pg_query_stats,
+            shared.pg_pool(config),
+        ))),
+        "pg_cache" => Some(Box::new(pg::cache::PgCache::new(shared.pg_pool(config)))),
+        "pg_bloat" => Some(Box::new(pg::bloat::PgBloat::new(
+            &config.pg_bloat,
+            shared.pg_pool(config),
+        ))),
+        "pg_extensions" => Some(Box::new(pg::extensions::PgExtensions::new(
+            shared.pg_pool(config),
+        ))),
+        "pg_schema" => Some(Box::new(pg::schema::PgSchema::new(shared.pg_pool(config)))),
         _ => None,
     }
 }
@@ -123,8 +159,15 @@ pub fn settings_changed(name: &str, old: &Config, new: &Config) -> bool {
         }
         "pg_log" => old.postgres != new.postgres || old.pg_log != new.pg_log,
         "pg_connections" => {
-            old.postgres != new.postgres || old.pg_connections != new.pg_connections
+            old.postgres != new.postgres
+                || old.pg_connections != new.pg_connections
+                || old.pg_query_stats.max_query_length != new.pg_query_stats.max_query_length
         }
+        "pg_locks" => {
+            old.postgres != new.postgres
+                || old.pg_query_stats.max_query_length != new.pg_query_stats.max_query_length
+        }
+        "pg_bloat" => old.postgres != new.postgres || old.pg_bloat != new.pg_bloat,
         _ => old.postgres != new.postgres,
     }
 }
@@ -218,6 +261,11 @@ impl<'a> Output<'a> {
     /// Records a partial problem under `key` (shown in `collector_health.errors`).
     pub fn error(&mut self, key: &str, msg: impl std::fmt::Display) {
         self.errors.push((key.to_string(), msg.to_string()));
+    }
+
+    /// The largest element [`Output::emit`] accepts (the element size rule).
+    pub fn max_element(&self) -> usize {
+        self.max_element
     }
 
     /// The plugin this output belongs to.

@@ -1,0 +1,347 @@
+//! `pg_schema` (metrics.md §6): per monitored database, over its own connection, its user
+//! tables and views with their columns, constraints and indexes (`definition` from
+//! `pg_get_indexdef`).
+//!
+//! A large schema does not fit one element: the tables are packed, in name order, into as
+//! many elements as the element size rule (`max_batch_bytes / 4`) needs, each carrying whole
+//! tables (a table with its columns, constraints and indexes is never split) and `part` /
+//! `parts` so a reader knows it has them all. A single table larger than the rule is
+//! dropped and reported (`pg_schema/<database>`).
+
+use super::client::PgError;
+use super::pool::SharedPool;
+use super::sql::schema as sql;
+use super::{Session, each_database, text};
+use crate::collect::{CollectError, Collector, EmitError, Now, Output};
+use crate::util::Rfc3339;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Room kept in each element for its own keys (`type`, `timestamp`, `database`, `part` …)
+/// beyond the database name.
+const ELEMENT_OVERHEAD: usize = 256;
+
+pub struct PgSchema {
+    pool: SharedPool,
+}
+
+impl PgSchema {
+    pub fn new(pool: SharedPool) -> PgSchema {
+        PgSchema { pool }
+    }
+}
+
+#[derive(Serialize)]
+struct Element<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    timestamp: Rfc3339,
+    database: &'a str,
+    /// 1-based; `parts` elements make the whole schema of this collection.
+    part: usize,
+    parts: usize,
+    tables: Vec<&'a Table>,
+    columns: Vec<&'a Column>,
+    constraints: Vec<&'a Constraint>,
+    indexes: Vec<&'a Index>,
+}
+
+#[derive(Serialize, Debug)]
+struct Table {
+    schema: Option<String>,
+    name: Option<String>,
+    kind: Option<String>,
+    persistence: Option<String>,
+    owner: Option<String>,
+    estimated_rows: Option<f64>,
+    is_partition: Option<bool>,
+    comment: Option<String>,
+}
+
+#[derive(Serialize, Debug)]
+struct Column {
+    schema: Option<String>,
+    table: Option<String>,
+    name: Option<String>,
+    position: Option<i64>,
+    data_type: Option<String>,
+    nullable: Option<bool>,
+    default: Option<String>,
+    identity: Option<String>,
+    generated: Option<String>,
+}
+
+#[derive(Serialize, Debug)]
+struct Constraint {
+    schema: Option<String>,
+    table: Option<String>,
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    definition: Option<String>,
+}
+
+#[derive(Serialize, Debug)]
+struct Index {
+    schema: Option<String>,
+    table: Option<String>,
+    name: Option<String>,
+    method: Option<String>,
+    is_unique: Option<bool>,
+    is_primary: Option<bool>,
+    is_valid: Option<bool>,
+    definition: Option<String>,
+}
+
+/// One table with everything that belongs to it.
+#[derive(Serialize, Debug)]
+struct Bundle {
+    table: Table,
+    columns: Vec<Column>,
+    constraints: Vec<Constraint>,
+    indexes: Vec<Index>,
+}
+
+/// Splits items of `sizes` bytes, in order, into consecutive groups of at most `limit`
+/// bytes each (an item over `limit` is a group of its own). Returns the group ends.
+pub fn pack(sizes: &[usize], limit: usize) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut used = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        if used > 0 && used + size > limit {
+            ends.push(i);
+            used = 0;
+        }
+        used += size;
+    }
+    if !sizes.is_empty() {
+        ends.push(sizes.len());
+    }
+    ends
+}
+
+fn read(c: &mut Session<'_>) -> Result<Vec<Bundle>, PgError> {
+    let mut bundles = Vec::new();
+    let mut by_oid: HashMap<i64, usize> = HashMap::new();
+    for r in c.query(&sql::tables())?.iter() {
+        let Some(oid) = r.get_i64("oid")? else {
+            continue;
+        };
+        by_oid.insert(oid, bundles.len());
+        bundles.push(Bundle {
+            table: Table {
+                schema: text(&r, "nspname")?,
+                name: text(&r, "relname")?,
+                kind: text(&r, "kind")?,
+                persistence: text(&r, "persistence")?,
+                owner: text(&r, "owner")?,
+                estimated_rows: r.get_f64("estimated_rows")?,
+                is_partition: r.get_bool("relispartition")?,
+                comment: text(&r, "description")?,
+            },
+            columns: Vec::new(),
+            constraints: Vec::new(),
+            indexes: Vec::new(),
+        });
+    }
+    // Rows of relations created after the table list (catalog changes between the
+    // statements) have no bundle and are left for the next collection.
+    let owner = |oid: Option<i64>| oid.and_then(|o| by_oid.get(&o).copied());
+    for r in c.query(&sql::columns())?.iter() {
+        if let Some(i) = owner(r.get_i64("oid")?) {
+            let b = &mut bundles[i];
+            b.columns.push(Column {
+                schema: b.table.schema.clone(),
+                table: b.table.name.clone(),
+                name: text(&r, "attname")?,
+                position: r.get_i64("attnum")?,
+                data_type: text(&r, "data_type")?,
+                nullable: r.get_bool("nullable")?,
+                default: text(&r, "default_value")?,
+                identity: text(&r, "identity")?,
+                generated: text(&r, "generated")?,
+            });
+        }
+    }
+    for r in c.query(&sql::constraints())?.iter() {
+        if let Some(i) = owner(r.get_i64("oid")?) {
+            let b = &mut bundles[i];
+            b.constraints.push(Constraint {
+                schema: b.table.schema.clone(),
+                table: b.table.name.clone(),
+                name: text(&r, "conname")?,
+                kind: text(&r, "contype")?,
+                definition: text(&r, "definition")?,
+            });
+        }
+    }
+    for r in c.query(&sql::indexes())?.iter() {
+        if let Some(i) = owner(r.get_i64("oid")?) {
+            let b = &mut bundles[i];
+            b.indexes.push(Index {
+                schema: b.table.schema.clone(),
+                table: b.table.name.clone(),
+                name: text(&r, "relname")?,
+                method: text(&r, "amname")?,
+                is_unique: r.get_bool("indisunique")?,
+                is_primary: r.get_bool("indisprimary")?,
+                is_valid: r.get_bool("indisvalid")?,
+                definition: text(&r, "definition")?,
+            });
+        }
+    }
+    Ok(bundles)
+}
+
+/// Emits `bundles` as elements that each respect the element size rule.
+fn emit(
+    out: &mut Output<'_>,
+    now: Now,
+    database: &str,
+    bundles: &[Bundle],
+) -> Result<(), EmitError> {
+    let limit = out
+        .max_element()
+        .saturating_sub(ELEMENT_OVERHEAD + database.len());
+    let sizes: Vec<usize> = bundles
+        .iter()
+        .map(|b| serde_json::to_vec(b).map_or(usize::MAX, |v| v.len()))
+        .collect();
+    let ends = pack(&sizes, limit);
+    let parts = ends.len().max(1);
+    let mut start = 0;
+    let mut result = Ok(());
+    for (i, &end) in ends.iter().chain(ends.is_empty().then_some(&0)).enumerate() {
+        let group = bundles.get(start..end).unwrap_or_default();
+        start = end;
+        let element = Element {
+            kind: "pg_schema",
+            timestamp: now.wall.rfc3339(),
+            database,
+            part: i + 1,
+            parts,
+            tables: group.iter().map(|b| &b.table).collect(),
+            columns: group.iter().flat_map(|b| &b.columns).collect(),
+            constraints: group.iter().flat_map(|b| &b.constraints).collect(),
+            indexes: group.iter().flat_map(|b| &b.indexes).collect(),
+        };
+        if let Err(e) = out.emit(0, &element) {
+            result = Err(e);
+        }
+    }
+    result
+}
+
+impl Collector for PgSchema {
+    fn name(&self) -> &'static str {
+        "pg_schema"
+    }
+
+    fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
+        each_database(
+            &self.pool,
+            now,
+            out,
+            |c, _| read(c),
+            |out, database, bundles| emit(out, now, database, &bundles),
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::tests_support::OutputHarness;
+
+    #[test]
+    fn packing_keeps_order_and_limit() {
+        assert_eq!(pack(&[], 10), Vec::<usize>::new());
+        assert_eq!(pack(&[4, 4, 4], 10), vec![2, 3]);
+        assert_eq!(pack(&[4, 4, 2], 10), vec![3]);
+        // An item over the limit stands alone.
+        assert_eq!(pack(&[3, 20, 3], 10), vec![1, 2, 3]);
+        assert_eq!(pack(&[20], 10), vec![1]);
+    }
+
+    fn bundle(i: usize, columns: usize) -> Bundle {
+        let name = Some(format!("t{i}"));
+        Bundle {
+            table: Table {
+                schema: Some("public".into()),
+                name: name.clone(),
+                kind: Some("table".into()),
+                persistence: Some("permanent".into()),
+                owner: None,
+                estimated_rows: None,
+                is_partition: Some(false),
+                comment: None,
+            },
+            columns: (0..columns)
+                .map(|c| Column {
+                    schema: Some("public".into()),
+                    table: name.clone(),
+                    name: Some(format!("column_{c}")),
+                    position: Some(c as i64 + 1),
+                    data_type: Some("integer".into()),
+                    nullable: Some(true),
+                    default: None,
+                    identity: None,
+                    generated: None,
+                })
+                .collect(),
+            constraints: vec![],
+            indexes: vec![],
+        }
+    }
+
+    #[test]
+    fn large_schema_is_split_under_the_element_rule() {
+        let mut h = OutputHarness::new();
+        let bundles: Vec<Bundle> = (0..200).map(|i| bundle(i, 20)).collect();
+        let now = Now {
+            mono_ns: 0,
+            wall: crate::util::WallTime::default(),
+        };
+        let mut out = h.output("pg_schema");
+        out.max_element = 64 * 1024;
+        emit(&mut out, now, "app", &bundles).unwrap();
+        let n = out.emitted();
+        assert!(n > 1, "{n} elements");
+        let mut tables = 0;
+        let mut json = Vec::new();
+        let mut parts = Vec::new();
+        while {
+            json.clear();
+            h.buffer.pop_into(&mut json).is_some()
+        } {
+            assert!(json.len() <= 64 * 1024, "{} bytes", json.len());
+            let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            tables += v["tables"].as_array().unwrap().len();
+            assert_eq!(v["columns"].as_array().unwrap().len() % 20, 0);
+            parts.push((v["part"].as_u64().unwrap(), v["parts"].as_u64().unwrap()));
+        }
+        assert_eq!(tables, 200);
+        assert_eq!(parts.len(), n);
+        assert!(parts.iter().all(|&(_, p)| p == n as u64));
+        assert_eq!(parts.last().unwrap().0, n as u64);
+    }
+
+    #[test]
+    fn empty_schema_is_one_empty_element() {
+        let mut h = OutputHarness::new();
+        let now = Now {
+            mono_ns: 0,
+            wall: crate::util::WallTime::default(),
+        };
+        emit(&mut h.output("pg_schema"), now, "app", &[]).unwrap();
+        let v = h.single();
+        assert_eq!(
+            (v["part"].as_u64(), v["parts"].as_u64()),
+            (Some(1), Some(1))
+        );
+        for k in ["tables", "columns", "constraints", "indexes"] {
+            assert_eq!(v[k], serde_json::json!([]), "{k}");
+        }
+    }
+}
