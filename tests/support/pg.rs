@@ -327,9 +327,13 @@ impl Cluster {
         let major = self.version_num() / 10000;
         match pg_basebackup_for(&self.bin, major) {
             Some(basebackup) => {
+                let mut cmd = as_pg(&basebackup);
+                if !basebackup.starts_with(&self.bin) {
+                    // The system's pg_basebackup wants the system's libpq, not the bundle's.
+                    cmd.env_remove("LD_LIBRARY_PATH");
+                }
                 check(
-                    as_pg(&basebackup)
-                        .args(["-D"])
+                    cmd.args(["-D"])
                         .arg(&dir)
                         .args(["-R", "-X", "stream", "-C", "-S", slot, "-h"])
                         .arg(&self.dir)
@@ -358,14 +362,16 @@ impl Cluster {
                 self.pg_ctl_start();
                 let _ = std::fs::remove_file(dir.join("server.log"));
                 std::fs::write(dir.join("standby.signal"), "").unwrap();
-                let mut auto =
-                    std::fs::read_to_string(dir.join("postgresql.auto.conf")).unwrap_or_default();
-                auto.push_str(&format!(
-                    "primary_conninfo = '{conninfo}'\nprimary_slot_name = '{slot}'\n"
-                ));
-                std::fs::write(dir.join("postgresql.auto.conf"), auto).unwrap();
             }
         }
+        // Written in both cases (the last setting wins): the conninfo of a newer
+        // pg_basebackup names options (sslcertmode …) an older server's libpq rejects.
+        let mut auto =
+            std::fs::read_to_string(dir.join("postgresql.auto.conf")).unwrap_or_default();
+        auto.push_str(&format!(
+            "primary_conninfo = '{conninfo}'\nprimary_slot_name = '{slot}'\n"
+        ));
+        std::fs::write(dir.join("postgresql.auto.conf"), auto).unwrap();
         chown_pg(&dir);
         let mut settings: Vec<String> = self
             .settings
@@ -404,6 +410,20 @@ impl Drop for Cluster {
             .output();
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+/// SQL that creates the benchmarks' `tables` tables `t0…`, each with a primary key, an index
+/// and 20 rows.
+pub fn bench_tables_sql(tables: usize) -> String {
+    let mut schema = String::new();
+    for i in 0..tables {
+        schema.push_str(&format!(
+            "create table t{i} (id int primary key, v int, w text);\n\
+             create index t{i}_v on t{i} (v);\n\
+             insert into t{i} select g, g % 7, 'row ' || g from generate_series(1, 20) g;\n"
+        ));
+    }
+    schema
 }
 
 /// A pg_basebackup able to copy a server of `major`: the bundle's own, else the system's
