@@ -91,6 +91,11 @@ fn once(cfg: &Path, only: &str) -> Value {
     v
 }
 
+/// The types that are off by default, turned on.
+const ENABLE_ALL: &str = "[pg_connections]\nenabled = true\n[pg_locks]\nenabled = true\n\
+                          [pg_cache]\nenabled = true\n[pg_bloat]\nenabled = true\n\
+                          [pg_extensions]\nenabled = true\n[pg_schema]\nenabled = true\n";
+
 fn elements<'a>(v: &'a Value, ty: &str) -> Vec<&'a Value> {
     v["metrics"]
         .as_array()
@@ -241,9 +246,7 @@ fn every_type_on_this_server_with_every_field() {
         &c,
         "databases = [\"postgres\", \"app\"]",
         // A small element size rule: pg_schema of `app` must be split.
-        "[backend]\nmax_batch_bytes = 131072\n[pg_connections]\nenabled = true\n\
-         [pg_locks]\nenabled = true\n[pg_cache]\nenabled = true\n[pg_bloat]\nenabled = true\n\
-         [pg_extensions]\nenabled = true\n[pg_schema]\nenabled = true\n",
+        &format!("[backend]\nmax_batch_bytes = 131072\n{ENABLE_ALL}"),
     );
     let v = once(&cfg, ALL);
 
@@ -415,6 +418,41 @@ fn every_type_on_this_server_with_every_field() {
         "{bi:?}"
     );
 
+    // The same estimate for a role that reads the pg_stats view instead of pg_statistic.
+    c.psql(
+        "app",
+        &format!(
+            "create role monitor login password '{SUPERPASS}' in role pg_monitor; \
+             grant select on all tables in schema public to monitor"
+        ),
+    );
+    let as_monitor = dir.0.join("monitor.toml");
+    std::fs::write(
+        &as_monitor,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(&format!("user = \"{SUPERUSER}\""), "user = \"monitor\""),
+    )
+    .unwrap();
+    let mv = once(&as_monitor, "pg_bloat,collector_health");
+    let mb = for_db(&mv, "pg_bloat", "app");
+    let same = |list: &str, name: &str| {
+        let find = |e: &Value| {
+            e[list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == name)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(find(mb[0]), find(bloat[0]), "{list} {name}");
+    };
+    same("tables", "t");
+    same("tables", "never_analyzed");
+    same("indexes", "t_pkey");
+    // (Expression statistics are not shown to other roles by pg_stats: t_lower has none.)
+
     // pg_extensions.
     let ext = for_db(&v, "pg_extensions", "app");
     let list = ext[0]["extensions"].as_array().unwrap();
@@ -577,8 +615,14 @@ fn primary_and_standby_with_slots() {
     assert_eq!(wr["slot_name"], "standby_slot");
     assert!(!wr["flushed_lsn"].is_null(), "{wr}");
     let replay_before = lsn(&wr["replay_lsn"]);
-    let v = once(&on_standby, "pg_server,collector_health");
+    // Every type on the standby: no error (pg_current_wal_lsn() would raise one there).
+    let every = config(&dir, &standby, "", ENABLE_ALL);
+    let v = once(&every, ALL);
     assert_eq!(one(&v, "pg_server")["is_standby"], true);
+    assert_eq!(one(&v, "pg_replication")["is_standby"], true);
+    for t in ["pg_cache", "pg_bloat", "pg_extensions", "pg_schema"] {
+        assert!(!for_db(&v, t, "postgres").is_empty(), "{t} on the standby");
+    }
 
     // Writes move the LSNs on both sides, and the lag columns get measured.
     write(2000);

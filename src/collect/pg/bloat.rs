@@ -196,12 +196,24 @@ fn relation(r: &Row<'_>, kind: Kind) -> Result<Relation, PgError> {
 }
 
 fn read(c: &mut Session<'_>, max_tables: u32) -> Result<(Vec<Relation>, Vec<Relation>), PgError> {
+    let direct = c
+        .query(sql::PRIVILEGE)?
+        .iter()
+        .next()
+        .map(|r| r.get_bool("direct"))
+        .transpose()?
+        .flatten();
+    let stats = if direct == Some(true) {
+        sql::Stats::Direct
+    } else {
+        sql::Stats::View
+    };
     let mut tables = Vec::new();
-    for r in c.query(&sql::tables(max_tables))?.iter() {
+    for r in c.query(&sql::tables(max_tables, stats))?.iter() {
         tables.push(relation(&r, Kind::Table)?);
     }
     let mut indexes = Vec::new();
-    for r in c.query(&sql::indexes(max_tables))?.iter() {
+    for r in c.query(&sql::indexes(max_tables, stats))?.iter() {
         indexes.push(relation(&r, Kind::BtreeIndex)?);
     }
     Ok((tables, indexes))
