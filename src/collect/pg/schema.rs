@@ -13,7 +13,6 @@ use super::pool::SharedPool;
 use super::sql::schema as sql;
 use super::{Session, each_database, text};
 use crate::collect::{CollectError, Collector, EmitError, Now, Output};
-use crate::util::Rfc3339;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -31,20 +30,10 @@ impl PgSchema {
     }
 }
 
-#[derive(Serialize)]
-struct Element<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    timestamp: Rfc3339,
-    database: &'a str,
-    /// 1-based; `parts` elements make the whole schema of this collection.
-    part: usize,
-    parts: usize,
-    tables: Vec<&'a Table>,
-    columns: Vec<&'a Column>,
-    constraints: Vec<&'a Constraint>,
-    indexes: Vec<&'a Index>,
-}
+// An element: `{"type": "pg_schema", "timestamp", "database", "part" (1-based), "parts"
+// (elements that make the whole schema of this collection), "tables": [Table],
+// "columns": [Column], "constraints": [Constraint], "indexes": [Index]}`, assembled by
+// [`emit`] from each table's pieces.
 
 #[derive(Serialize, Debug)]
 struct Table {
@@ -193,39 +182,92 @@ fn read(c: &mut Session<'_>) -> Result<Vec<Bundle>, PgError> {
     Ok(bundles)
 }
 
-/// Emits `bundles` as elements that each respect the element size rule.
+/// One table's part of an element, serialized once: the JSON of its `tables[]` entry and
+/// the comma-separated entries it adds to `columns[]`, `constraints[]` and `indexes[]`.
+struct Fragments {
+    table: Vec<u8>,
+    lists: [Vec<u8>; 3],
+}
+
+impl Fragments {
+    fn new(b: &Bundle) -> Result<Fragments, EmitError> {
+        fn list<T: Serialize>(items: &[T]) -> Result<Vec<u8>, EmitError> {
+            let mut out = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut out, item).map_err(|_| EmitError::Serialize)?;
+            }
+            Ok(out)
+        }
+        Ok(Fragments {
+            table: serde_json::to_vec(&b.table).map_err(|_| EmitError::Serialize)?,
+            lists: [list(&b.columns)?, list(&b.constraints)?, list(&b.indexes)?],
+        })
+    }
+
+    /// Bytes it adds to an element (with the separating commas).
+    fn len(&self) -> usize {
+        self.table.len() + self.lists.iter().map(|l| l.len() + 1).sum::<usize>() + 1
+    }
+}
+
+/// Emits `bundles` as elements that each respect the element size rule. Each table is
+/// serialized once; elements are assembled from those pieces.
 fn emit(
     out: &mut Output<'_>,
     now: Now,
     database: &str,
     bundles: &[Bundle],
 ) -> Result<(), EmitError> {
+    let head = |part: usize, parts: usize| -> Result<Vec<u8>, EmitError> {
+        let mut h = Vec::with_capacity(ELEMENT_OVERHEAD);
+        h.extend_from_slice(b"{\"type\":\"pg_schema\",\"timestamp\":");
+        serde_json::to_writer(&mut h, &now.wall.rfc3339()).map_err(|_| EmitError::Serialize)?;
+        h.extend_from_slice(b",\"database\":");
+        serde_json::to_writer(&mut h, database).map_err(|_| EmitError::Serialize)?;
+        h.extend_from_slice(format!(",\"part\":{part},\"parts\":{parts}").as_bytes());
+        Ok(h)
+    };
+    let fragments = bundles
+        .iter()
+        .map(Fragments::new)
+        .collect::<Result<Vec<_>, _>>()?;
     let limit = out
         .max_element()
         .saturating_sub(ELEMENT_OVERHEAD + database.len());
-    let sizes: Vec<usize> = bundles
-        .iter()
-        .map(|b| serde_json::to_vec(b).map_or(usize::MAX, |v| v.len()))
-        .collect();
+    let sizes: Vec<usize> = fragments.iter().map(Fragments::len).collect();
     let ends = pack(&sizes, limit);
     let parts = ends.len().max(1);
     let mut start = 0;
     let mut result = Ok(());
+    let mut json = Vec::new();
     for (i, &end) in ends.iter().chain(ends.is_empty().then_some(&0)).enumerate() {
-        let group = bundles.get(start..end).unwrap_or_default();
+        let group = fragments.get(start..end).unwrap_or_default();
         start = end;
-        let element = Element {
-            kind: "pg_schema",
-            timestamp: now.wall.rfc3339(),
-            database,
-            part: i + 1,
-            parts,
-            tables: group.iter().map(|b| &b.table).collect(),
-            columns: group.iter().flat_map(|b| &b.columns).collect(),
-            constraints: group.iter().flat_map(|b| &b.constraints).collect(),
-            indexes: group.iter().flat_map(|b| &b.indexes).collect(),
-        };
-        if let Err(e) = out.emit(0, &element) {
+        json.clear();
+        json.extend_from_slice(&head(i + 1, parts)?);
+        json.extend_from_slice(b",\"tables\":[");
+        for (k, f) in group.iter().enumerate() {
+            if k > 0 {
+                json.push(b',');
+            }
+            json.extend_from_slice(&f.table);
+        }
+        for (l, key) in ["columns", "constraints", "indexes"].iter().enumerate() {
+            json.extend_from_slice(format!("],\"{key}\":[").as_bytes());
+            let mut first = true;
+            for f in group.iter().filter(|f| !f.lists[l].is_empty()) {
+                if !first {
+                    json.push(b',');
+                }
+                first = false;
+                json.extend_from_slice(&f.lists[l]);
+            }
+        }
+        json.extend_from_slice(b"]}");
+        if let Err(e) = out.emit_raw(0, &json) {
             result = Err(e);
         }
     }
