@@ -3,6 +3,8 @@
 //! groups rows by table. Same catalog columns on PostgreSQL 12 to 18 (`attgenerated` dates
 //! from 12; 18 also lists NOT NULL constraints in `pg_constraint`, reported with type
 //! `not null`). The `pg_get_*def` functions read the catalogs (syscache) and lock nothing.
+//! Columns, constraints and indexes are read for a batch of tables at a time (their oids
+//! from [`tables`]), so no statement grows with the schema.
 
 /// User relations: not system schemas, not TOAST, not other sessions' temporary schemas.
 const USER_RELATION: &str = "\
@@ -10,6 +12,7 @@ c.relkind in ('r', 'p', 'v', 'm', 'f')
   and n.nspname not in ('pg_catalog', 'information_schema')
   and n.nspname !~ '^pg_toast' and n.nspname !~ '^pg_temp_'";
 
+/// Every user relation.
 pub fn tables() -> String {
     format!(
         "\
@@ -30,7 +33,21 @@ order by n.nspname, c.relname"
     )
 }
 
-pub fn columns() -> String {
+/// `and <column> = any('{1,2,…}'::oid[])`: the tables of one batch (oids we format).
+fn of_tables(column: &str, oids: &[i64]) -> String {
+    let mut list = String::with_capacity(oids.len() * 8);
+    for (i, oid) in oids.iter().enumerate() {
+        if i > 0 {
+            list.push(',');
+        }
+        list.push_str(&oid.to_string());
+    }
+    format!("and {column} = any('{{{list}}}'::oid[])")
+}
+
+/// Columns of the tables `oids`.
+pub fn columns(oids: &[i64]) -> String {
+    let batch = of_tables("a.attrelid", oids);
     format!(
         "\
 select a.attrelid::int8 as oid, a.attnum, a.attname,
@@ -42,12 +59,14 @@ from pg_attribute as a
 join pg_class as c on c.oid = a.attrelid
 join pg_namespace as n on n.oid = c.relnamespace
 left join pg_attrdef as ad on ad.adrelid = a.attrelid and ad.adnum = a.attnum
-where a.attnum > 0 and not a.attisdropped and {USER_RELATION}
+where a.attnum > 0 and not a.attisdropped and {USER_RELATION} {batch}
 order by a.attrelid, a.attnum"
     )
 }
 
-pub fn constraints() -> String {
+/// Constraints of the tables `oids`.
+pub fn constraints(oids: &[i64]) -> String {
+    let batch = of_tables("co.conrelid", oids);
     format!(
         "\
 select co.conrelid::int8 as oid, co.conname,
@@ -59,12 +78,15 @@ select co.conrelid::int8 as oid, co.conname,
 from pg_constraint as co
 join pg_class as c on c.oid = co.conrelid
 join pg_namespace as n on n.oid = c.relnamespace
-where {USER_RELATION}
+where {USER_RELATION} {batch}
 order by co.conrelid, co.conname"
     )
 }
 
-pub fn indexes() -> String {
+/// Indexes of the tables `oids`, with `pg_get_indexdef` (about 15 µs each: the batches keep
+/// every statement short on a large schema).
+pub fn indexes(oids: &[i64]) -> String {
+    let batch = of_tables("i.indrelid", oids);
     format!(
         "\
 select i.indrelid::int8 as oid, ic.relname, am.amname, i.indisunique, i.indisprimary,
@@ -74,7 +96,19 @@ join pg_class as ic on ic.oid = i.indexrelid
 join pg_am as am on am.oid = ic.relam
 join pg_class as c on c.oid = i.indrelid
 join pg_namespace as n on n.oid = c.relnamespace
-where {USER_RELATION}
+where {USER_RELATION} {batch}
 order by i.indrelid, ic.relname"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_list_oids() {
+        assert!(indexes(&[16384, 16390]).contains("and i.indrelid = any('{16384,16390}'::oid[])"));
+        assert!(columns(&[1]).contains("and a.attrelid = any('{1}'::oid[])"));
+        assert!(constraints(&[]).contains("and co.conrelid = any('{}'::oid[])"));
+    }
 }
