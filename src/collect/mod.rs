@@ -231,7 +231,8 @@ impl<'a> Output<'a> {
     /// Serializes `element` and stores it.
     pub fn emit<T: serde::Serialize>(&mut self, tag: u64, element: &T) -> Result<(), EmitError> {
         self.scratch.clear();
-        serde_json::to_writer(&mut *self.scratch, element).map_err(|_| EmitError::Serialize)?;
+        serde_json::to_writer(JsonWriter(&mut *self.scratch), element)
+            .map_err(|_| EmitError::Serialize)?;
         let json = std::mem::take(self.scratch);
         let r = self.emit_raw(tag, &json);
         *self.scratch = json;
@@ -275,6 +276,38 @@ impl<'a> Output<'a> {
 
     pub fn emitted(&self) -> usize {
         self.emitted
+    }
+}
+
+/// Appends serde_json's output to a `Vec<u8>`. JSON is written in pieces of a few bytes
+/// (quotes, colons, short keys); those are pushed byte by byte instead of through `memcpy`,
+/// whose per-call cost dominates on musl (`rep movsq` start-up) for such small copies: a
+/// third of the CPU of a 1 MB `pg_schema` element went to memcpy before this.
+pub struct JsonWriter<'a>(pub &'a mut Vec<u8>);
+
+/// Writes up to this many bytes without calling memcpy.
+const SHORT_WRITE: usize = 16;
+
+impl std::io::Write for JsonWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if buf.len() <= SHORT_WRITE {
+            self.0.reserve(buf.len());
+            for &b in buf {
+                self.0.push(b);
+            }
+        } else {
+            self.0.extend_from_slice(buf);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -8,11 +8,11 @@
 //! `parts` so a reader knows it has them all. A single table larger than the rule is
 //! dropped and reported (`pg_schema/<database>`).
 
-use super::client::PgError;
+use super::client::{PgError, Rows};
 use super::pool::SharedPool;
 use super::sql::schema as sql;
-use super::{Session, each_database, text};
-use crate::collect::{CollectError, Collector, EmitError, Now, Output};
+use super::{Session, each_database};
+use crate::collect::{CollectError, Collector, EmitError, JsonWriter, Now, Output};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -39,111 +39,143 @@ impl PgSchema {
 // "columns": [Column], "constraints": [Constraint], "indexes": [Index]}`, assembled by
 // [`emit`] from each table's pieces.
 
+// Entries borrow their text from the query results ([`SchemaRows`]): no string is copied
+// between the server's reply and the JSON.
+
 #[derive(Serialize, Debug)]
-struct Table {
-    schema: Option<String>,
-    name: Option<String>,
-    kind: Option<String>,
-    persistence: Option<String>,
-    owner: Option<String>,
+struct Table<'r> {
+    schema: Option<&'r str>,
+    name: Option<&'r str>,
+    kind: Option<&'r str>,
+    persistence: Option<&'r str>,
+    owner: Option<&'r str>,
     estimated_rows: Option<f64>,
     is_partition: Option<bool>,
-    comment: Option<String>,
+    comment: Option<&'r str>,
 }
 
 #[derive(Serialize, Debug)]
-struct Column {
-    schema: Option<String>,
-    table: Option<String>,
-    name: Option<String>,
+struct Column<'r> {
+    schema: Option<&'r str>,
+    table: Option<&'r str>,
+    name: Option<&'r str>,
     position: Option<i64>,
-    data_type: Option<String>,
+    data_type: Option<&'r str>,
     nullable: Option<bool>,
-    default: Option<String>,
-    identity: Option<String>,
-    generated: Option<String>,
+    default: Option<&'r str>,
+    identity: Option<&'r str>,
+    generated: Option<&'r str>,
 }
 
 #[derive(Serialize, Debug)]
-struct Constraint {
-    schema: Option<String>,
-    table: Option<String>,
-    name: Option<String>,
+struct Constraint<'r> {
+    schema: Option<&'r str>,
+    table: Option<&'r str>,
+    name: Option<&'r str>,
     #[serde(rename = "type")]
-    kind: Option<String>,
-    definition: Option<String>,
+    kind: Option<&'r str>,
+    definition: Option<&'r str>,
 }
 
 #[derive(Serialize, Debug)]
-struct Index {
-    schema: Option<String>,
-    table: Option<String>,
-    name: Option<String>,
-    method: Option<String>,
+struct Index<'r> {
+    schema: Option<&'r str>,
+    table: Option<&'r str>,
+    name: Option<&'r str>,
+    method: Option<&'r str>,
     is_unique: Option<bool>,
     is_primary: Option<bool>,
     is_valid: Option<bool>,
-    definition: Option<String>,
+    definition: Option<&'r str>,
 }
 
 /// One table with everything that belongs to it.
 #[derive(Serialize, Debug)]
-struct Bundle {
-    table: Table,
-    columns: Vec<Column>,
-    constraints: Vec<Constraint>,
-    indexes: Vec<Index>,
+struct Bundle<'r> {
+    table: Table<'r>,
+    columns: Vec<Column<'r>>,
+    constraints: Vec<Constraint<'r>>,
+    indexes: Vec<Index<'r>>,
 }
 
-/// Columns, constraints and indexes of the tables `batch`, into their bundles.
-fn read_details(
-    c: &mut Session<'_>,
-    batch: &[i64],
-    by_oid: &HashMap<i64, usize>,
-    bundles: &mut [Bundle],
-) -> Result<(), PgError> {
+/// What the server answered: the tables, and per batch of [`TABLES_PER_QUERY`] tables the
+/// columns, constraints and indexes.
+struct SchemaRows {
+    tables: Rows,
+    details: Vec<[Rows; 3]>,
+}
+
+/// The tables (in name order) with their details. Rows of relations created after the
+/// table list (catalog changes between the statements) have no table and are left for the
+/// next collection.
+fn bundles(rows: &SchemaRows) -> Result<Vec<Bundle<'_>>, PgError> {
+    let mut bundles = Vec::with_capacity(rows.tables.len());
+    let mut by_oid: HashMap<i64, usize> = HashMap::with_capacity(rows.tables.len());
+    for r in rows.tables.iter() {
+        let Some(oid) = r.get_i64("oid")? else {
+            continue;
+        };
+        by_oid.insert(oid, bundles.len());
+        bundles.push(Bundle {
+            table: Table {
+                schema: r.get_str("nspname")?,
+                name: r.get_str("relname")?,
+                kind: r.get_str("kind")?,
+                persistence: r.get_str("persistence")?,
+                owner: r.get_str("owner")?,
+                estimated_rows: r.get_f64("estimated_rows")?,
+                is_partition: r.get_bool("relispartition")?,
+                comment: r.get_str("description")?,
+            },
+            columns: Vec::new(),
+            constraints: Vec::new(),
+            indexes: Vec::new(),
+        });
+    }
     let owner = |oid: Option<i64>| oid.and_then(|o| by_oid.get(&o).copied());
-    for r in c.query(&sql::columns(batch))?.iter() {
-        if let Some(b) = owner(r.get_i64("oid")?).and_then(|i| bundles.get_mut(i)) {
-            b.columns.push(Column {
-                schema: b.table.schema.clone(),
-                table: b.table.name.clone(),
-                name: text(&r, "attname")?,
-                position: r.get_i64("attnum")?,
-                data_type: text(&r, "data_type")?,
-                nullable: r.get_bool("nullable")?,
-                default: text(&r, "default_value")?,
-                identity: text(&r, "identity")?,
-                generated: text(&r, "generated")?,
-            });
+    for [columns, constraints, indexes] in &rows.details {
+        for r in columns.iter() {
+            if let Some(b) = owner(r.get_i64("oid")?).and_then(|i| bundles.get_mut(i)) {
+                b.columns.push(Column {
+                    schema: b.table.schema,
+                    table: b.table.name,
+                    name: r.get_str("attname")?,
+                    position: r.get_i64("attnum")?,
+                    data_type: r.get_str("data_type")?,
+                    nullable: r.get_bool("nullable")?,
+                    default: r.get_str("default_value")?,
+                    identity: r.get_str("identity")?,
+                    generated: r.get_str("generated")?,
+                });
+            }
+        }
+        for r in constraints.iter() {
+            if let Some(b) = owner(r.get_i64("oid")?).and_then(|i| bundles.get_mut(i)) {
+                b.constraints.push(Constraint {
+                    schema: b.table.schema,
+                    table: b.table.name,
+                    name: r.get_str("conname")?,
+                    kind: r.get_str("contype")?,
+                    definition: r.get_str("definition")?,
+                });
+            }
+        }
+        for r in indexes.iter() {
+            if let Some(b) = owner(r.get_i64("oid")?).and_then(|i| bundles.get_mut(i)) {
+                b.indexes.push(Index {
+                    schema: b.table.schema,
+                    table: b.table.name,
+                    name: r.get_str("relname")?,
+                    method: r.get_str("amname")?,
+                    is_unique: r.get_bool("indisunique")?,
+                    is_primary: r.get_bool("indisprimary")?,
+                    is_valid: r.get_bool("indisvalid")?,
+                    definition: r.get_str("definition")?,
+                });
+            }
         }
     }
-    for r in c.query(&sql::constraints(batch))?.iter() {
-        if let Some(b) = owner(r.get_i64("oid")?).and_then(|i| bundles.get_mut(i)) {
-            b.constraints.push(Constraint {
-                schema: b.table.schema.clone(),
-                table: b.table.name.clone(),
-                name: text(&r, "conname")?,
-                kind: text(&r, "contype")?,
-                definition: text(&r, "definition")?,
-            });
-        }
-    }
-    for r in c.query(&sql::indexes(batch))?.iter() {
-        if let Some(b) = owner(r.get_i64("oid")?).and_then(|i| bundles.get_mut(i)) {
-            b.indexes.push(Index {
-                schema: b.table.schema.clone(),
-                table: b.table.name.clone(),
-                name: text(&r, "relname")?,
-                method: text(&r, "amname")?,
-                is_unique: r.get_bool("indisunique")?,
-                is_primary: r.get_bool("indisprimary")?,
-                is_valid: r.get_bool("indisvalid")?,
-                definition: text(&r, "definition")?,
-            });
-        }
-    }
-    Ok(())
+    Ok(bundles)
 }
 
 /// Splits items of `sizes` bytes, in order, into consecutive groups of at most `limit`
@@ -164,39 +196,22 @@ pub fn pack(sizes: &[usize], limit: usize) -> Vec<usize> {
     ends
 }
 
-fn read(c: &mut Session<'_>) -> Result<Vec<Bundle>, PgError> {
-    let mut bundles = Vec::new();
-    let mut by_oid: HashMap<i64, usize> = HashMap::new();
-    // In name order: each batch is a run of consecutive tables.
-    let mut oids: Vec<i64> = Vec::new();
-    for r in c.query(&sql::tables())?.iter() {
-        let Some(oid) = r.get_i64("oid")? else {
-            continue;
-        };
-        by_oid.insert(oid, bundles.len());
-        oids.push(oid);
-        bundles.push(Bundle {
-            table: Table {
-                schema: text(&r, "nspname")?,
-                name: text(&r, "relname")?,
-                kind: text(&r, "kind")?,
-                persistence: text(&r, "persistence")?,
-                owner: text(&r, "owner")?,
-                estimated_rows: r.get_f64("estimated_rows")?,
-                is_partition: r.get_bool("relispartition")?,
-                comment: text(&r, "description")?,
-            },
-            columns: Vec::new(),
-            constraints: Vec::new(),
-            indexes: Vec::new(),
-        });
+/// The tables, then their details a batch of tables at a time.
+fn read(c: &mut Session<'_>) -> Result<SchemaRows, PgError> {
+    let tables = c.query(&sql::tables())?;
+    let mut oids = Vec::with_capacity(tables.len());
+    for r in tables.iter() {
+        oids.extend(r.get_i64("oid")?);
     }
-    // Rows of relations created after the table list (catalog changes between the
-    // statements) have no bundle and are left for the next collection.
+    let mut details = Vec::new();
     for batch in oids.chunks(TABLES_PER_QUERY) {
-        read_details(c, batch, &by_oid, &mut bundles)?;
+        details.push([
+            c.query(&sql::columns(batch))?,
+            c.query(&sql::constraints(batch))?,
+            c.query(&sql::indexes(batch))?,
+        ]);
     }
-    Ok(bundles)
+    Ok(SchemaRows { tables, details })
 }
 
 /// One table's part of an element, serialized once: the JSON of its `tables[]` entry and
@@ -207,19 +222,25 @@ struct Fragments {
 }
 
 impl Fragments {
-    fn new(b: &Bundle) -> Result<Fragments, EmitError> {
+    fn new(b: &Bundle<'_>) -> Result<Fragments, EmitError> {
         fn list<T: Serialize>(items: &[T]) -> Result<Vec<u8>, EmitError> {
             let mut out = Vec::new();
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                serde_json::to_writer(&mut out, item).map_err(|_| EmitError::Serialize)?;
+                serde_json::to_writer(JsonWriter(&mut out), item)
+                    .map_err(|_| EmitError::Serialize)?;
             }
             Ok(out)
         }
         Ok(Fragments {
-            table: serde_json::to_vec(&b.table).map_err(|_| EmitError::Serialize)?,
+            table: {
+                let mut t = Vec::new();
+                serde_json::to_writer(JsonWriter(&mut t), &b.table)
+                    .map_err(|_| EmitError::Serialize)?;
+                t
+            },
             lists: [list(&b.columns)?, list(&b.constraints)?, list(&b.indexes)?],
         })
     }
@@ -236,7 +257,7 @@ fn emit(
     out: &mut Output<'_>,
     now: Now,
     database: &str,
-    bundles: &[Bundle],
+    bundles: &[Bundle<'_>],
 ) -> Result<(), EmitError> {
     let head = |part: usize, parts: usize| -> Result<Vec<u8>, EmitError> {
         let mut h = Vec::with_capacity(ELEMENT_OVERHEAD);
@@ -302,7 +323,13 @@ impl Collector for PgSchema {
             now,
             out,
             |c, _| read(c),
-            |out, database, bundles| emit(out, now, database, &bundles),
+            |out, database, rows| match bundles(&rows) {
+                Ok(b) => emit(out, now, database, &b),
+                Err(e) => {
+                    out.error(&format!("pg_schema/{database}"), e);
+                    Ok(())
+                }
+            },
         )?;
         Ok(())
     }
@@ -323,26 +350,28 @@ mod tests {
         assert_eq!(pack(&[20], 10), vec![1]);
     }
 
-    fn bundle(i: usize, columns: usize) -> Bundle {
-        let name = Some(format!("t{i}"));
+    fn bundle<'a>(name: &'a str, column_names: &'a [String]) -> Bundle<'a> {
+        let name = Some(name);
         Bundle {
             table: Table {
-                schema: Some("public".into()),
-                name: name.clone(),
-                kind: Some("table".into()),
-                persistence: Some("permanent".into()),
+                schema: Some("public"),
+                name,
+                kind: Some("table"),
+                persistence: Some("permanent"),
                 owner: None,
                 estimated_rows: None,
                 is_partition: Some(false),
                 comment: None,
             },
-            columns: (0..columns)
-                .map(|c| Column {
-                    schema: Some("public".into()),
-                    table: name.clone(),
-                    name: Some(format!("column_{c}")),
+            columns: column_names
+                .iter()
+                .enumerate()
+                .map(|(c, column)| Column {
+                    schema: Some("public"),
+                    table: name,
+                    name: Some(column.as_str()),
                     position: Some(c as i64 + 1),
-                    data_type: Some("integer".into()),
+                    data_type: Some("integer"),
                     nullable: Some(true),
                     default: None,
                     identity: None,
@@ -357,7 +386,9 @@ mod tests {
     #[test]
     fn large_schema_is_split_under_the_element_rule() {
         let mut h = OutputHarness::new();
-        let bundles: Vec<Bundle> = (0..200).map(|i| bundle(i, 20)).collect();
+        let names: Vec<String> = (0..200).map(|i| format!("t{i}")).collect();
+        let columns: Vec<String> = (0..20).map(|c| format!("column_{c}")).collect();
+        let bundles: Vec<Bundle<'_>> = names.iter().map(|n| bundle(n, &columns)).collect();
         let now = Now {
             mono_ns: 0,
             wall: crate::util::WallTime::default(),
