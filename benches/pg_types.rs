@@ -9,6 +9,7 @@
 //! - collector CPU per cycle: utime + stime of the process (/proc/PID/stat) over the measured
 //!   cycles, after warm-up cycles (connections open);
 //! - wall time per collection: `collector_health.collect_ms` of each plugin (median);
+//! - peak RSS (VmHWM) of the process;
 //! - server time per query: `pg_stat_statements` of the monitored server, reset after the
 //!   warm-up, restricted to the collector's user's statements: calls, mean and max execution
 //!   time of each.
@@ -184,6 +185,13 @@ fn main() {
     }
     let ticks = cpu_ticks(pid) - ticks_start;
     let wall = wall_start.elapsed().as_secs_f64();
+    let hwm_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
     let _ = child.kill();
     let _ = child.wait();
     assert!(
@@ -203,6 +211,10 @@ fn main() {
     println!(
         "  collector CPU per cycle ({} + envelope): {cpu_ms:.2} ms over {cycles} cycles in {wall:.1} s, {elements} elements, {collections} collections of each type (goal: <= 20 ms)",
         only.as_deref().unwrap_or("all eight")
+    );
+    println!(
+        "  peak RSS (VmHWM): {hwm_kib} KiB ({:.2} MiB)",
+        hwm_kib as f64 / 1024.0
     );
     for (i, t) in TYPES.iter().enumerate() {
         println!(
