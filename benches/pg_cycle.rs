@@ -72,13 +72,7 @@ fn main() {
         ..pg::Options::default()
     });
     let mut schema = String::from("create extension pg_stat_statements;\n");
-    for i in 0..TABLES {
-        schema.push_str(&format!(
-            "create table t{i} (id int primary key, v int, w text);\n\
-             create index t{i}_v on t{i} (v);\n\
-             insert into t{i} select g, g % 7, 'row ' || g from generate_series(1, 20) g;\n"
-        ));
-    }
+    schema.push_str(&pg::bench_tables_sql(TABLES));
     let mut workload = String::from("select pg_stat_statements_reset();\n");
     for i in 0..TABLES {
         workload.push_str(&format!(

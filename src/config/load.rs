@@ -170,6 +170,7 @@ const PG_LOG_KEYS: &[&str] = &[
     "max_message_bytes",
 ];
 const PG_CONNECTIONS_KEYS: &[&str] = &["enabled", "interval", "long_transaction_secs"];
+const PG_BLOAT_KEYS: &[&str] = &["enabled", "interval", "max_tables"];
 
 /// The keys a section knows (`None`: not a section of the file).
 fn known_keys(section: &str) -> Option<&'static [&'static str]> {
@@ -186,6 +187,7 @@ fn known_keys(section: &str) -> Option<&'static [&'static str]> {
         "pg_query_stats" => PG_QUERY_STATS_KEYS,
         "pg_log" => PG_LOG_KEYS,
         "pg_connections" => PG_CONNECTIONS_KEYS,
+        "pg_bloat" => PG_BLOAT_KEYS,
         name if PLUGIN_NAMES.contains(&name) => PLUGIN_KEYS,
         _ => return None,
     })
@@ -1093,6 +1095,7 @@ fn read_plugins(ctx: &mut Ctx, root: &toml_edit::Table, c: &mut Config) {
                 &mut c.pg_connections.long_transaction,
                 s.seconds(ctx, "long_transaction_secs"),
             ),
+            "pg_bloat" => set(&mut c.pg_bloat.max_tables, s.u32(ctx, "max_tables", 0)),
             _ => {}
         }
     }

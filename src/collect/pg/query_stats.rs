@@ -15,17 +15,16 @@
 //! Known limit: pg_stat_statements keeps one row per (user, database, query id); the rows of
 //! one statement run by several users are sent separately, with the same `hash`.
 
-use super::client::{Client, PgError, Row};
-use super::pool::{PoolError, SharedPool};
+use super::client::{PgError, Row};
+use super::pool::SharedPool;
 use super::sql::{self, ExtVersion, PgssColumns};
+use super::{Session, each_database};
 use crate::collect::{CollectError, Collector, Now, Output};
 use crate::config;
 use crate::log;
-use crate::sys::signals::Signals;
 use crate::util::Rfc3339;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 /// Query texts kept per database (ids).
 pub const TEXT_CACHE_ENTRIES: usize = 10_000;
@@ -206,17 +205,15 @@ fn unavailable_reason(e: &PgError) -> Option<String> {
 struct Settings {
     limit: u32,
     max_query_length: usize,
-    timeout: Duration,
 }
 
 fn read(
-    c: &mut Client,
+    c: &mut Session<'_>,
     database: &str,
     s: &Settings,
     cache: &mut TextCache,
-    signals: Option<&Signals>,
 ) -> Result<Read, PgError> {
-    let rows = c.query(sql::PGSS_VERSION, s.timeout, signals)?;
+    let rows = c.query(sql::PGSS_VERSION)?;
     let version = match rows.iter().next() {
         None => {
             return Ok(Read::Unavailable(format!(
@@ -231,7 +228,7 @@ fn read(
         ));
     };
     let cols = PgssColumns::for_version(version);
-    let rows = match c.query(&sql::query_stats(&cols, s.limit), s.timeout, signals) {
+    let rows = match c.query(&sql::query_stats(&cols, s.limit)) {
         Ok(r) => r,
         Err(e) => {
             return match unavailable_reason(&e) {
@@ -253,7 +250,7 @@ fn read(
         .filter(|id| cache.get(*id).is_none())
         .collect();
     if !missing.is_empty() {
-        let rows = c.query(&sql::query_texts(&missing), s.timeout, signals)?;
+        let rows = c.query(&sql::query_texts(&missing))?;
         for r in rows.iter() {
             let (Some(id), text) = (r.get_i64("queryid")?, r.get_str("query")?) else {
                 continue;
@@ -280,60 +277,54 @@ impl Collector for PgQueryStats {
     }
 
     fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
-        let signals = out.signals();
-        let mut pool = self.pool.borrow_mut();
-        let databases = pool
-            .databases(now.mono_ns, signals)
-            .map_err(|e| CollectError(format!("listing databases: {e}")))?;
-        self.texts.retain(|db, _| databases.contains(db));
-        self.unavailable.retain(|db, _| databases.contains(db));
         let settings = Settings {
             limit: self.limit,
             max_query_length: self.max_query_length,
-            timeout: pool.query_timeout(),
         };
-        for database in &databases {
-            let cache = self.texts.entry(database.clone()).or_default();
-            let result = pool.with_client(database, now.mono_ns, signals, |c| {
-                read(c, database, &settings, cache, signals)
-            });
-            let (queries, error) = match result {
-                Ok(Read::Queries(q)) => {
-                    if self.unavailable.remove(database).is_some() {
-                        log::info(
-                            "pg",
-                            "pg_stat_statements is readable again",
-                            &[("database", database)],
-                        );
+        let (texts, unavailable) = (&mut self.texts, &mut self.unavailable);
+        let databases = each_database(
+            &self.pool,
+            now,
+            out,
+            |c, database| {
+                let cache = texts.entry(database.to_string()).or_default();
+                read(c, database, &settings, cache)
+            },
+            |out, database, read| {
+                let (queries, error) = match read {
+                    Read::Queries(q) => {
+                        if unavailable.remove(database).is_some() {
+                            log::info(
+                                "pg",
+                                "pg_stat_statements is readable again",
+                                &[("database", database)],
+                            );
+                        }
+                        (q, None)
                     }
-                    (q, None)
-                }
-                Ok(Read::Unavailable(why)) => {
-                    if self.unavailable.get(database) != Some(&why) {
-                        log::warn("pg", &why, &[("database", database)]);
-                        self.unavailable.insert(database.clone(), why.clone());
+                    Read::Unavailable(why) => {
+                        if unavailable.get(database) != Some(&why) {
+                            log::warn("pg", &why, &[("database", database)]);
+                            unavailable.insert(database.to_string(), why.clone());
+                        }
+                        (Vec::new(), Some(why))
                     }
-                    (Vec::new(), Some(why))
-                }
-                Err(PoolError::Interrupted) => {
-                    return Err(CollectError(PoolError::Interrupted.to_string()));
-                }
-                Err(PoolError::Failed(msg)) => {
-                    out.error(&format!("pg_query_stats/{database}"), msg);
-                    continue;
-                }
-            };
-            let element = Element {
-                kind: "pg_query_stats",
-                timestamp: now.wall.rfc3339(),
-                database,
-                queries,
-                error,
-            };
-            if let Err(e) = out.emit(0, &element) {
-                out.error(&format!("pg_query_stats/{database}"), e);
-            }
-        }
+                };
+                out.emit(
+                    0,
+                    &Element {
+                        kind: "pg_query_stats",
+                        timestamp: now.wall.rfc3339(),
+                        database,
+                        queries,
+                        error,
+                    },
+                )
+            },
+        )?;
+        // State of databases no longer monitored is forgotten.
+        self.texts.retain(|db, _| databases.contains(db));
+        self.unavailable.retain(|db, _| databases.contains(db));
         Ok(())
     }
 }

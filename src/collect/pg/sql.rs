@@ -1,4 +1,7 @@
-//! Every SQL statement the pg collectors send, in one place.
+//! Every SQL statement the pg collectors send, in one place: `pg_stats` and `pg_query_stats`
+//! here, the types of metrics.md §6 one file each under `sql/` ([`replication`], [`server`],
+//! [`connections`], [`locks`], [`cache`], [`bloat`], [`extensions`], [`schema`]), each
+//! naming the PostgreSQL versions its variants cover.
 //!
 //! All are single read-only statements over statistics views, run over the simple protocol
 //! (no parameters: the only values spliced in are integers and query ids we format ourselves).
@@ -9,6 +12,22 @@
 //! `pg_stat_user_indexes` have every column used here in all of them (later versions only add
 //! columns), so `pg_stats` needs one variant. `pg_stat_statements` changed its columns; the
 //! variant is chosen from the extension's version ([`PgssColumns::for_version`]).
+
+pub mod bloat;
+pub mod cache;
+pub mod connections;
+pub mod extensions;
+pub mod locks;
+pub mod replication;
+pub mod schema;
+pub mod server;
+
+/// Version numbers as `server_version_num` gives them (major × 10000).
+pub const PG13: u32 = 130_000;
+pub const PG14: u32 = 140_000;
+pub const PG16: u32 = 160_000;
+pub const PG17: u32 = 170_000;
+pub const PG18: u32 = 180_000;
 
 /// Databases that `databases = "*"` monitors.
 pub const DISCOVER_DATABASES: &str =

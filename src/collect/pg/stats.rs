@@ -9,15 +9,13 @@
 //! the defaults). A larger `max_tables` with a smaller `max_batch_bytes` can exceed it: the
 //! element is then dropped and counted in `metrics_dropped` (lower `max_tables`).
 
-use super::client::{Client, PgError, Row};
-use super::pool::{PoolError, SharedPool};
-use super::sql;
+use super::client::PgError;
+use super::pool::SharedPool;
+use super::{Session, each_database, sql, text, time};
 use crate::collect::{CollectError, Collector, Now, Output, round2};
 use crate::config;
-use crate::sys::signals::Signals;
 use crate::util::Rfc3339;
 use serde::Serialize;
-use std::time::Duration;
 
 pub struct PgStats {
     pool: SharedPool,
@@ -119,24 +117,13 @@ pub fn index_status(scans: Option<i64>) -> &'static str {
     if scans == Some(0) { "UNUSED" } else { "USED" }
 }
 
-fn text(r: &Row<'_>, col: &str) -> Result<Option<String>, PgError> {
-    Ok(r.get_str(col)?.map(str::to_string))
-}
-
-fn time(r: &Row<'_>, col: &str) -> Result<Option<String>, PgError> {
-    Ok(r.get_timestamptz(col)?
-        .map(|t| t.rfc3339_micros().to_string()))
-}
-
 /// The three queries of one database.
 fn read(
-    c: &mut Client,
+    c: &mut Session<'_>,
     max_tables: u32,
     max_indexes: u32,
-    timeout: Duration,
-    signals: Option<&Signals>,
 ) -> Result<(DatabaseStats, Vec<Table>, Vec<Index>), PgError> {
-    let rows = c.query(sql::DATABASE_STATS, timeout, signals)?;
+    let rows = c.query(sql::DATABASE_STATS)?;
     let mut db = DatabaseStats::default();
     if let Some(r) = rows.iter().next() {
         let i = |col: &str| r.get_i64(col);
@@ -161,7 +148,7 @@ fn read(
         };
     }
 
-    let rows = c.query(&sql::tables(max_tables), timeout, signals)?;
+    let rows = c.query(&sql::tables(max_tables))?;
     let mut tables = Vec::with_capacity(rows.len());
     for r in rows.iter() {
         let i = |col: &str| r.get_i64(col);
@@ -191,7 +178,7 @@ fn read(
         });
     }
 
-    let rows = c.query(&sql::indexes(max_indexes), timeout, signals)?;
+    let rows = c.query(&sql::indexes(max_indexes))?;
     let mut indexes = Vec::with_capacity(rows.len());
     for r in rows.iter() {
         let scans = r.get_i64("idx_scan")?;
@@ -215,37 +202,26 @@ impl Collector for PgStats {
     }
 
     fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
-        let signals = out.signals();
-        let mut pool = self.pool.borrow_mut();
-        let databases = pool
-            .databases(now.mono_ns, signals)
-            .map_err(|e| CollectError(format!("listing databases: {e}")))?;
-        let timeout = pool.query_timeout();
-        for database in &databases {
-            let (max_t, max_i) = (self.max_tables, self.max_indexes);
-            let result = pool.with_client(database, now.mono_ns, signals, |c| {
-                read(c, max_t, max_i, timeout, signals)
-            });
-            match result {
-                Ok((stats, tables, indexes)) => {
-                    let element = Element {
+        let (max_t, max_i) = (self.max_tables, self.max_indexes);
+        each_database(
+            &self.pool,
+            now,
+            out,
+            |c, _| read(c, max_t, max_i),
+            |out, database, (stats, tables, indexes)| {
+                out.emit(
+                    0,
+                    &Element {
                         kind: "pg_stats",
                         timestamp: now.wall.rfc3339(),
                         database,
                         stats,
                         tables,
                         indexes,
-                    };
-                    if let Err(e) = out.emit(0, &element) {
-                        out.error(&format!("pg_stats/{database}"), e);
-                    }
-                }
-                Err(PoolError::Interrupted) => {
-                    return Err(CollectError(PoolError::Interrupted.to_string()));
-                }
-                Err(PoolError::Failed(msg)) => out.error(&format!("pg_stats/{database}"), msg),
-            }
-        }
+                    },
+                )
+            },
+        )?;
         Ok(())
     }
 }

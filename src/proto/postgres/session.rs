@@ -35,6 +35,9 @@ use postgres_protocol::authentication::sasl::{self, ChannelBinding, ScramSha256}
 use postgres_protocol::message::backend::{ErrorFields, Message};
 use postgres_protocol::message::frontend;
 
+/// Tag of the DataRow message.
+const DATA_ROW_TAG: u8 = b'D';
+
 /// Largest backend message accepted once the session is ready (a DataRow of wide text).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// Largest backend message accepted before the first ReadyForQuery: authentication and
@@ -234,6 +237,25 @@ impl Session {
         let Some(whole) = input.get(..total) else {
             return Ok(None);
         };
+        // DataRow, by far the most frequent message, is stored straight from the input: no
+        // copy into a BytesMut and no parse (RowsBuilder::push_row validates its layout).
+        if tag == DATA_ROW_TAG
+            && let State::Query { rows, .. } = &mut self.state
+        {
+            let Some((count, body)) = whole.get(5..).and_then(|p| p.split_first_chunk::<2>())
+            else {
+                return Err(PgError::Protocol("bad data row".to_string()));
+            };
+            // i16 on the wire: a negative count reads as > 32767 and fails the column check.
+            rows.push_row(u16::from_be_bytes(*count), body)
+                .map_err(PgError::Protocol)?;
+            if rows.bytes() > MAX_RESULT_BYTES {
+                return Err(PgError::Protocol(format!(
+                    "query result exceeds the {MAX_RESULT_BYTES} byte limit"
+                )));
+            }
+            return Ok(Some((total, Progress::Continue)));
+        }
         let mut buf = BytesMut::from(whole);
         let message = match Message::parse(&mut buf) {
             Ok(Some(m)) => m,
@@ -382,19 +404,7 @@ impl Session {
                 self.state = State::Query { rows, error };
                 Ok(Progress::Continue)
             }
-            (State::Query { mut rows, error }, M::DataRow(body)) => {
-                let count = u16::try_from(body.ranges().count().unwrap_or(usize::MAX))
-                    .map_err(|_| PgError::Protocol("bad data row".to_string()))?;
-                rows.push_row(count, body.buffer())
-                    .map_err(PgError::Protocol)?;
-                if rows.bytes() > MAX_RESULT_BYTES {
-                    return Err(PgError::Protocol(format!(
-                        "query result exceeds the {MAX_RESULT_BYTES} byte limit"
-                    )));
-                }
-                self.state = State::Query { rows, error };
-                Ok(Progress::Continue)
-            }
+            // DataRow in a query is handled before parsing (try_message_inner).
             (
                 state @ State::Query { .. },
                 M::CommandComplete(_) | M::EmptyQueryResponse,
