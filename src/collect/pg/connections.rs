@@ -10,10 +10,9 @@
 use super::client::{PgError, Rows};
 use super::pool::SharedPool;
 use super::sql::connections as sql;
-use super::{Session, cluster_wide, query_text, text, time};
+use super::{Session, cluster_wide, emit_cluster, query_text, text, time};
 use crate::collect::{CollectError, Collector, Now, Output, round2};
 use crate::config;
-use crate::util::Rfc3339;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,15 +35,6 @@ impl PgConnections {
             max_query_length: texts.max_query_length,
         }
     }
-}
-
-#[derive(Serialize)]
-struct Element {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    timestamp: Rfc3339,
-    #[serde(flatten)]
-    body: Connections,
 }
 
 #[derive(Serialize, Default, Debug)]
@@ -186,26 +176,21 @@ impl Collector for PgConnections {
             let rows = c.query(&sql::activity(long_secs, max_query))?;
             aggregate(&rows, long_secs, max_query as usize)
         })?;
-        let element = Element {
-            kind: "pg_connections",
-            timestamp: now.wall.rfc3339(),
-            body,
-        };
-        out.emit(0, &element)
-            .map_err(|e| CollectError(e.to_string()))
+        emit_cluster(out, "pg_connections", now, &body)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::pg::ClusterElement;
 
     #[test]
     fn element_has_every_field() {
-        let e = Element {
+        let e = ClusterElement {
             kind: "pg_connections",
             timestamp: crate::util::WallTime::default().rfc3339(),
-            body: Connections::default(),
+            body: &Connections::default(),
         };
         let v = serde_json::to_value(&e).unwrap();
         for k in [

@@ -6,10 +6,9 @@
 use super::client::PgError;
 use super::pool::SharedPool;
 use super::sql::locks as sql;
-use super::{Session, cluster_wide, query_text, text};
+use super::{Session, cluster_wide, emit_cluster, query_text, text};
 use crate::collect::{CollectError, Collector, Now, Output, round2};
 use crate::config;
-use crate::util::Rfc3339;
 use serde::Serialize;
 
 pub struct PgLocks {
@@ -24,15 +23,6 @@ impl PgLocks {
             max_query_length: texts.max_query_length,
         }
     }
-}
-
-#[derive(Serialize)]
-struct Element {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    timestamp: Rfc3339,
-    #[serde(flatten)]
-    body: Locks,
 }
 
 #[derive(Serialize, Default)]
@@ -89,26 +79,21 @@ impl Collector for PgLocks {
     fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
         let max = self.max_query_length;
         let body = cluster_wide(&self.pool, now, out, |c: &mut Session<'_>| read(c, max))?;
-        let element = Element {
-            kind: "pg_locks",
-            timestamp: now.wall.rfc3339(),
-            body,
-        };
-        out.emit(0, &element)
-            .map_err(|e| CollectError(e.to_string()))
+        emit_cluster(out, "pg_locks", now, &body)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::pg::ClusterElement;
 
     #[test]
     fn element_has_every_field() {
-        let e = Element {
+        let e = ClusterElement {
             kind: "pg_locks",
             timestamp: crate::util::WallTime::default().rfc3339(),
-            body: Locks::default(),
+            body: &Locks::default(),
         };
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["active_locks"], serde_json::json!([]));

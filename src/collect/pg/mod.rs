@@ -79,6 +79,32 @@ pub fn cluster_wide<T>(
     .map_err(collect_error)
 }
 
+/// A cluster-wide element: `type`, `timestamp` and the fields of `body`.
+#[derive(serde::Serialize)]
+pub struct ClusterElement<'a, T> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub timestamp: crate::util::Rfc3339,
+    #[serde(flatten)]
+    pub body: &'a T,
+}
+
+/// Emits the one element of a cluster-wide type.
+pub fn emit_cluster<T: serde::Serialize>(
+    out: &mut Output<'_>,
+    kind: &'static str,
+    now: Now,
+    body: &T,
+) -> Result<(), CollectError> {
+    let element = ClusterElement {
+        kind,
+        timestamp: now.wall.rfc3339(),
+        body,
+    };
+    out.emit(0, &element)
+        .map_err(|e| CollectError(e.to_string()))
+}
+
 /// For each monitored database, over its own connection: `read`, then `emit` what it read.
 /// A database whose read or element fails is recorded as `<plugin>/<database>` and the others
 /// are still collected; a stop signal ends the collection. Returns the databases of this

@@ -10,9 +10,8 @@
 use super::client::PgError;
 use super::pool::SharedPool;
 use super::sql::replication as sql;
-use super::{Session, cluster_wide, text, time};
+use super::{Session, cluster_wide, emit_cluster, text, time};
 use crate::collect::{CollectError, Collector, Now, Output, round2};
-use crate::util::Rfc3339;
 use serde::Serialize;
 
 /// XID age at which a database reaches wraparound (2^31 − 1).
@@ -28,15 +27,6 @@ impl PgReplication {
     pub fn new(pool: SharedPool) -> PgReplication {
         PgReplication { pool }
     }
-}
-
-#[derive(Serialize)]
-struct Element {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    timestamp: Rfc3339,
-    #[serde(flatten)]
-    body: Replication,
 }
 
 #[derive(Serialize, Default)]
@@ -248,19 +238,14 @@ impl Collector for PgReplication {
 
     fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
         let body = cluster_wide(&self.pool, now, out, read)?;
-        let element = Element {
-            kind: "pg_replication",
-            timestamp: now.wall.rfc3339(),
-            body,
-        };
-        out.emit(0, &element)
-            .map_err(|e| CollectError(e.to_string()))
+        emit_cluster(out, "pg_replication", now, &body)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::pg::ClusterElement;
 
     #[test]
     fn wraparound_share_and_risk() {
@@ -278,10 +263,10 @@ mod tests {
 
     #[test]
     fn element_has_every_field() {
-        let e = Element {
+        let e = ClusterElement {
             kind: "pg_replication",
             timestamp: crate::util::WallTime::default().rfc3339(),
-            body: Replication::default(),
+            body: &Replication::default(),
         };
         let v = serde_json::to_value(&e).unwrap();
         for k in [

@@ -11,9 +11,8 @@
 use super::client::{PgError, Row, Rows};
 use super::pool::SharedPool;
 use super::sql::server as sql;
-use super::{Session, cluster_wide, text, time};
+use super::{Session, cluster_wide, emit_cluster, text, time};
 use crate::collect::{CollectError, Collector, Now, Output};
-use crate::util::Rfc3339;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -25,15 +24,6 @@ impl PgServer {
     pub fn new(pool: SharedPool) -> PgServer {
         PgServer { pool }
     }
-}
-
-#[derive(Serialize)]
-struct Element {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    timestamp: Rfc3339,
-    #[serde(flatten)]
-    body: Server,
 }
 
 #[derive(Serialize, Default)]
@@ -302,19 +292,14 @@ impl Collector for PgServer {
 
     fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
         let body = cluster_wide(&self.pool, now, out, read)?;
-        let element = Element {
-            kind: "pg_server",
-            timestamp: now.wall.rfc3339(),
-            body,
-        };
-        out.emit(0, &element)
-            .map_err(|e| CollectError(e.to_string()))
+        emit_cluster(out, "pg_server", now, &body)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::pg::ClusterElement;
 
     #[test]
     fn units_convert() {
@@ -334,10 +319,10 @@ mod tests {
 
     #[test]
     fn element_has_every_field() {
-        let e = Element {
+        let e = ClusterElement {
             kind: "pg_server",
             timestamp: crate::util::WallTime::default().rfc3339(),
-            body: Server::default(),
+            body: &Server::default(),
         };
         let v = serde_json::to_value(&e).unwrap();
         for k in [
