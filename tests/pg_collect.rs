@@ -9,29 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use support::pg::{Cluster, Options, SUPERPASS, SUPERUSER};
+use support::tmp::TempDir as Dir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pganalytics-collector");
-
-struct Dir(PathBuf);
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!(
-            "pgac-pgc-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A config for `cluster` over its Unix socket: `collector` and `postgres` go into those
 /// sections, `extra` (more sections) is appended.
@@ -118,7 +98,7 @@ fn pg_stats_and_query_stats_match_psql() {
     for i in 0..5 {
         c.psql("app", &format!("select * from t1 where id = {i}"));
     }
-    let dir = Dir::new("match");
+    let dir = Dir::shared("match");
     let cfg = config(
         &dir,
         &c,
@@ -320,7 +300,7 @@ fn star_follows_databases_within_max_connections() {
     let c = Cluster::start(Options::default());
     c.psql("postgres", "create database a");
     c.psql("postgres", "create database b");
-    let dir = Dir::new("star");
+    let dir = Dir::shared("star");
     let cfg = config(
         &dir,
         &c,
@@ -370,7 +350,7 @@ fn star_follows_databases_within_max_connections() {
 #[test]
 fn restart_reports_then_recovers_and_stop_leaves_sysstat() {
     let c = Cluster::start(Options::default());
-    let dir = Dir::new("restart");
+    let dir = Dir::shared("restart");
     let cfg = config(&dir, &c, FAST, "", "[disk_usage]\nenabled = false\n");
     let d = Daemon::start(&cfg);
     d.until("pg_stats", |v| !elements(v, "pg_stats").is_empty());
@@ -415,7 +395,7 @@ fn extension_not_preloaded_gives_an_empty_list_with_the_reason() {
         ..Options::default()
     });
     c.psql("postgres", "create extension pg_stat_statements");
-    let dir = Dir::new("nopreload");
+    let dir = Dir::shared("nopreload");
     let cfg = config(&dir, &c, "", "", "");
     let (v, err, ok) = once(&cfg, "pg_query_stats");
     assert!(ok, "the element is still sent: {err}");

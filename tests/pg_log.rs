@@ -14,32 +14,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::pg::{Cluster, Options, SUPERPASS, SUPERUSER};
+use support::tmp::TempDir as Dir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pganalytics-collector");
 
 /// Long enough for a loaded 2-core machine; conditions are polled, never slept for.
 const WAIT: Duration = Duration::from_secs(90);
-
-struct Dir(PathBuf);
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!(
-            "pgac-pglog-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn cmd() -> Command {
     let mut c = Command::new(BIN);
@@ -308,7 +288,7 @@ fn scenario(dest: &str) {
         return;
     }
     let c = cluster(dest);
-    let dir = Dir::new(dest);
+    let dir = Dir::shared(dest);
     let cfg = config(&dir, &c, "start_at = \"beginning\"");
     let entries = Arc::new(Mutex::new(Vec::new()));
     let logs = Arc::new(Mutex::new(String::new()));
@@ -455,7 +435,7 @@ fn jsonlog_every_entry_once_across_rotations_and_restarts() {
 #[test]
 fn once_finds_the_log_from_the_server() {
     let c = cluster("stderr");
-    let dir = Dir::new("once");
+    let dir = Dir::shared("once");
     let cfg = config(&dir, &c, "");
     run_workload(&c, &dir, 0..8);
     let last = current_file(&c, "stderr");

@@ -10,33 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use support::pg::{Cluster, Options, SUPERPASS, SUPERUSER, eventually};
+use support::tmp::TempDir as Dir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pganalytics-collector");
 /// How long a condition may take on a loaded machine.
 const WITHIN: Duration = Duration::from_secs(60);
 const ALL: &str = "pg_replication,pg_server,pg_connections,pg_locks,pg_cache,pg_bloat,\
                    pg_extensions,pg_schema,collector_health";
-
-struct Dir(PathBuf);
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!(
-            "pgac-pgt-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        Dir(p)
-    }
-}
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A config for `c` over its Unix socket, with `extra` appended (more sections).
 fn config(dir: &Dir, c: &Cluster, postgres_extra: &str, extra: &str) -> PathBuf {
@@ -240,7 +220,7 @@ fn every_type_on_this_server_with_every_field() {
         "select pg_create_physical_replication_slot('physical_slot', true)",
     );
 
-    let dir = Dir::new("all");
+    let dir = Dir::shared("all");
     let cfg = config(
         &dir,
         &c,
@@ -562,7 +542,7 @@ fn primary_and_standby_with_slots() {
         "select pg_create_logical_replication_slot('logical_slot', 'test_decoding')",
     );
     let standby = primary.standby("standby_slot");
-    let dir = Dir::new("repl");
+    let dir = Dir::shared("repl");
     let on_primary = config(&dir, &primary, "", "");
     let on_standby = config(&dir, &standby, "", "");
     let write = |rows: u32| {
@@ -698,7 +678,7 @@ fn blocking_locks_and_long_transactions() {
     );
     let waiter_pid = pid_of(&c, "waiter", "wait_event_type = 'Lock'");
 
-    let dir = Dir::new("locks");
+    let dir = Dir::shared("locks");
     let max_query = 40;
     let cfg = config(
         &dir,

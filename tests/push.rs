@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::backend::{self, Backend, Batch, ConfigReply, Fault, Mode, Options, PUSH, REFRESH};
+use support::tmp::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pganalytics-collector");
 const HOSTNAME: &str = "push-test-host";
@@ -27,37 +28,6 @@ fn cmd() -> Command {
         .env_remove("PGHOST")
         .env_remove("PGPORT");
     c
-}
-
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        use std::os::unix::fs::PermissionsExt;
-        let p = std::env::temp_dir().join(format!(
-            "pgac-push-{tag}-{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
-        TempDir(p)
-    }
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
-        let p = self.0.join(name);
-        std::fs::write(&p, text).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        p
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A collector config as tables of `key = value` lines; [`Cfg::set`] replaces or adds a key.

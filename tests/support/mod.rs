@@ -3,3 +3,4 @@ pub mod backend;
 pub mod certs;
 pub mod client;
 pub mod pg;
+pub mod tmp;
