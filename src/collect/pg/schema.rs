@@ -97,86 +97,86 @@ struct Index<'r> {
 
 impl Table<'_> {
     /// The `tables[]` entry (the bytes serde_json would write for it).
-    fn write(&self, o: &mut Vec<u8>) {
-        json::put(o, b"{\"schema\":");
-        json::opt_str(o, self.schema);
-        json::put(o, b",\"name\":");
-        json::opt_str(o, self.name);
-        json::put(o, b",\"kind\":");
-        json::opt_str(o, self.kind);
-        json::put(o, b",\"persistence\":");
-        json::opt_str(o, self.persistence);
-        json::put(o, b",\"owner\":");
-        json::opt_str(o, self.owner);
-        json::put(o, b",\"estimated_rows\":");
-        json::opt_f64(o, self.estimated_rows);
-        json::put(o, b",\"is_partition\":");
-        json::opt_bool(o, self.is_partition);
-        json::put(o, b",\"comment\":");
-        json::opt_str(o, self.comment);
-        o.push(b'}');
+    fn write(&self, o: &mut json::Buf) {
+        o.put(b"{\"schema\":");
+        o.opt_str(self.schema);
+        o.put(b",\"name\":");
+        o.opt_str(self.name);
+        o.put(b",\"kind\":");
+        o.opt_str(self.kind);
+        o.put(b",\"persistence\":");
+        o.opt_str(self.persistence);
+        o.put(b",\"owner\":");
+        o.opt_str(self.owner);
+        o.put(b",\"estimated_rows\":");
+        o.opt_f64(self.estimated_rows);
+        o.put(b",\"is_partition\":");
+        o.opt_bool(self.is_partition);
+        o.put(b",\"comment\":");
+        o.opt_str(self.comment);
+        o.byte(b'}');
     }
 }
 
 impl Column<'_> {
-    fn write(&self, o: &mut Vec<u8>) {
-        json::put(o, b"{\"schema\":");
-        json::opt_str(o, self.schema);
-        json::put(o, b",\"table\":");
-        json::opt_str(o, self.table);
-        json::put(o, b",\"name\":");
-        json::opt_str(o, self.name);
-        json::put(o, b",\"position\":");
-        json::opt_i64(o, self.position);
-        json::put(o, b",\"data_type\":");
-        json::opt_str(o, self.data_type);
-        json::put(o, b",\"nullable\":");
-        json::opt_bool(o, self.nullable);
-        json::put(o, b",\"default\":");
-        json::opt_str(o, self.default);
-        json::put(o, b",\"identity\":");
-        json::opt_str(o, self.identity);
-        json::put(o, b",\"generated\":");
-        json::opt_str(o, self.generated);
-        o.push(b'}');
+    fn write(&self, o: &mut json::Buf) {
+        o.put(b"{\"schema\":");
+        o.opt_str(self.schema);
+        o.put(b",\"table\":");
+        o.opt_str(self.table);
+        o.put(b",\"name\":");
+        o.opt_str(self.name);
+        o.put(b",\"position\":");
+        o.opt_i64(self.position);
+        o.put(b",\"data_type\":");
+        o.opt_str(self.data_type);
+        o.put(b",\"nullable\":");
+        o.opt_bool(self.nullable);
+        o.put(b",\"default\":");
+        o.opt_str(self.default);
+        o.put(b",\"identity\":");
+        o.opt_str(self.identity);
+        o.put(b",\"generated\":");
+        o.opt_str(self.generated);
+        o.byte(b'}');
     }
 }
 
 impl Constraint<'_> {
-    fn write(&self, o: &mut Vec<u8>) {
-        json::put(o, b"{\"schema\":");
-        json::opt_str(o, self.schema);
-        json::put(o, b",\"table\":");
-        json::opt_str(o, self.table);
-        json::put(o, b",\"name\":");
-        json::opt_str(o, self.name);
-        json::put(o, b",\"type\":");
-        json::opt_str(o, self.kind);
-        json::put(o, b",\"definition\":");
-        json::opt_str(o, self.definition);
-        o.push(b'}');
+    fn write(&self, o: &mut json::Buf) {
+        o.put(b"{\"schema\":");
+        o.opt_str(self.schema);
+        o.put(b",\"table\":");
+        o.opt_str(self.table);
+        o.put(b",\"name\":");
+        o.opt_str(self.name);
+        o.put(b",\"type\":");
+        o.opt_str(self.kind);
+        o.put(b",\"definition\":");
+        o.opt_str(self.definition);
+        o.byte(b'}');
     }
 }
 
 impl Index<'_> {
-    fn write(&self, o: &mut Vec<u8>) {
-        json::put(o, b"{\"schema\":");
-        json::opt_str(o, self.schema);
-        json::put(o, b",\"table\":");
-        json::opt_str(o, self.table);
-        json::put(o, b",\"name\":");
-        json::opt_str(o, self.name);
-        json::put(o, b",\"method\":");
-        json::opt_str(o, self.method);
-        json::put(o, b",\"is_unique\":");
-        json::opt_bool(o, self.is_unique);
-        json::put(o, b",\"is_primary\":");
-        json::opt_bool(o, self.is_primary);
-        json::put(o, b",\"is_valid\":");
-        json::opt_bool(o, self.is_valid);
-        json::put(o, b",\"definition\":");
-        json::opt_str(o, self.definition);
-        o.push(b'}');
+    fn write(&self, o: &mut json::Buf) {
+        o.put(b"{\"schema\":");
+        o.opt_str(self.schema);
+        o.put(b",\"table\":");
+        o.opt_str(self.table);
+        o.put(b",\"name\":");
+        o.opt_str(self.name);
+        o.put(b",\"method\":");
+        o.opt_str(self.method);
+        o.put(b",\"is_unique\":");
+        o.opt_bool(self.is_unique);
+        o.put(b",\"is_primary\":");
+        o.opt_bool(self.is_primary);
+        o.put(b",\"is_valid\":");
+        o.opt_bool(self.is_valid);
+        o.put(b",\"definition\":");
+        o.opt_str(self.definition);
+        o.byte(b'}');
     }
 }
 
@@ -191,7 +191,7 @@ struct SchemaRows {
 /// with the table it belongs to.
 #[derive(Default)]
 struct List {
-    json: Vec<u8>,
+    json: json::Buf,
     /// (table, start, end) of each entry in `json`, in the order written.
     entries: Vec<(usize, usize, usize)>,
 }
@@ -249,7 +249,7 @@ impl<'r> Schema<'r> {
     }
 
     /// Adds an entry of list `l` (0 columns, 1 constraints, 2 indexes) to table `table`.
-    fn add(&mut self, l: usize, table: usize, write: impl FnOnce(&mut Vec<u8>)) {
+    fn add(&mut self, l: usize, table: usize, write: impl FnOnce(&mut json::Buf)) {
         if let Some(list) = self.lists.get_mut(l) {
             let start = list.json.len();
             write(&mut list.json);
@@ -268,7 +268,6 @@ impl<'r> Schema<'r> {
 fn schema(rows: &SchemaRows) -> Result<Schema<'_>, PgError> {
     let mut s = Schema::default();
     let t = &rows.tables;
-    s.tables.json.reserve(t.data_bytes() * 2);
     let mut by_oid: HashMap<i64, usize> = HashMap::with_capacity(t.len());
     let [
         oid,
@@ -334,7 +333,6 @@ fn schema(rows: &SchemaRows) -> Result<Schema<'_>, PgError> {
             c("identity")?,
             c("generated")?,
         );
-        s.lists[0].json.reserve(columns.data_bytes() * 2);
         for r in columns.iter() {
             if let Some(n) = owner(&r, oid)? {
                 let (schema, table) = s.table_name(n);
@@ -355,7 +353,6 @@ fn schema(rows: &SchemaRows) -> Result<Schema<'_>, PgError> {
         let c = |name: &str| constraints.column_index(name);
         let (oid, conname, contype, definition) =
             (c("oid")?, c("conname")?, c("contype")?, c("definition")?);
-        s.lists[1].json.reserve(constraints.data_bytes() * 2);
         for r in constraints.iter() {
             if let Some(n) = owner(&r, oid)? {
                 let (schema, table) = s.table_name(n);
@@ -379,7 +376,6 @@ fn schema(rows: &SchemaRows) -> Result<Schema<'_>, PgError> {
             c("indisvalid")?,
             c("definition")?,
         );
-        s.lists[2].json.reserve(indexes.data_bytes() * 2);
         for r in indexes.iter() {
             if let Some(n) = owner(&r, oid)? {
                 let (schema, table) = s.table_name(n);
@@ -513,7 +509,7 @@ fn emit(
         let mut first = true;
         join(
             &mut json,
-            &schema.tables.json,
+            schema.tables.json.as_bytes(),
             table_ranges.get(from..to).unwrap_or_default(),
             &mut first,
         );
@@ -531,7 +527,7 @@ fn emit(
             if let Some(list) = schema.lists.get(l) {
                 join(
                     &mut json,
-                    &list.json,
+                    list.json.as_bytes(),
                     ranges.get(a..b).unwrap_or_default(),
                     &mut first,
                 );
@@ -616,10 +612,10 @@ mod tests {
         s
     }
 
-    fn written(f: impl FnOnce(&mut Vec<u8>)) -> String {
-        let mut o = Vec::new();
+    fn written(f: impl FnOnce(&mut json::Buf)) -> String {
+        let mut o = json::Buf::default();
         f(&mut o);
-        String::from_utf8(o).unwrap()
+        String::from_utf8(o.as_bytes().to_vec()).unwrap()
     }
 
     #[test]
@@ -692,12 +688,12 @@ mod tests {
         }
         // Entries of table 2, then 0, then 2 again: grouped by table, in written order.
         for (t, text) in [(2, "x"), (0, "y"), (2, "z")] {
-            s.add(1, t, |o| o.extend_from_slice(text.as_bytes()));
+            s.add(1, t, |o| o.put(text.as_bytes()));
         }
         let (ranges, first) = s.lists[1].by_table(3);
         let texts: Vec<&[u8]> = ranges
             .iter()
-            .map(|&(a, b)| &s.lists[1].json[a..b])
+            .map(|&(a, b)| &s.lists[1].json.as_bytes()[a..b])
             .collect();
         assert_eq!(texts, [&b"y"[..], b"x", b"z"]);
         assert_eq!(first, [0, 1, 1, 3]);

@@ -57,6 +57,15 @@ impl Rows {
             })
     }
 
+    /// [`Rows::column_index`] of each of `names`.
+    pub fn column_indexes<const N: usize>(&self, names: [&str; N]) -> Result<[usize; N], PgError> {
+        let mut indexes = [0; N];
+        for (i, name) in indexes.iter_mut().zip(names) {
+            *i = self.column_index(name)?;
+        }
+        Ok(indexes)
+    }
+
     /// Bytes held (for callers that bound what they keep).
     pub fn data_bytes(&self) -> usize {
         self.data.len()
@@ -146,8 +155,9 @@ impl<'a> Row<'a> {
     /// The raw text of the column at `index`; NULL (or no such column) → `None`.
     fn raw_at(&self, index: usize) -> Option<&'a [u8]> {
         let mut rest = self.body;
-        for i in 0..=index {
-            // The invariant of Rows makes these lookups succeed; a failure reads as NULL.
+        let mut i = 0;
+        // The invariant of Rows makes these lookups succeed; a failure reads as NULL.
+        loop {
             let (len, tail) = split_len(rest)?;
             let (field, tail) = match len {
                 None => (None, tail),
@@ -157,8 +167,8 @@ impl<'a> Row<'a> {
                 return field;
             }
             rest = tail;
+            i += 1;
         }
-        None
     }
 
     /// The name of the column at `index` (for errors).
