@@ -9,6 +9,7 @@
 
 pub mod disk_usage;
 pub mod health;
+pub mod json;
 pub mod pg;
 pub mod sysstat;
 

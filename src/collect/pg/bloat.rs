@@ -11,14 +11,12 @@
 //! A relation never analyzed (a column without statistics, or `reltuples` unknown) gets
 //! `has_statistics: false` and `null` estimates, never a failure.
 
-use super::client::{PgError, Row};
+use super::client::{PgError, Row, Rows};
 use super::pool::SharedPool;
 use super::sql::bloat as sql;
-use super::{Session, each_database, text};
-use crate::collect::{CollectError, Collector, Now, Output, round2};
+use super::{Session, each_database};
+use crate::collect::{CollectError, Collector, Now, Output, json, round2};
 use crate::config;
-use crate::util::Rfc3339;
-use serde::Serialize;
 
 /// Alignment of tuples (MAXALIGN on 64-bit platforms).
 const MAXALIGN: f64 = 8.0;
@@ -35,6 +33,9 @@ const INDEX_NULL_BITMAP: f64 = 4.0;
 /// btree special space (`BTPageOpaqueData`).
 const BTREE_OPAQUE: f64 = 16.0;
 
+/// Bytes of an element beyond its two lists (keys, timestamp, database name).
+const ELEMENT_OVERHEAD: usize = 256;
+
 pub struct PgBloat {
     pool: SharedPool,
     max_tables: u32,
@@ -49,23 +50,17 @@ impl PgBloat {
     }
 }
 
-#[derive(Serialize)]
-struct Element<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    timestamp: Rfc3339,
-    database: &'a str,
-    tables: Vec<Relation>,
-    indexes: Vec<Relation>,
-}
+// An element: `{"type": "pg_bloat", "timestamp", "database", "tables": [Relation],
+// "indexes": [Relation]}`, a Relation being `{schema, table (indexes only, omitted when
+// unknown), name, size_bytes, expected_bytes, bloat_bytes, bloat_ratio, fillfactor,
+// has_statistics}`, written straight from the rows into JSON (json::Buf).
 
-#[derive(Serialize, Debug)]
-struct Relation {
-    schema: Option<String>,
+#[derive(Debug)]
+struct Relation<'r> {
+    schema: Option<&'r str>,
     /// The table (of an index; omitted for a table).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    table: Option<String>,
-    name: Option<String>,
+    table: Option<&'r str>,
+    name: Option<&'r str>,
     /// `relpages × block_size` as of the last VACUUM / ANALYZE.
     size_bytes: Option<i64>,
     expected_bytes: Option<i64>,
@@ -74,6 +69,91 @@ struct Relation {
     bloat_ratio: Option<f64>,
     fillfactor: Option<i64>,
     has_statistics: bool,
+}
+
+impl Relation<'_> {
+    fn write(&self, o: &mut json::Buf) {
+        o.put(b"{\"schema\":");
+        o.opt_str(self.schema);
+        if let Some(table) = self.table {
+            o.put(b",\"table\":");
+            o.str(table);
+        }
+        o.put(b",\"name\":");
+        o.opt_str(self.name);
+        o.put(b",\"size_bytes\":");
+        o.opt_i64(self.size_bytes);
+        o.put(b",\"expected_bytes\":");
+        o.opt_i64(self.expected_bytes);
+        o.put(b",\"bloat_bytes\":");
+        o.opt_i64(self.bloat_bytes);
+        o.put(b",\"bloat_ratio\":");
+        o.opt_f64(self.bloat_ratio);
+        o.put(b",\"fillfactor\":");
+        o.opt_i64(self.fillfactor);
+        o.put(b",\"has_statistics\":");
+        o.opt_bool(Some(self.has_statistics));
+        o.byte(b'}');
+    }
+}
+
+/// Columns of a result of [`sql::tables`] or [`sql::indexes`].
+struct Columns {
+    relpages: usize,
+    block_size: usize,
+    fillfactor: usize,
+    reltuples: usize,
+    natts: usize,
+    stats_atts: usize,
+    data_width: usize,
+    has_nulls: usize,
+    schema: usize,
+    /// `tablename` of an index.
+    table: Option<usize>,
+    name: usize,
+}
+
+impl Columns {
+    fn of(rows: &Rows, kind: Kind) -> Result<Columns, PgError> {
+        let [
+            relpages,
+            block_size,
+            fillfactor,
+            reltuples,
+            natts,
+            stats_atts,
+            data_width,
+        ] = rows.column_indexes([
+            "relpages",
+            "block_size",
+            "fillfactor",
+            "reltuples",
+            "natts",
+            "stats_atts",
+            "data_width",
+        ])?;
+        let [has_nulls, schema] = rows.column_indexes(["has_nulls", "schemaname"])?;
+        let (table, name) = match kind {
+            Kind::Table => (None, rows.column_index("relname")?),
+            Kind::BtreeIndex => (
+                Some(rows.column_index("tablename")?),
+                rows.column_index("indexname")?,
+            ),
+        };
+        Ok(Columns {
+            relpages,
+            block_size,
+            fillfactor,
+            reltuples,
+            natts,
+            stats_atts,
+            data_width,
+            has_nulls,
+            schema,
+            table,
+            name,
+        })
+    }
 }
 
 /// The catalog and statistics facts about one relation.
@@ -153,35 +233,32 @@ pub fn estimate(l: &Layout) -> Option<Estimate> {
     })
 }
 
-fn relation(r: &Row<'_>, kind: Kind) -> Result<Relation, PgError> {
-    let i = |c: &str| r.get_i64(c);
-    let pages = i("relpages")?;
-    let block_size = i("block_size")?;
-    let fillfactor = i("fillfactor")?;
+fn relation<'r>(r: &Row<'r>, kind: Kind, c: &Columns) -> Result<Relation<'r>, PgError> {
+    let pages = r.i64_at(c.relpages)?;
+    let block_size = r.i64_at(c.block_size)?;
+    let fillfactor = r.i64_at(c.fillfactor)?;
     let layout = match (pages, block_size, fillfactor) {
         (Some(pages), Some(block_size), Some(fillfactor)) => Some(Layout {
             kind,
             pages,
-            tuples: r.get_f64("reltuples")?,
+            tuples: r.f64_at(c.reltuples)?,
             block_size,
             fillfactor,
-            natts: i("natts")?.unwrap_or(0),
-            stats_atts: i("stats_atts")?.unwrap_or(0),
-            data_width: r.get_f64("data_width")?.unwrap_or(0.0),
-            has_nulls: r.get_bool("has_nulls")?.unwrap_or(false),
+            natts: r.i64_at(c.natts)?.unwrap_or(0),
+            stats_atts: r.i64_at(c.stats_atts)?.unwrap_or(0),
+            data_width: r.f64_at(c.data_width)?.unwrap_or(0.0),
+            has_nulls: r.bool_at(c.has_nulls)?.unwrap_or(false),
         }),
         _ => None,
     };
     let est = layout.as_ref().and_then(estimate);
     let bytes = |p: i64| block_size.and_then(|bs| p.checked_mul(bs));
-    let (schema, table, name) = match kind {
-        Kind::Table => (text(r, "schemaname")?, None, text(r, "relname")?),
-        Kind::BtreeIndex => (
-            text(r, "schemaname")?,
-            text(r, "tablename")?,
-            text(r, "indexname")?,
-        ),
+    let schema = r.str_at(c.schema)?;
+    let table = match c.table {
+        Some(t) => r.str_at(t)?,
+        None => None,
     };
+    let name = r.str_at(c.name)?;
     Ok(Relation {
         schema,
         table,
@@ -195,7 +272,22 @@ fn relation(r: &Row<'_>, kind: Kind) -> Result<Relation, PgError> {
     })
 }
 
-fn read(c: &mut Session<'_>, max_tables: u32) -> Result<(Vec<Relation>, Vec<Relation>), PgError> {
+/// The entries of `rows`, comma-separated.
+fn list(rows: &Rows, kind: Kind) -> Result<json::Buf, PgError> {
+    let columns = Columns::of(rows, kind)?;
+    let mut out = json::Buf::default();
+    for r in rows.iter() {
+        let relation = relation(&r, kind, &columns)?;
+        if !out.is_empty() {
+            out.byte(b',');
+        }
+        relation.write(&mut out);
+    }
+    Ok(out)
+}
+
+/// The `tables` and `indexes` entries, comma-separated.
+fn read(c: &mut Session<'_>, max_tables: u32) -> Result<(json::Buf, json::Buf), PgError> {
     let direct = c
         .query(sql::PRIVILEGE)?
         .iter()
@@ -208,14 +300,11 @@ fn read(c: &mut Session<'_>, max_tables: u32) -> Result<(Vec<Relation>, Vec<Rela
     } else {
         sql::Stats::View
     };
-    let mut tables = Vec::new();
-    for r in c.query(&sql::tables(max_tables, stats))?.iter() {
-        tables.push(relation(&r, Kind::Table)?);
-    }
-    let mut indexes = Vec::new();
-    for r in c.query(&sql::indexes(max_tables, stats))?.iter() {
-        indexes.push(relation(&r, Kind::BtreeIndex)?);
-    }
+    let tables = list(&c.query(&sql::tables(max_tables, stats))?, Kind::Table)?;
+    let indexes = list(
+        &c.query(&sql::indexes(max_tables, stats))?,
+        Kind::BtreeIndex,
+    )?;
     Ok((tables, indexes))
 }
 
@@ -232,16 +321,20 @@ impl Collector for PgBloat {
             out,
             |c, _| read(c, max),
             |out, database, (tables, indexes)| {
-                out.emit(
-                    0,
-                    &Element {
-                        kind: "pg_bloat",
-                        timestamp: now.wall.rfc3339(),
-                        database,
-                        tables,
-                        indexes,
-                    },
-                )
+                let mut e = json::Buf::default();
+                e.reserve(tables.len() + indexes.len() + ELEMENT_OVERHEAD);
+                json::head(
+                    &mut e,
+                    "pg_bloat",
+                    &now.wall.rfc3339().to_string(),
+                    database,
+                );
+                e.put(b",\"tables\":[");
+                e.put(tables.as_bytes());
+                e.put(b"],\"indexes\":[");
+                e.put(indexes.as_bytes());
+                e.put(b"]}");
+                out.emit_raw(0, e.as_bytes())
             },
         )?;
         Ok(())

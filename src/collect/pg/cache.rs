@@ -10,14 +10,15 @@ use super::client::PgError;
 use super::pool::SharedPool;
 use super::sql::cache as sql;
 use super::stats::cache_hit_ratio;
-use super::{Session, each_database, text};
-use crate::collect::{CollectError, Collector, Now, Output};
-use crate::util::Rfc3339;
-use serde::Serialize;
+use super::{Session, each_database};
+use crate::collect::{CollectError, Collector, Now, Output, json};
 
 /// Tables, and indexes, listed per database (about 350 bytes each: 500 of both stay well
 /// under the element size rule with the default `max_batch_bytes`).
 pub const MAX_RELATIONS: u32 = 500;
+
+/// Bytes of an element beyond its two lists (keys, timestamp, database name).
+const ELEMENT_OVERHEAD: usize = 256;
 
 pub struct PgCache {
     pool: SharedPool,
@@ -29,82 +30,105 @@ impl PgCache {
     }
 }
 
-#[derive(Serialize)]
-struct Element<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    timestamp: Rfc3339,
-    database: &'a str,
-    table_cache_hit: Vec<TableHit>,
-    index_cache_hit: Vec<IndexHit>,
+// An element: `{"type": "pg_cache", "timestamp", "database", "table_cache_hit": [{schema,
+// name, heap_blks_read, heap_blks_hit, heap_hit_ratio, idx_…, toast_…, tidx_… (read, hit,
+// ratio each)}], "index_cache_hit": [{schema, table, name, idx_blks_read, idx_blks_hit,
+// hit_ratio}]}`. Written straight from the rows into JSON (json::Buf): no string copies.
+
+/// The `table_cache_hit` and `index_cache_hit` entries, comma-separated.
+struct Lists {
+    tables: json::Buf,
+    indexes: json::Buf,
 }
 
-#[derive(Serialize)]
-struct TableHit {
-    schema: Option<String>,
-    name: Option<String>,
-    heap_blks_read: Option<i64>,
-    heap_blks_hit: Option<i64>,
-    heap_hit_ratio: Option<f64>,
-    idx_blks_read: Option<i64>,
-    idx_blks_hit: Option<i64>,
-    idx_hit_ratio: Option<f64>,
-    toast_blks_read: Option<i64>,
-    toast_blks_hit: Option<i64>,
-    toast_hit_ratio: Option<f64>,
-    tidx_blks_read: Option<i64>,
-    tidx_blks_hit: Option<i64>,
-    tidx_hit_ratio: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct IndexHit {
-    schema: Option<String>,
-    table: Option<String>,
-    name: Option<String>,
-    idx_blks_read: Option<i64>,
-    idx_blks_hit: Option<i64>,
-    hit_ratio: Option<f64>,
-}
-
-fn read(c: &mut Session<'_>) -> Result<(Vec<TableHit>, Vec<IndexHit>), PgError> {
-    let mut tables = Vec::new();
-    for r in c.query(&sql::tables(MAX_RELATIONS))?.iter() {
-        let i = |col: &str| r.get_i64(col);
-        let (hr, hh) = (i("heap_blks_read")?, i("heap_blks_hit")?);
-        let (ir, ih) = (i("idx_blks_read")?, i("idx_blks_hit")?);
-        let (tr, th) = (i("toast_blks_read")?, i("toast_blks_hit")?);
-        let (xr, xh) = (i("tidx_blks_read")?, i("tidx_blks_hit")?);
-        tables.push(TableHit {
-            schema: text(&r, "schemaname")?,
-            name: text(&r, "relname")?,
-            heap_blks_read: hr,
-            heap_blks_hit: hh,
-            heap_hit_ratio: cache_hit_ratio(hh, hr),
-            idx_blks_read: ir,
-            idx_blks_hit: ih,
-            idx_hit_ratio: cache_hit_ratio(ih, ir),
-            toast_blks_read: tr,
-            toast_blks_hit: th,
-            toast_hit_ratio: cache_hit_ratio(th, tr),
-            tidx_blks_read: xr,
-            tidx_blks_hit: xh,
-            tidx_hit_ratio: cache_hit_ratio(xh, xr),
-        });
+fn read(c: &mut Session<'_>) -> Result<Lists, PgError> {
+    let mut tables = json::Buf::default();
+    let rows = c.query(&sql::tables(MAX_RELATIONS))?;
+    let [schemaname, relname] = rows.column_indexes(["schemaname", "relname"])?;
+    let counters = rows.column_indexes([
+        "heap_blks_read",
+        "heap_blks_hit",
+        "idx_blks_read",
+        "idx_blks_hit",
+        "toast_blks_read",
+        "toast_blks_hit",
+        "tidx_blks_read",
+        "tidx_blks_hit",
+    ])?;
+    const PREFIXES: [&[u8]; 4] = [b"heap", b"idx", b"toast", b"tidx"];
+    for r in rows.iter() {
+        let mut values = [None; 8];
+        for (v, &i) in values.iter_mut().zip(&counters) {
+            *v = r.i64_at(i)?;
+        }
+        let (schema, name) = (r.str_at(schemaname)?, r.str_at(relname)?);
+        if !tables.is_empty() {
+            tables.byte(b',');
+        }
+        tables.put(b"{\"schema\":");
+        tables.opt_str(schema);
+        tables.put(b",\"name\":");
+        tables.opt_str(name);
+        for (prefix, pair) in PREFIXES.iter().zip(values.chunks_exact(2)) {
+            let (read, hit) = (
+                pair.first().copied().flatten(),
+                pair.get(1).copied().flatten(),
+            );
+            tables.put(b",\"");
+            tables.put(prefix);
+            tables.put(b"_blks_read\":");
+            tables.opt_i64(read);
+            tables.put(b",\"");
+            tables.put(prefix);
+            tables.put(b"_blks_hit\":");
+            tables.opt_i64(hit);
+            tables.put(b",\"");
+            tables.put(prefix);
+            tables.put(b"_hit_ratio\":");
+            tables.opt_f64(cache_hit_ratio(hit, read));
+        }
+        tables.byte(b'}');
     }
-    let mut indexes = Vec::new();
-    for r in c.query(&sql::indexes(MAX_RELATIONS))?.iter() {
-        let (ir, ih) = (r.get_i64("idx_blks_read")?, r.get_i64("idx_blks_hit")?);
-        indexes.push(IndexHit {
-            schema: text(&r, "schemaname")?,
-            table: text(&r, "relname")?,
-            name: text(&r, "indexrelname")?,
-            idx_blks_read: ir,
-            idx_blks_hit: ih,
-            hit_ratio: cache_hit_ratio(ih, ir),
-        });
+    let mut indexes = json::Buf::default();
+    let rows = c.query(&sql::indexes(MAX_RELATIONS))?;
+    let [
+        schemaname,
+        relname,
+        indexrelname,
+        idx_blks_read,
+        idx_blks_hit,
+    ] = rows.column_indexes([
+        "schemaname",
+        "relname",
+        "indexrelname",
+        "idx_blks_read",
+        "idx_blks_hit",
+    ])?;
+    for r in rows.iter() {
+        let (read, hit) = (r.i64_at(idx_blks_read)?, r.i64_at(idx_blks_hit)?);
+        let (schema, table, name) = (
+            r.str_at(schemaname)?,
+            r.str_at(relname)?,
+            r.str_at(indexrelname)?,
+        );
+        if !indexes.is_empty() {
+            indexes.byte(b',');
+        }
+        indexes.put(b"{\"schema\":");
+        indexes.opt_str(schema);
+        indexes.put(b",\"table\":");
+        indexes.opt_str(table);
+        indexes.put(b",\"name\":");
+        indexes.opt_str(name);
+        indexes.put(b",\"idx_blks_read\":");
+        indexes.opt_i64(read);
+        indexes.put(b",\"idx_blks_hit\":");
+        indexes.opt_i64(hit);
+        indexes.put(b",\"hit_ratio\":");
+        indexes.opt_f64(cache_hit_ratio(hit, read));
+        indexes.byte(b'}');
     }
-    Ok((tables, indexes))
+    Ok(Lists { tables, indexes })
 }
 
 impl Collector for PgCache {
@@ -118,17 +142,21 @@ impl Collector for PgCache {
             now,
             out,
             |c, _| read(c),
-            |out, database, (tables, indexes)| {
-                out.emit(
-                    0,
-                    &Element {
-                        kind: "pg_cache",
-                        timestamp: now.wall.rfc3339(),
-                        database,
-                        table_cache_hit: tables,
-                        index_cache_hit: indexes,
-                    },
-                )
+            |out, database, lists| {
+                let mut e = json::Buf::default();
+                e.reserve(lists.tables.len() + lists.indexes.len() + ELEMENT_OVERHEAD);
+                json::head(
+                    &mut e,
+                    "pg_cache",
+                    &now.wall.rfc3339().to_string(),
+                    database,
+                );
+                e.put(b",\"table_cache_hit\":[");
+                e.put(lists.tables.as_bytes());
+                e.put(b"],\"index_cache_hit\":[");
+                e.put(lists.indexes.as_bytes());
+                e.put(b"]}");
+                out.emit_raw(0, e.as_bytes())
             },
         )?;
         Ok(())

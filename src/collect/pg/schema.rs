@@ -12,7 +12,8 @@ use super::client::{PgError, Rows};
 use super::pool::SharedPool;
 use super::sql::schema as sql;
 use super::{Session, each_database};
-use crate::collect::{CollectError, Collector, EmitError, JsonWriter, Now, Output};
+use crate::collect::{CollectError, Collector, EmitError, Now, Output, json};
+#[cfg(test)]
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -39,10 +40,12 @@ impl PgSchema {
 // "columns": [Column], "constraints": [Constraint], "indexes": [Index]}`, assembled by
 // [`emit`] from each table's pieces.
 
-// Entries borrow their text from the query results ([`SchemaRows`]): no string is copied
-// between the server's reply and the JSON.
+// Entries borrow their text from the query results ([`SchemaRows`]) and are written as JSON
+// straight into one buffer per list ([`Schema`]): no string is copied between the server's
+// reply and the JSON, and no allocation is made per table.
 
-#[derive(Serialize, Debug)]
+#[cfg_attr(test, derive(Serialize))]
+#[derive(Debug)]
 struct Table<'r> {
     schema: Option<&'r str>,
     name: Option<&'r str>,
@@ -54,7 +57,8 @@ struct Table<'r> {
     comment: Option<&'r str>,
 }
 
-#[derive(Serialize, Debug)]
+#[cfg_attr(test, derive(Serialize))]
+#[derive(Debug)]
 struct Column<'r> {
     schema: Option<&'r str>,
     table: Option<&'r str>,
@@ -67,17 +71,19 @@ struct Column<'r> {
     generated: Option<&'r str>,
 }
 
-#[derive(Serialize, Debug)]
+#[cfg_attr(test, derive(Serialize))]
+#[derive(Debug)]
 struct Constraint<'r> {
     schema: Option<&'r str>,
     table: Option<&'r str>,
     name: Option<&'r str>,
-    #[serde(rename = "type")]
+    #[cfg_attr(test, serde(rename = "type"))]
     kind: Option<&'r str>,
     definition: Option<&'r str>,
 }
 
-#[derive(Serialize, Debug)]
+#[cfg_attr(test, derive(Serialize))]
+#[derive(Debug)]
 struct Index<'r> {
     schema: Option<&'r str>,
     table: Option<&'r str>,
@@ -89,13 +95,89 @@ struct Index<'r> {
     definition: Option<&'r str>,
 }
 
-/// One table with everything that belongs to it.
-#[derive(Serialize, Debug)]
-struct Bundle<'r> {
-    table: Table<'r>,
-    columns: Vec<Column<'r>>,
-    constraints: Vec<Constraint<'r>>,
-    indexes: Vec<Index<'r>>,
+impl Table<'_> {
+    /// The `tables[]` entry (the bytes serde_json would write for it).
+    fn write(&self, o: &mut json::Buf) {
+        o.put(b"{\"schema\":");
+        o.opt_str(self.schema);
+        o.put(b",\"name\":");
+        o.opt_str(self.name);
+        o.put(b",\"kind\":");
+        o.opt_str(self.kind);
+        o.put(b",\"persistence\":");
+        o.opt_str(self.persistence);
+        o.put(b",\"owner\":");
+        o.opt_str(self.owner);
+        o.put(b",\"estimated_rows\":");
+        o.opt_f64(self.estimated_rows);
+        o.put(b",\"is_partition\":");
+        o.opt_bool(self.is_partition);
+        o.put(b",\"comment\":");
+        o.opt_str(self.comment);
+        o.byte(b'}');
+    }
+}
+
+impl Column<'_> {
+    fn write(&self, o: &mut json::Buf) {
+        o.put(b"{\"schema\":");
+        o.opt_str(self.schema);
+        o.put(b",\"table\":");
+        o.opt_str(self.table);
+        o.put(b",\"name\":");
+        o.opt_str(self.name);
+        o.put(b",\"position\":");
+        o.opt_i64(self.position);
+        o.put(b",\"data_type\":");
+        o.opt_str(self.data_type);
+        o.put(b",\"nullable\":");
+        o.opt_bool(self.nullable);
+        o.put(b",\"default\":");
+        o.opt_str(self.default);
+        o.put(b",\"identity\":");
+        o.opt_str(self.identity);
+        o.put(b",\"generated\":");
+        o.opt_str(self.generated);
+        o.byte(b'}');
+    }
+}
+
+impl Constraint<'_> {
+    fn write(&self, o: &mut json::Buf) {
+        o.put(b"{\"schema\":");
+        o.opt_str(self.schema);
+        o.put(b",\"table\":");
+        o.opt_str(self.table);
+        o.put(b",\"name\":");
+        o.opt_str(self.name);
+        o.put(b",\"type\":");
+        o.opt_str(self.kind);
+        o.put(b",\"definition\":");
+        o.opt_str(self.definition);
+        o.byte(b'}');
+    }
+}
+
+impl Index<'_> {
+    fn write(&self, o: &mut json::Buf) {
+        o.put(b"{\"schema\":");
+        o.opt_str(self.schema);
+        o.put(b",\"table\":");
+        o.opt_str(self.table);
+        o.put(b",\"name\":");
+        o.opt_str(self.name);
+        o.put(b",\"method\":");
+        o.opt_str(self.method);
+        o.put(b",\"is_unique\":");
+        o.opt_bool(self.is_unique);
+        o.put(b",\"is_primary\":");
+        o.opt_bool(self.is_primary);
+        o.put(b",\"is_valid\":");
+        o.opt_bool(self.is_valid);
+        o.put(b",\"definition\":");
+        o.opt_str(self.definition);
+        o.byte(b'}');
+    }
 }
 
 /// What the server answered: the tables, and per batch of [`TABLES_PER_QUERY`] tables the
@@ -105,77 +187,213 @@ struct SchemaRows {
     details: Vec<[Rows; 3]>,
 }
 
+/// Entries of one list (`columns`, `constraints` or `indexes`) as JSON, back to back, each
+/// with the table it belongs to.
+#[derive(Default)]
+struct List {
+    json: json::Buf,
+    /// (table, start, end) of each entry in `json`, in the order written.
+    entries: Vec<(usize, usize, usize)>,
+}
+
+impl List {
+    /// The entries' byte ranges grouped by table (in table order, written order within a
+    /// table), and where each table's group starts (`tables + 1` offsets).
+    fn by_table(&self, tables: usize) -> (Vec<(usize, usize)>, Vec<usize>) {
+        let mut first = vec![0usize; tables + 1];
+        for &(t, _, _) in &self.entries {
+            if let Some(n) = first.get_mut(t + 1) {
+                *n += 1;
+            }
+        }
+        for t in 0..tables {
+            let before = first.get(t).copied().unwrap_or(0);
+            if let Some(n) = first.get_mut(t + 1) {
+                *n += before;
+            }
+        }
+        let mut next = first.clone();
+        let mut sorted = vec![(0, 0); self.entries.len()];
+        for &(t, start, end) in &self.entries {
+            if let Some(slot) = next.get_mut(t)
+                && let Some(s) = sorted.get_mut(*slot)
+            {
+                *s = (start, end);
+                *slot += 1;
+            }
+        }
+        (sorted, first)
+    }
+}
+
+/// The schema of one database as JSON pieces: each table's `tables[]` entry and the entries
+/// it adds to `columns[]`, `constraints[]` and `indexes[]`, in table (name) order.
+#[derive(Default)]
+struct Schema<'r> {
+    /// (schema, name) of each table, for its details' `schema` and `table`.
+    names: Vec<(Option<&'r str>, Option<&'r str>)>,
+    tables: List,
+    lists: [List; 3],
+}
+
+impl<'r> Schema<'r> {
+    /// Adds a table; returns its number (for its details).
+    fn add_table(&mut self, t: &Table<'r>) -> usize {
+        let n = self.names.len();
+        self.names.push((t.schema, t.name));
+        let start = self.tables.json.len();
+        t.write(&mut self.tables.json);
+        let end = self.tables.json.len();
+        self.tables.entries.push((n, start, end));
+        n
+    }
+
+    /// Adds an entry of list `l` (0 columns, 1 constraints, 2 indexes) to table `table`.
+    fn add(&mut self, l: usize, table: usize, write: impl FnOnce(&mut json::Buf)) {
+        if let Some(list) = self.lists.get_mut(l) {
+            let start = list.json.len();
+            write(&mut list.json);
+            list.entries.push((table, start, list.json.len()));
+        }
+    }
+
+    fn table_name(&self, table: usize) -> (Option<&'r str>, Option<&'r str>) {
+        self.names.get(table).copied().unwrap_or_default()
+    }
+}
+
 /// The tables (in name order) with their details. Rows of relations created after the
 /// table list (catalog changes between the statements) have no table and are left for the
 /// next collection.
-fn bundles(rows: &SchemaRows) -> Result<Vec<Bundle<'_>>, PgError> {
-    let mut bundles = Vec::with_capacity(rows.tables.len());
-    let mut by_oid: HashMap<i64, usize> = HashMap::with_capacity(rows.tables.len());
-    for r in rows.tables.iter() {
-        let Some(oid) = r.get_i64("oid")? else {
+fn schema(rows: &SchemaRows) -> Result<Schema<'_>, PgError> {
+    let mut s = Schema::default();
+    let t = &rows.tables;
+    let mut by_oid: HashMap<i64, usize> = HashMap::with_capacity(t.len());
+    let [
+        oid,
+        nspname,
+        relname,
+        kind,
+        persistence,
+        owner,
+        estimated_rows,
+        relispartition,
+        desc,
+    ] = [
+        "oid",
+        "nspname",
+        "relname",
+        "kind",
+        "persistence",
+        "owner",
+        "estimated_rows",
+        "relispartition",
+        "description",
+    ]
+    .map(|c| t.column_index(c));
+    let (oid, nspname, relname, kind, persistence, owner, estimated_rows, relispartition, desc) = (
+        oid?,
+        nspname?,
+        relname?,
+        kind?,
+        persistence?,
+        owner?,
+        estimated_rows?,
+        relispartition?,
+        desc?,
+    );
+    for r in t.iter() {
+        let Some(o) = r.i64_at(oid)? else {
             continue;
         };
-        by_oid.insert(oid, bundles.len());
-        bundles.push(Bundle {
-            table: Table {
-                schema: r.get_str("nspname")?,
-                name: r.get_str("relname")?,
-                kind: r.get_str("kind")?,
-                persistence: r.get_str("persistence")?,
-                owner: r.get_str("owner")?,
-                estimated_rows: r.get_f64("estimated_rows")?,
-                is_partition: r.get_bool("relispartition")?,
-                comment: r.get_str("description")?,
-            },
-            columns: Vec::new(),
-            constraints: Vec::new(),
-            indexes: Vec::new(),
+        let n = s.add_table(&Table {
+            schema: r.str_at(nspname)?,
+            name: r.str_at(relname)?,
+            kind: r.str_at(kind)?,
+            persistence: r.str_at(persistence)?,
+            owner: r.str_at(owner)?,
+            estimated_rows: r.f64_at(estimated_rows)?,
+            is_partition: r.bool_at(relispartition)?,
+            comment: r.str_at(desc)?,
         });
+        by_oid.insert(o, n);
     }
-    let owner = |oid: Option<i64>| oid.and_then(|o| by_oid.get(&o).copied());
+    let owner = |r: &super::client::Row<'_>, oid: usize| -> Result<Option<usize>, PgError> {
+        Ok(r.i64_at(oid)?.and_then(|o| by_oid.get(&o).copied()))
+    };
     for [columns, constraints, indexes] in &rows.details {
+        let c = |name: &str| columns.column_index(name);
+        let (oid, attname, attnum, data_type, nullable, default, identity, generated) = (
+            c("oid")?,
+            c("attname")?,
+            c("attnum")?,
+            c("data_type")?,
+            c("nullable")?,
+            c("default_value")?,
+            c("identity")?,
+            c("generated")?,
+        );
         for r in columns.iter() {
-            if let Some(b) = owner(r.get_i64("oid")?).and_then(|i| bundles.get_mut(i)) {
-                b.columns.push(Column {
-                    schema: b.table.schema,
-                    table: b.table.name,
-                    name: r.get_str("attname")?,
-                    position: r.get_i64("attnum")?,
-                    data_type: r.get_str("data_type")?,
-                    nullable: r.get_bool("nullable")?,
-                    default: r.get_str("default_value")?,
-                    identity: r.get_str("identity")?,
-                    generated: r.get_str("generated")?,
-                });
+            if let Some(n) = owner(&r, oid)? {
+                let (schema, table) = s.table_name(n);
+                let e = Column {
+                    schema,
+                    table,
+                    name: r.str_at(attname)?,
+                    position: r.i64_at(attnum)?,
+                    data_type: r.str_at(data_type)?,
+                    nullable: r.bool_at(nullable)?,
+                    default: r.str_at(default)?,
+                    identity: r.str_at(identity)?,
+                    generated: r.str_at(generated)?,
+                };
+                s.add(0, n, |o| e.write(o));
             }
         }
+        let c = |name: &str| constraints.column_index(name);
+        let (oid, conname, contype, definition) =
+            (c("oid")?, c("conname")?, c("contype")?, c("definition")?);
         for r in constraints.iter() {
-            if let Some(b) = owner(r.get_i64("oid")?).and_then(|i| bundles.get_mut(i)) {
-                b.constraints.push(Constraint {
-                    schema: b.table.schema,
-                    table: b.table.name,
-                    name: r.get_str("conname")?,
-                    kind: r.get_str("contype")?,
-                    definition: r.get_str("definition")?,
-                });
+            if let Some(n) = owner(&r, oid)? {
+                let (schema, table) = s.table_name(n);
+                let e = Constraint {
+                    schema,
+                    table,
+                    name: r.str_at(conname)?,
+                    kind: r.str_at(contype)?,
+                    definition: r.str_at(definition)?,
+                };
+                s.add(1, n, |o| e.write(o));
             }
         }
+        let c = |name: &str| indexes.column_index(name);
+        let (oid, relname, amname, unique, primary, valid, definition) = (
+            c("oid")?,
+            c("relname")?,
+            c("amname")?,
+            c("indisunique")?,
+            c("indisprimary")?,
+            c("indisvalid")?,
+            c("definition")?,
+        );
         for r in indexes.iter() {
-            if let Some(b) = owner(r.get_i64("oid")?).and_then(|i| bundles.get_mut(i)) {
-                b.indexes.push(Index {
-                    schema: b.table.schema,
-                    table: b.table.name,
-                    name: r.get_str("relname")?,
-                    method: r.get_str("amname")?,
-                    is_unique: r.get_bool("indisunique")?,
-                    is_primary: r.get_bool("indisprimary")?,
-                    is_valid: r.get_bool("indisvalid")?,
-                    definition: r.get_str("definition")?,
-                });
+            if let Some(n) = owner(&r, oid)? {
+                let (schema, table) = s.table_name(n);
+                let e = Index {
+                    schema,
+                    table,
+                    name: r.str_at(relname)?,
+                    method: r.str_at(amname)?,
+                    is_unique: r.bool_at(unique)?,
+                    is_primary: r.bool_at(primary)?,
+                    is_valid: r.bool_at(valid)?,
+                    definition: r.str_at(definition)?,
+                };
+                s.add(2, n, |o| e.write(o));
             }
         }
     }
-    Ok(bundles)
+    Ok(s)
 }
 
 /// Splits items of `sizes` bytes, in order, into consecutive groups of at most `limit`
@@ -200,8 +418,9 @@ pub fn pack(sizes: &[usize], limit: usize) -> Vec<usize> {
 fn read(c: &mut Session<'_>) -> Result<SchemaRows, PgError> {
     let tables = c.query(&sql::tables())?;
     let mut oids = Vec::with_capacity(tables.len());
+    let oid = tables.column_index("oid")?;
     for r in tables.iter() {
-        oids.extend(r.get_i64("oid")?);
+        oids.extend(r.i64_at(oid)?);
     }
     let mut details = Vec::new();
     for batch in oids.chunks(TABLES_PER_QUERY) {
@@ -214,50 +433,24 @@ fn read(c: &mut Session<'_>) -> Result<SchemaRows, PgError> {
     Ok(SchemaRows { tables, details })
 }
 
-/// One table's part of an element, serialized once: the JSON of its `tables[]` entry and
-/// the comma-separated entries it adds to `columns[]`, `constraints[]` and `indexes[]`.
-struct Fragments {
-    table: Vec<u8>,
-    lists: [Vec<u8>; 3],
-}
-
-impl Fragments {
-    fn new(b: &Bundle<'_>) -> Result<Fragments, EmitError> {
-        fn list<T: Serialize>(items: &[T]) -> Result<Vec<u8>, EmitError> {
-            let mut out = Vec::new();
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(JsonWriter(&mut out), item)
-                    .map_err(|_| EmitError::Serialize)?;
-            }
-            Ok(out)
+/// Appends the `ranges` of `json`, comma-separated.
+fn join(out: &mut Vec<u8>, json: &[u8], ranges: &[(usize, usize)], first: &mut bool) {
+    for &(start, end) in ranges {
+        if !*first {
+            out.push(b',');
         }
-        Ok(Fragments {
-            table: {
-                let mut t = Vec::new();
-                serde_json::to_writer(JsonWriter(&mut t), &b.table)
-                    .map_err(|_| EmitError::Serialize)?;
-                t
-            },
-            lists: [list(&b.columns)?, list(&b.constraints)?, list(&b.indexes)?],
-        })
-    }
-
-    /// Bytes it adds to an element (with the separating commas).
-    fn len(&self) -> usize {
-        self.table.len() + self.lists.iter().map(|l| l.len() + 1).sum::<usize>() + 1
+        *first = false;
+        out.extend_from_slice(json.get(start..end).unwrap_or_default());
     }
 }
 
-/// Emits `bundles` as elements that each respect the element size rule. Each table is
-/// serialized once; elements are assembled from those pieces.
+/// Emits `schema` as elements that each respect the element size rule. Each table is
+/// written once; elements are assembled from those pieces.
 fn emit(
     out: &mut Output<'_>,
     now: Now,
     database: &str,
-    bundles: &[Bundle<'_>],
+    schema: &Schema<'_>,
 ) -> Result<(), EmitError> {
     let head = |part: usize, parts: usize| -> Result<Vec<u8>, EmitError> {
         let mut h = Vec::with_capacity(ELEMENT_OVERHEAD);
@@ -268,40 +461,76 @@ fn emit(
         h.extend_from_slice(format!(",\"part\":{part},\"parts\":{parts}").as_bytes());
         Ok(h)
     };
-    let fragments = bundles
-        .iter()
-        .map(Fragments::new)
-        .collect::<Result<Vec<_>, _>>()?;
+    let tables = schema.names.len();
+    let (table_ranges, _) = schema.tables.by_table(tables);
+    let lists = schema.lists.each_ref().map(|l| l.by_table(tables));
+    // Bytes each table adds to an element: its entry, its (comma-separated) list entries,
+    // a comma after each list and after the entry.
+    let sizes: Vec<usize> = (0..tables)
+        .map(|t| {
+            let entry = table_ranges.get(t).map_or(0, |(s, e)| e - s);
+            let lists: usize = lists
+                .iter()
+                .map(|(ranges, first)| {
+                    let (a, b) = (
+                        first.get(t).copied().unwrap_or(0),
+                        first.get(t + 1).copied().unwrap_or(0),
+                    );
+                    let mine = ranges.get(a..b).unwrap_or_default();
+                    let bytes: usize = mine.iter().map(|(s, e)| e - s).sum();
+                    bytes + mine.len().saturating_sub(1) + 1
+                })
+                .sum();
+            entry + lists + 1
+        })
+        .collect();
     let limit = out
         .max_element()
         .saturating_sub(ELEMENT_OVERHEAD + database.len());
-    let sizes: Vec<usize> = fragments.iter().map(Fragments::len).collect();
     let ends = pack(&sizes, limit);
     let parts = ends.len().max(1);
     let mut start = 0;
     let mut result = Ok(());
     let mut json = Vec::new();
     for (i, &end) in ends.iter().chain(ends.is_empty().then_some(&0)).enumerate() {
-        let group = fragments.get(start..end).unwrap_or_default();
+        let (from, to) = (start, end);
         start = end;
         json.clear();
+        json.reserve(
+            sizes
+                .get(from..to)
+                .unwrap_or_default()
+                .iter()
+                .sum::<usize>()
+                + 256,
+        );
         json.extend_from_slice(&head(i + 1, parts)?);
         json.extend_from_slice(b",\"tables\":[");
-        for (k, f) in group.iter().enumerate() {
-            if k > 0 {
-                json.push(b',');
-            }
-            json.extend_from_slice(&f.table);
-        }
-        for (l, key) in ["columns", "constraints", "indexes"].iter().enumerate() {
+        let mut first = true;
+        join(
+            &mut json,
+            schema.tables.json.as_bytes(),
+            table_ranges.get(from..to).unwrap_or_default(),
+            &mut first,
+        );
+        for ((l, key), (ranges, firsts)) in ["columns", "constraints", "indexes"]
+            .iter()
+            .enumerate()
+            .zip(&lists)
+        {
             json.extend_from_slice(format!("],\"{key}\":[").as_bytes());
+            let (a, b) = (
+                firsts.get(from).copied().unwrap_or(0),
+                firsts.get(to).copied().unwrap_or(0),
+            );
             let mut first = true;
-            for f in group.iter().filter(|f| !f.lists[l].is_empty()) {
-                if !first {
-                    json.push(b',');
-                }
-                first = false;
-                json.extend_from_slice(&f.lists[l]);
+            if let Some(list) = schema.lists.get(l) {
+                join(
+                    &mut json,
+                    list.json.as_bytes(),
+                    ranges.get(a..b).unwrap_or_default(),
+                    &mut first,
+                );
             }
         }
         json.extend_from_slice(b"]}");
@@ -323,8 +552,8 @@ impl Collector for PgSchema {
             now,
             out,
             |c, _| read(c),
-            |out, database, rows| match bundles(&rows) {
-                Ok(b) => emit(out, now, database, &b),
+            |out, database, rows| match schema(&rows) {
+                Ok(s) => emit(out, now, database, &s),
                 Err(e) => {
                     out.error(&format!("pg_schema/{database}"), e);
                     Ok(())
@@ -350,10 +579,12 @@ mod tests {
         assert_eq!(pack(&[20], 10), vec![1]);
     }
 
-    fn bundle<'a>(name: &'a str, column_names: &'a [String]) -> Bundle<'a> {
-        let name = Some(name);
-        Bundle {
-            table: Table {
+    /// A schema of tables `names`, each with the columns `column_names`.
+    fn schema<'a>(names: &'a [String], column_names: &'a [String]) -> Schema<'a> {
+        let mut s = Schema::default();
+        for name in names {
+            let name = Some(name.as_str());
+            let t = s.add_table(&Table {
                 schema: Some("public"),
                 name,
                 kind: Some("table"),
@@ -362,11 +593,9 @@ mod tests {
                 estimated_rows: None,
                 is_partition: Some(false),
                 comment: None,
-            },
-            columns: column_names
-                .iter()
-                .enumerate()
-                .map(|(c, column)| Column {
+            });
+            for (c, column) in column_names.iter().enumerate() {
+                let e = Column {
                     schema: Some("public"),
                     table: name,
                     name: Some(column.as_str()),
@@ -376,11 +605,98 @@ mod tests {
                     default: None,
                     identity: None,
                     generated: None,
-                })
-                .collect(),
-            constraints: vec![],
-            indexes: vec![],
+                };
+                s.add(0, t, |o| e.write(o));
+            }
         }
+        s
+    }
+
+    fn written(f: impl FnOnce(&mut json::Buf)) -> String {
+        let mut o = json::Buf::default();
+        f(&mut o);
+        String::from_utf8(o.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn entries_are_written_as_serde_json_writes_them() {
+        for (text, n, b) in [
+            (Some("plain"), Some(20.0), Some(true)),
+            (Some("with \"quotes\"\n and é"), Some(-1.5e-7), Some(false)),
+            (None, None, None),
+        ] {
+            let t = Table {
+                schema: text,
+                name: text,
+                kind: text,
+                persistence: text,
+                owner: text,
+                estimated_rows: n,
+                is_partition: b,
+                comment: text,
+            };
+            assert_eq!(written(|o| t.write(o)), serde_json::to_string(&t).unwrap());
+            let c = Column {
+                schema: text,
+                table: text,
+                name: text,
+                position: n.map(|v| v as i64 - 7),
+                data_type: text,
+                nullable: b,
+                default: text,
+                identity: text,
+                generated: text,
+            };
+            assert_eq!(written(|o| c.write(o)), serde_json::to_string(&c).unwrap());
+            let k = Constraint {
+                schema: text,
+                table: text,
+                name: text,
+                kind: text,
+                definition: text,
+            };
+            assert_eq!(written(|o| k.write(o)), serde_json::to_string(&k).unwrap());
+            let i = Index {
+                schema: text,
+                table: text,
+                name: text,
+                method: text,
+                is_unique: b,
+                is_primary: b,
+                is_valid: b,
+                definition: text,
+            };
+            assert_eq!(written(|o| i.write(o)), serde_json::to_string(&i).unwrap());
+        }
+    }
+
+    #[test]
+    fn details_are_grouped_by_table_in_written_order() {
+        let mut s = Schema::default();
+        let names = ["a", "b", "c"].map(|n| n.to_string());
+        for n in &names {
+            s.add_table(&Table {
+                schema: None,
+                name: Some(n),
+                kind: None,
+                persistence: None,
+                owner: None,
+                estimated_rows: None,
+                is_partition: None,
+                comment: None,
+            });
+        }
+        // Entries of table 2, then 0, then 2 again: grouped by table, in written order.
+        for (t, text) in [(2, "x"), (0, "y"), (2, "z")] {
+            s.add(1, t, |o| o.put(text.as_bytes()));
+        }
+        let (ranges, first) = s.lists[1].by_table(3);
+        let texts: Vec<&[u8]> = ranges
+            .iter()
+            .map(|&(a, b)| &s.lists[1].json.as_bytes()[a..b])
+            .collect();
+        assert_eq!(texts, [&b"y"[..], b"x", b"z"]);
+        assert_eq!(first, [0, 1, 1, 3]);
     }
 
     #[test]
@@ -388,14 +704,14 @@ mod tests {
         let mut h = OutputHarness::new();
         let names: Vec<String> = (0..200).map(|i| format!("t{i}")).collect();
         let columns: Vec<String> = (0..20).map(|c| format!("column_{c}")).collect();
-        let bundles: Vec<Bundle<'_>> = names.iter().map(|n| bundle(n, &columns)).collect();
+        let schema = schema(&names, &columns);
         let now = Now {
             mono_ns: 0,
             wall: crate::util::WallTime::default(),
         };
         let mut out = h.output("pg_schema");
         out.max_element = 64 * 1024;
-        emit(&mut out, now, "app", &bundles).unwrap();
+        emit(&mut out, now, "app", &schema).unwrap();
         let n = out.emitted();
         assert!(n > 1, "{n} elements");
         let mut tables = 0;
@@ -424,7 +740,7 @@ mod tests {
             mono_ns: 0,
             wall: crate::util::WallTime::default(),
         };
-        emit(&mut h.output("pg_schema"), now, "app", &[]).unwrap();
+        emit(&mut h.output("pg_schema"), now, "app", &Schema::default()).unwrap();
         let v = h.single();
         assert_eq!(
             (v["part"].as_u64(), v["parts"].as_u64()),

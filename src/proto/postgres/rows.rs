@@ -44,6 +44,28 @@ impl Rows {
         })
     }
 
+    /// The position of column `name`, for the `*_at` getters of [`Row`] (hot loops resolve
+    /// their columns once per result instead of once per field).
+    pub fn column_index(&self, name: &str) -> Result<usize, PgError> {
+        self.columns
+            .iter()
+            .position(|c| c == name)
+            .ok_or_else(|| PgError::Decode {
+                column: name.to_string(),
+                value: String::new(),
+                expected: "a column of the result",
+            })
+    }
+
+    /// [`Rows::column_index`] of each of `names`.
+    pub fn column_indexes<const N: usize>(&self, names: [&str; N]) -> Result<[usize; N], PgError> {
+        let mut indexes = [0; N];
+        for (i, name) in indexes.iter_mut().zip(names) {
+            *i = self.column_index(name)?;
+        }
+        Ok(indexes)
+    }
+
     /// Bytes held (for callers that bound what they keep).
     pub fn data_bytes(&self) -> usize {
         self.data.len()
@@ -127,35 +149,64 @@ impl<'a> Row<'a> {
                 expected: "a column of the result",
             });
         };
-        let mut rest = self.body;
-        for i in 0..=index {
-            // The invariant of Rows makes these lookups succeed; a failure reads as NULL.
-            let Some((len, tail)) = split_len(rest) else {
-                return Ok(None);
-            };
-            let (field, tail) = match len {
-                None => (None, tail),
-                Some(n) => match (tail.get(..n), tail.get(n..)) {
-                    (Some(f), Some(t)) => (Some(f), t),
-                    _ => return Ok(None),
-                },
-            };
-            if i == index {
-                return Ok(field);
-            }
-            rest = tail;
-        }
-        Ok(None)
+        Ok(self.raw_at(index))
     }
 
-    /// NULL → `Ok(None)`; text that is not UTF-8 is a decode error.
-    pub fn get_str(&self, column: &str) -> Result<Option<&'a str>, PgError> {
-        match self.raw(column)? {
+    /// The raw text of the column at `index`; NULL (or no such column) → `None`.
+    fn raw_at(&self, index: usize) -> Option<&'a [u8]> {
+        let mut rest = self.body;
+        let mut i = 0;
+        // The invariant of Rows makes these lookups succeed; a failure reads as NULL.
+        loop {
+            let (len, tail) = split_len(rest)?;
+            let (field, tail) = match len {
+                None => (None, tail),
+                Some(n) => (Some(tail.get(..n)?), tail.get(n..)?),
+            };
+            if i == index {
+                return field;
+            }
+            rest = tail;
+            i += 1;
+        }
+    }
+
+    /// The name of the column at `index` (for errors).
+    fn name_at(&self, index: usize) -> &'a str {
+        self.columns.get(index).map_or("", String::as_str)
+    }
+
+    fn text(column: &str, raw: Option<&'a [u8]>) -> Result<Option<&'a str>, PgError> {
+        match raw {
             None => Ok(None),
             Some(b) => std::str::from_utf8(b)
                 .map(Some)
                 .map_err(|_| decode_error(column, &String::from_utf8_lossy(b), "utf-8 text")),
         }
+    }
+
+    fn parse_text<T>(
+        column: &str,
+        text: Option<&str>,
+        expected: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, PgError> {
+        match text {
+            None => Ok(None),
+            Some(s) => parse(s)
+                .map(Some)
+                .ok_or_else(|| decode_error(column, s, expected)),
+        }
+    }
+
+    /// NULL → `Ok(None)`; text that is not UTF-8 is a decode error.
+    pub fn get_str(&self, column: &str) -> Result<Option<&'a str>, PgError> {
+        Self::text(column, self.raw(column)?)
+    }
+
+    /// [`Row::get_str`] of the column at `index` (from [`Rows::column_index`]).
+    pub fn str_at(&self, index: usize) -> Result<Option<&'a str>, PgError> {
+        Self::text(self.name_at(index), self.raw_at(index))
     }
 
     fn parsed<T>(
@@ -164,16 +215,25 @@ impl<'a> Row<'a> {
         expected: &'static str,
         parse: impl FnOnce(&str) -> Option<T>,
     ) -> Result<Option<T>, PgError> {
-        match self.get_str(column)? {
-            None => Ok(None),
-            Some(s) => parse(s)
-                .map(Some)
-                .ok_or_else(|| decode_error(column, s, expected)),
-        }
+        Self::parse_text(column, self.get_str(column)?, expected, parse)
+    }
+
+    fn parsed_at<T>(
+        &self,
+        index: usize,
+        expected: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, PgError> {
+        Self::parse_text(self.name_at(index), self.str_at(index)?, expected, parse)
     }
 
     pub fn get_i64(&self, column: &str) -> Result<Option<i64>, PgError> {
-        self.parsed(column, "an integer", |s| s.parse().ok())
+        self.parsed(column, "an integer", parse_i64)
+    }
+
+    /// [`Row::get_i64`] of the column at `index`.
+    pub fn i64_at(&self, index: usize) -> Result<Option<i64>, PgError> {
+        self.parsed_at(index, "an integer", parse_i64)
     }
 
     /// Also accepts numeric text without a fraction ("123" from `sum(bigint)`).
@@ -183,23 +243,43 @@ impl<'a> Row<'a> {
 
     /// `NaN` and `±Infinity` are decode errors: no metric carries them.
     pub fn get_f64(&self, column: &str) -> Result<Option<f64>, PgError> {
-        self.parsed(column, "a finite number", |s| {
-            s.parse::<f64>().ok().filter(|v| v.is_finite())
-        })
+        self.parsed(column, "a finite number", parse_finite)
+    }
+
+    /// [`Row::get_f64`] of the column at `index`.
+    pub fn f64_at(&self, index: usize) -> Result<Option<f64>, PgError> {
+        self.parsed_at(index, "a finite number", parse_finite)
     }
 
     /// `t` / `f`.
     pub fn get_bool(&self, column: &str) -> Result<Option<bool>, PgError> {
-        self.parsed(column, "a boolean", |s| match s {
-            "t" => Some(true),
-            "f" => Some(false),
-            _ => None,
-        })
+        self.parsed(column, "a boolean", parse_bool)
+    }
+
+    /// [`Row::get_bool`] of the column at `index`.
+    pub fn bool_at(&self, index: usize) -> Result<Option<bool>, PgError> {
+        self.parsed_at(index, "a boolean", parse_bool)
     }
 
     /// `timestamptz` text in ISO style with a UTC offset → UTC wall time.
     pub fn get_timestamptz(&self, column: &str) -> Result<Option<WallTime>, PgError> {
         self.parsed(column, "a timestamp with time zone", parse_timestamptz)
+    }
+}
+
+fn parse_i64(s: &str) -> Option<i64> {
+    s.parse().ok()
+}
+
+fn parse_finite(s: &str) -> Option<f64> {
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "t" => Some(true),
+        "f" => Some(false),
+        _ => None,
     }
 }
 
@@ -378,5 +458,14 @@ mod tests {
         let e = row.get_bool("a").unwrap_err().to_string();
         assert!(e.contains("\"a\"") && e.contains("42"), "{e}");
         assert!(row.get_str("zz").is_err());
+        assert!(rows.column_index("zz").is_err());
+        let (a, b2) = (
+            rows.column_index("a").unwrap(),
+            rows.column_index("b").unwrap(),
+        );
+        assert_eq!(row.i64_at(a).unwrap(), Some(42));
+        assert_eq!(row.str_at(b2).unwrap(), None);
+        let e = row.bool_at(a).unwrap_err().to_string();
+        assert!(e.contains("\"a\"") && e.contains("42"), "{e}");
     }
 }
