@@ -187,8 +187,17 @@ fn listing(c: &Cluster) -> String {
         .flatten()
         .flatten()
     {
-        let len = e.metadata().map(|m| m.len()).unwrap_or(0);
-        out.push_str(&format!("{} {len}\n", e.file_name().to_string_lossy()));
+        use std::os::unix::fs::MetadataExt;
+        let (len, ino, mtime) = e
+            .metadata()
+            .map(|m| (m.len(), m.ino(), (m.mtime(), m.mtime_nsec())))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{} {len} bytes, inode {ino}, mtime {}.{:09}\n",
+            e.file_name().to_string_lossy(),
+            mtime.0,
+            mtime.1
+        ));
     }
     out
 }

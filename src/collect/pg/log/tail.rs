@@ -112,7 +112,11 @@ pub fn check(
 }
 
 /// Orders the files that came after a finished one: (mtime, name) ascending, keeping those
-/// not older than `after_mtime`; the current file, if listed, goes last.
+/// not older than `after_mtime`; the current file goes last only when it is not listed.
+///
+/// A listed current file keeps its mtime place: what the server calls current can be a
+/// collection old (it rotated meanwhile), and a newer file read before it would, once
+/// finished, leave it behind as older than what was finished (its entries lost).
 pub fn order_successors(
     mut files: Vec<((i64, i64), PathBuf)>,
     after_mtime: (i64, i64),
@@ -120,12 +124,10 @@ pub fn order_successors(
 ) -> Vec<PathBuf> {
     files.retain(|(m, _)| *m >= after_mtime);
     files.sort();
-    let mut out: Vec<PathBuf> = files
-        .into_iter()
-        .map(|(_, p)| p)
-        .filter(|p| Some(p.as_path()) != current)
-        .collect();
-    if let Some(c) = current {
+    let mut out: Vec<PathBuf> = files.into_iter().map(|(_, p)| p).collect();
+    if let Some(c) = current
+        && !out.iter().any(|p| p == c)
+    {
         out.push(c.to_path_buf());
     }
     out
@@ -806,7 +808,7 @@ mod tests {
     }
 
     #[test]
-    fn successors_in_mtime_order_current_last() {
+    fn successors_in_mtime_order_an_unlisted_current_last() {
         let p = |s: &str| PathBuf::from(s);
         let files = vec![
             ((30, 0), p("/l/c.log")),
@@ -817,6 +819,11 @@ mod tests {
         ];
         assert_eq!(
             order_successors(files.clone(), (20, 0), Some(Path::new("/l/cur.log"))),
+            vec![p("/l/a.log"), p("/l/b.log"), p("/l/c.log"), p("/l/cur.log")]
+        );
+        // A stale current (the server rotated since it was asked) keeps its mtime place.
+        assert_eq!(
+            order_successors(files.clone(), (20, 0), Some(Path::new("/l/b.log"))),
             vec![p("/l/a.log"), p("/l/b.log"), p("/l/c.log"), p("/l/cur.log")]
         );
         // The current file outside the directory still comes last.
