@@ -7,6 +7,7 @@
 //! - [`proto`]: the protocols spoken over sockets: PostgreSQL (pure session + blocking
 //!   driver), the TLS driver they share, and the pure pieces of the backend push: HTTP/1.1,
 //!   HS256 JWT and gzip;
+//! - [`agent_log`]: the agent's own log lines on stderr (not PostgreSQL's logs);
 //! - [`pglog`]: PostgreSQL server logs from bytes to entries (stderr, csvlog, jsonlog) and the
 //!   time zones that turn their timestamps to UTC; pure, fed by the `pg_log` collector;
 //! - [`push`]: the HTTPS sink, its connection, authentication, registration and config pull;
@@ -15,11 +16,11 @@
 //!   clocks and signals.
 #![deny(unsafe_code)]
 
+pub mod agent_log;
 pub mod app;
 pub mod cli;
 pub mod collect;
 pub mod config;
-pub mod log;
 pub mod pglog;
 pub mod pipeline;
 pub mod proto;

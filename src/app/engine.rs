@@ -3,9 +3,9 @@
 //! waiting of its own.
 
 use super::schedule::Grid;
+use crate::agent_log::{self, Repeated};
 use crate::collect::{self, Collector, Errors, Now, Output, health};
 use crate::config::{Config, PLUGIN_NAMES};
-use crate::log::{self, Repeated};
 use crate::pipeline::sink::{Round, Sink, SinkError};
 use crate::pipeline::{ElementBuffer, ElementMeta, HEALTH_SOURCE, Outcome, Stats};
 use crate::sys::signals::Signals;
@@ -131,7 +131,7 @@ impl Engine {
 
     fn add_slot(&mut self, name: &'static str, now: Now) {
         let Some(mut collector) = collect::build(name, &self.config, &mut self.shared) else {
-            log::debug(
+            agent_log::debug(
                 "main",
                 "no collector for this type in this build",
                 &[("type", name)],
@@ -221,7 +221,7 @@ impl Engine {
                     .get(&key)
                     .map_or(1, Repeated::count)
                     .to_string();
-                log::warn(plugin, &msg, &[("key", &key), ("failures", &n)]);
+                agent_log::warn(plugin, &msg, &[("key", &key), ("failures", &n)]);
             }
             self.errors.insert(key, msg);
         }
@@ -238,7 +238,7 @@ impl Engine {
             if let Some(mut r) = self.failing.remove(&key)
                 && r.succeeded()
             {
-                log::info(plugin, "recovered", &[("key", &key)]);
+                agent_log::info(plugin, "recovered", &[("key", &key)]);
             }
         }
     }
@@ -336,7 +336,7 @@ impl Engine {
     /// Applies a new, valid configuration between cycles.
     pub fn reload(&mut self, mut new: Config, now: Now) {
         if new.collector.state_dir != self.config.collector.state_dir {
-            log::warn(
+            agent_log::warn(
                 "config",
                 "state_dir cannot change without a restart; keeping the running one",
                 &[
@@ -393,6 +393,6 @@ impl Engine {
             }
         }
         self.identity = Identity::resolve(&self.config);
-        log::configure(self.config.logging.level, self.config.logging.format);
+        agent_log::configure(self.config.logging.level, self.config.logging.format);
     }
 }

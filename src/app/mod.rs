@@ -4,10 +4,10 @@ pub mod engine;
 pub mod runloop;
 pub mod schedule;
 
+use crate::agent_log;
 use crate::cli::{self, Command};
 use crate::collect::{self, Now};
 use crate::config::{self, Config};
-use crate::log;
 use crate::pipeline::sink::{Sink, SinkError, StdoutSink};
 use crate::push;
 use std::path::PathBuf;
@@ -46,7 +46,7 @@ fn load_config(flag: Option<&str>) -> Result<(Config, Option<PathBuf>), i32> {
     match config::load(&path, &env_var) {
         Ok(loaded) => {
             for w in &loaded.warnings {
-                log::warn("config", &w.to_string(), &[]);
+                agent_log::warn("config", &w.to_string(), &[]);
             }
             Ok((loaded.config, Some(path)))
         }
@@ -89,7 +89,7 @@ pub fn main(args: &[String]) -> i32 {
         return EXIT_OK;
     }
     // Messages before the config is read: text on a terminal, JSON otherwise.
-    log::configure(crate::config::LogLevel::Info, None);
+    agent_log::configure(crate::config::LogLevel::Info, None);
     match cli.command {
         None => {
             eprintln!(
@@ -110,7 +110,7 @@ fn once(o: &cli::Once) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    log::configure(config.logging.level, config.logging.format);
+    agent_log::configure(config.logging.level, config.logging.format);
     let only: Option<Vec<&str>> = o.only.as_deref().map(|s| {
         s.split(',')
             .map(str::trim)
@@ -220,7 +220,7 @@ fn run(r: &cli::Run) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    log::configure(config.logging.level, config.logging.format);
+    agent_log::configure(config.logging.level, config.logging.format);
     // The last pulled document is re-applied at start (protocol.md §5).
     let mut applied_version = None;
     if let Some(p) = &path
@@ -228,7 +228,7 @@ fn run(r: &cli::Run) -> i32 {
     {
         config = overlaid;
         applied_version = version;
-        log::configure(config.logging.level, config.logging.format);
+        agent_log::configure(config.logging.level, config.logging.format);
     }
     let mut opts = runloop::RunOptions {
         config_path: path,
@@ -280,7 +280,7 @@ fn run(r: &cli::Run) -> i32 {
     match runloop::run(config, opts, &signals, sink) {
         runloop::Exit::Done => EXIT_OK,
         runloop::Exit::Failed(msg) => {
-            log::error("main", &msg, &[]);
+            agent_log::error("main", &msg, &[]);
             EXIT_FAILURE
         }
     }
@@ -292,7 +292,7 @@ fn register(r: &cli::Register) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    log::configure(config.logging.level, config.logging.format);
+    agent_log::configure(config.logging.level, config.logging.format);
     let state_dir = &config.collector.state_dir;
     let id_path = state_dir.join("collector.id");
     if !r.force && id_path.exists() {

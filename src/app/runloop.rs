@@ -10,9 +10,9 @@
 
 use super::engine::Engine;
 use super::schedule::Grid;
+use crate::agent_log;
 use crate::collect::Now;
 use crate::config::{self, Config};
-use crate::log;
 use crate::pipeline::sink::{Sink, SinkError};
 use crate::push::pull::{self, PullResult};
 use crate::sys::signals::{self, Signal, Signals};
@@ -46,7 +46,7 @@ struct Schedules {
     applied_doc: Option<pull::Pulled>,
     /// The document last rejected: warned about once, not at every pull.
     rejected_doc: Option<pull::Pulled>,
-    pull_failing: log::Repeated,
+    pull_failing: agent_log::Repeated,
 }
 
 /// The last push after SIGTERM ends within this.
@@ -79,9 +79,9 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
         applied: opts.applied_version,
         applied_doc: None,
         rejected_doc: None,
-        pull_failing: log::Repeated::default(),
+        pull_failing: agent_log::Repeated::default(),
     };
-    log::info(
+    agent_log::info(
         "main",
         "started",
         &[
@@ -131,7 +131,7 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
                     if signals.stop_requested() {
                         // Interrupted by SIGTERM: the signal branch below makes the last push.
                     } else {
-                        log::error("push", &msg, &[]);
+                        agent_log::error("push", &msg, &[]);
                         if opts.once {
                             return Exit::Failed(msg);
                         }
@@ -180,14 +180,14 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
                 }
                 Signal::Usr1 => {
                     let health = engine.health_json(Now::read());
-                    log::info(
+                    agent_log::info(
                         "main",
                         "health",
                         &[("health", &String::from_utf8_lossy(&health))],
                     );
                 }
                 Signal::Term | Signal::Int => {
-                    log::info(
+                    agent_log::info(
                         "main",
                         "stopping: last push",
                         &[("signal", &format!("{signal:?}"))],
@@ -198,7 +198,11 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
                     return match engine.push(sink, now) {
                         Ok(()) | Err(SinkError::Closed) => Exit::Done,
                         Err(SinkError::Failed(msg) | SinkError::Retry(msg)) => {
-                            log::error("push", &format!("last push not delivered: {msg}"), &[]);
+                            agent_log::error(
+                                "push",
+                                &format!("last push not delivered: {msg}"),
+                                &[],
+                            );
                             Exit::Done
                         }
                     };
@@ -259,21 +263,21 @@ fn pull_config(
     let (version, pulled) = match result {
         PullResult::Nothing => {
             if sched.pull_failing.succeeded() {
-                log::info("config", "config pull works again", &[]);
+                agent_log::info("config", "config pull works again", &[]);
             }
             return;
         }
         PullResult::Failed(msg) => {
             if sched.pull_failing.failed() {
                 let n = sched.pull_failing.count().to_string();
-                log::warn("config", &msg, &[("failures", &n)]);
+                agent_log::warn("config", &msg, &[("failures", &n)]);
             }
             return;
         }
         PullResult::New { version, pulled } => (version, pulled),
     };
     if sched.pull_failing.succeeded() {
-        log::info("config", "config pull works again", &[]);
+        agent_log::info("config", "config pull works again", &[]);
     }
     if (sched.applied_doc.as_ref() == Some(&pulled) && version == sched.applied)
         || sched.rejected_doc.as_ref() == Some(&pulled)
@@ -282,7 +286,7 @@ fn pull_config(
     }
     let v = version.map_or_else(|| "none".to_string(), |v| v.to_string());
     for key in &pulled.ignored {
-        log::warn(
+        agent_log::warn(
             "config",
             "the pulled config sets a key the backend may not change; ignored",
             &[("key", key), ("version", &v)],
@@ -296,7 +300,7 @@ fn pull_config(
             if let Err(e) =
                 crate::push::write_private(&remote, pull::remote_file(version, &pulled).as_bytes())
             {
-                log::warn(
+                agent_log::warn(
                     "config",
                     &format!("cannot keep the pulled config: {e}"),
                     &[("file", &remote.display().to_string())],
@@ -306,14 +310,14 @@ fn pull_config(
             sched.applied_doc = Some(pulled.clone());
             sched.rejected_doc = None;
             apply(engine, sink, opts, sched, config);
-            log::info(
+            agent_log::info(
                 "config",
                 "pulled config applied",
                 &[("version", &v), ("keys", &pulled.keys.len().to_string())],
             );
         }
         Err(e) => {
-            log::warn(
+            agent_log::warn(
                 "config",
                 &format!("pulled config rejected whole, running configuration kept: {e}"),
                 &[("version", &v)],
@@ -327,7 +331,7 @@ fn pull_config(
 /// running config. TLS identity and CA files are re-read even when nothing else changed.
 fn reload(engine: &mut Engine, sink: &mut dyn Sink, opts: &RunOptions, sched: &mut Schedules) {
     let Some(path) = &opts.config_path else {
-        log::warn(
+        agent_log::warn(
             "config",
             "SIGHUP: running on built-in defaults, no config file to reload",
             &[],
@@ -339,7 +343,7 @@ fn reload(engine: &mut Engine, sink: &mut dyn Sink, opts: &RunOptions, sched: &m
     match config::load(path, &env) {
         Ok(loaded) => {
             for w in &loaded.warnings {
-                log::warn("config", &w.to_string(), &[]);
+                agent_log::warn("config", &w.to_string(), &[]);
             }
             let mut config = loaded.config;
             if let Some((overlaid, version, _)) = pull::remote_overlay(path, &config, &env) {
@@ -347,7 +351,7 @@ fn reload(engine: &mut Engine, sink: &mut dyn Sink, opts: &RunOptions, sched: &m
                 sched.applied = version;
             }
             apply(engine, sink, opts, sched, config);
-            log::info(
+            agent_log::info(
                 "config",
                 "reloaded",
                 &[("file", &path.display().to_string())],
@@ -355,16 +359,16 @@ fn reload(engine: &mut Engine, sink: &mut dyn Sink, opts: &RunOptions, sched: &m
         }
         Err(config::LoadError::Invalid(diagnostics)) => {
             for d in &diagnostics {
-                log::error("config", &d.to_string(), &[]);
+                agent_log::error("config", &d.to_string(), &[]);
             }
-            log::error(
+            agent_log::error(
                 "config",
                 "reload rejected: the running configuration is kept; fix the file and send SIGHUP again",
                 &[("file", &path.display().to_string())],
             );
         }
         Err(e) => {
-            log::error(
+            agent_log::error(
                 "config",
                 &format!("reload rejected, running configuration kept: {e}"),
                 &[],

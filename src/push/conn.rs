@@ -6,8 +6,8 @@
 //! Not here: what the requests mean (auth, push, pull, registration) nor HTTP parsing
 //! (`proto::http`, pure).
 
+use crate::agent_log;
 use crate::config::Config;
-use crate::log;
 use crate::proto::http::{self, Response, ResponseParser};
 use crate::proto::tls::{self, TlsStream, Verify};
 use crate::proto::{IoError, Stream, connect_fd};
@@ -117,7 +117,7 @@ impl ConnSettings {
         let endpoint = Endpoint::parse(url)?;
         let tls = if endpoint.https {
             let verify = if !config.tls.verify {
-                log::warn(
+                agent_log::warn(
                     "push",
                     "[tls] verify = false: the backend's certificate is not checked; use only in a lab",
                     &[("host", &endpoint.authority())],

@@ -7,8 +7,8 @@
 //! The HTTP call is [`pull`]; the loop applies the result between cycles.
 
 use super::conn::{ConnError, Request, Transport};
+use crate::agent_log;
 use crate::config::{self, Config, Env, PLUGIN_NAMES};
-use crate::log;
 use std::path::Path;
 use std::time::Instant;
 
@@ -196,7 +196,7 @@ pub fn remote_overlay(
     match result {
         Ok(r) => Some(r),
         Err(e) => {
-            log::warn(
+            agent_log::warn(
                 "config",
                 &format!("the last pulled config is not applied: {e}"),
                 &[("file", &remote.display().to_string())],

@@ -18,8 +18,8 @@ use super::auth::{self, Auth, Prepared, Token};
 use super::backoff::Backoff;
 use super::conn::{ConnError, Request, Transport};
 use super::pull::{self, PullResult};
+use crate::agent_log::{self, Repeated};
 use crate::config::{Compression, Config};
-use crate::log::{self, Repeated};
 use crate::pipeline::envelope::{self, FRAME_BYTES, Header};
 use crate::pipeline::sink::{Round, Sink, SinkError};
 use crate::pipeline::{DropReason, ElementBuffer, ElementMeta, Outcome, Stats};
@@ -277,7 +277,7 @@ impl<T: Transport> HttpsSink<T> {
                         && self.refresh_failing.failed()
                     {
                         let n = self.refresh_failing.count().to_string();
-                        log::warn("push", msg, &[("failures", &n)]);
+                        agent_log::warn("push", msg, &[("failures", &n)]);
                     }
                 }
                 Ok(())
@@ -315,7 +315,7 @@ impl<T: Transport> HttpsSink<T> {
                 ..
             }) => {
                 if auth::registration_secret(&self.config).is_some() {
-                    log::warn("push", &msg, &[("action", "registering again")]);
+                    agent_log::warn("push", &msg, &[("action", "registering again")]);
                     self.reregister(round)
                 } else {
                     Err(Sent::Retry {
@@ -363,7 +363,7 @@ impl<T: Transport> HttpsSink<T> {
         let token = Token::parse(&token).map_err(|e| retry_msg(&format!("token refresh: {e}")))?;
         self.auth.store(token).map_err(|e| retry_msg(&e))?;
         self.refresh_failing.succeeded();
-        log::info("push", "token refreshed", &[]);
+        agent_log::info("push", "token refreshed", &[]);
         Ok(())
     }
 
@@ -391,9 +391,9 @@ impl<T: Transport> HttpsSink<T> {
             Token::parse(&reg.token).map_err(|e| retry_msg(&format!("registration: {e}")))?;
         self.auth.store(token).map_err(|e| retry_msg(&e))?;
         if let Err(e) = self.transport.reconfigure(&self.config) {
-            log::warn("push", &e, &[]);
+            agent_log::warn("push", &e, &[]);
         }
-        log::warn(
+        agent_log::warn(
             "push",
             "registered again: the backend knows this collector under a new id",
             &[("collector_id", &reg.collector_id)],
@@ -419,7 +419,7 @@ impl<T: Transport> HttpsSink<T> {
             let delay_s = format!("{:.1}", delay as f64 / 1e9);
             let failures = self.failing.count().to_string();
             let status_s = status.map_or_else(|| "-".to_string(), |s| s.to_string());
-            log::error(
+            agent_log::error(
                 "push",
                 msg,
                 &[
@@ -533,14 +533,14 @@ impl<T: Transport> Sink for HttpsSink<T> {
                     self.backoff.reset();
                     self.retry_at = None;
                     if self.failing.succeeded() {
-                        log::info("push", "backend reachable again: pushes delivered", &[]);
+                        agent_log::info("push", "backend reachable again: pushes delivered", &[]);
                     }
                 }
                 Sent::Rejected(details) => {
                     stats.last_push_status = Some(400);
                     stats.batches_rejected += 1;
                     if let Some(b) = self.pending.pop_front() {
-                        log::error(
+                        agent_log::error(
                             "push",
                             "the backend rejected a batch (400); it is dropped, not resent",
                             &[
@@ -558,7 +558,7 @@ impl<T: Transport> Sink for HttpsSink<T> {
                     stats.last_push_status = Some(413);
                     if let Some(b) = self.pending.pop_front() {
                         if b.metas.len() > 1 {
-                            log::warn(
+                            agent_log::warn(
                                 "push",
                                 "batch too large for the backend (413): split in two",
                                 &[("elements", &b.metas.len().to_string())],
@@ -568,7 +568,7 @@ impl<T: Transport> Sink for HttpsSink<T> {
                             self.pending.push_front(first);
                         } else {
                             for m in b.metas {
-                                log::error(
+                                agent_log::error(
                                     "push",
                                     "a single metric is too large for the backend (413): dropped",
                                     &[("bytes", &b.json.len().to_string())],
@@ -623,7 +623,7 @@ impl<T: Transport> Sink for HttpsSink<T> {
                 }
                 self.auth = a;
             }
-            Err(e) => log::error("push", &format!("[auth] not reloaded: {e}"), &[]),
+            Err(e) => agent_log::error("push", &format!("[auth] not reloaded: {e}"), &[]),
         }
         self.backoff.set_bounds(
             ns(config.backend.retry_initial),
@@ -631,7 +631,7 @@ impl<T: Transport> Sink for HttpsSink<T> {
         );
         self.config = config.clone();
         if let Err(e) = self.transport.reconfigure(config) {
-            log::error("push", &format!("TLS settings not reloaded: {e}"), &[]);
+            agent_log::error("push", &format!("TLS settings not reloaded: {e}"), &[]);
         }
     }
 

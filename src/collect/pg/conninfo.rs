@@ -241,7 +241,7 @@ impl Resolver {
         };
         if let Some(problem) = problem {
             if !self.warned.replace(true) {
-                crate::log::warn(
+                crate::agent_log::warn(
                     "pg",
                     &format!("password file {} {problem}", path.display()),
                     &[("file", &path.display().to_string())],

@@ -19,9 +19,9 @@ use super::client::{PgError, Row};
 use super::pool::SharedPool;
 use super::sql::{self, ExtVersion, PgssColumns};
 use super::{Session, each_database};
+use crate::agent_log;
 use crate::collect::{CollectError, Collector, Now, Output};
 use crate::config;
-use crate::log;
 use crate::util::Rfc3339;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -294,7 +294,7 @@ impl Collector for PgQueryStats {
                 let (queries, error) = match read {
                     Read::Queries(q) => {
                         if unavailable.remove(database).is_some() {
-                            log::info(
+                            agent_log::info(
                                 "pg",
                                 "pg_stat_statements is readable again",
                                 &[("database", database)],
@@ -304,7 +304,7 @@ impl Collector for PgQueryStats {
                     }
                     Read::Unavailable(why) => {
                         if unavailable.get(database) != Some(&why) {
-                            log::warn("pg", &why, &[("database", database)]);
+                            agent_log::warn("pg", &why, &[("database", database)]);
                             unavailable.insert(database.to_string(), why.clone());
                         }
                         (Vec::new(), Some(why))

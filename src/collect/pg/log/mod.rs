@@ -541,7 +541,7 @@ impl Collector for PgLog {
         let report = result.map_err(CollectError)?;
         if self.mode == Mode::Run {
             for e in &report.events {
-                crate::log::info("pg_log", e, &[]);
+                crate::agent_log::info("pg_log", e, &[]);
             }
         }
         if let Some(lost) = report.stored_lost {
@@ -566,7 +566,7 @@ impl Collector for PgLog {
 impl Drop for PgLog {
     fn drop(&mut self) {
         if let Err(e) = self.save() {
-            crate::log::warn("pg_log", &e, &[]);
+            crate::agent_log::warn("pg_log", &e, &[]);
         }
     }
 }
