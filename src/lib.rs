@@ -11,6 +11,7 @@
 //! - [`pglog`]: PostgreSQL server logs from bytes to entries (stderr, csvlog, jsonlog) and the
 //!   time zones that turn their timestamps to UTC; pure, fed by the `pg_log` collector;
 //! - [`push`]: the HTTPS sink, its connection, authentication, registration and config pull;
+//! - [`state`]: the state directory, every file the collector keeps between runs;
 //! - [`config`]: the TOML file, validated whole, and its model;
 //! - [`sys`]: the system layer: /proc parsers (pure), the fixed-buffer file reader, statfs,
 //!   clocks and signals.
@@ -25,5 +26,6 @@ pub mod pglog;
 pub mod pipeline;
 pub mod proto;
 pub mod push;
+pub mod state;
 pub mod sys;
 pub mod util;

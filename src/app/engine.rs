@@ -8,6 +8,7 @@ use crate::collect::{self, Collector, Errors, Now, Output, health};
 use crate::config::{Config, PLUGIN_NAMES};
 use crate::pipeline::sink::{Round, Sink, SinkError};
 use crate::pipeline::{ElementBuffer, ElementMeta, HEALTH_SOURCE, Outcome, Stats};
+use crate::state::StateDir;
 use crate::sys::signals::Signals;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,10 +24,7 @@ impl Identity {
     /// `collector_id`: the registered id in the state directory, else `[collector] id`, else
     /// `"unregistered"`; `hostname`: `[collector] hostname`, else the kernel's node name.
     pub fn resolve(config: &Config) -> Identity {
-        let registered = std::fs::read_to_string(config.collector.state_dir.join("collector.id"))
-            .ok()
-            .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
-            .filter(|s| !s.is_empty());
+        let registered = StateDir::new(&config.collector.state_dir).collector_id();
         let collector_id = registered
             .or_else(|| config.collector.id.clone())
             .unwrap_or_else(|| "unregistered".to_string());

@@ -294,7 +294,7 @@ fn register(r: &cli::Register) -> i32 {
     };
     agent_log::configure(config.logging.level, config.logging.format);
     let state_dir = &config.collector.state_dir;
-    let id_path = state_dir.join("collector.id");
+    let id_path = state_dir.join(crate::state::COLLECTOR_ID);
     if !r.force && id_path.exists() {
         eprintln!(
             "register: {} exists: this host is already registered; pass --force to register a new collector (the backend creates a new one each time)",

@@ -15,6 +15,7 @@ use crate::collect::Now;
 use crate::config::{self, Config};
 use crate::pipeline::sink::{Sink, SinkError};
 use crate::push::pull::{self, PullResult};
+use crate::state::{self, StateDir};
 use crate::sys::signals::{self, Signal, Signals};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -296,10 +297,12 @@ fn pull_config(
     match pull::apply(path, &pulled, &env) {
         Ok(mut config) => {
             config.collector.state_dir = engine.config.collector.state_dir.clone();
-            let remote = engine.config.collector.state_dir.join(pull::REMOTE_FILE);
-            if let Err(e) =
-                crate::push::write_private(&remote, pull::remote_file(version, &pulled).as_bytes())
-            {
+            let state = StateDir::new(&engine.config.collector.state_dir);
+            let remote = state.file(state::REMOTE_CONFIG);
+            if let Err(e) = state.write(
+                state::REMOTE_CONFIG,
+                pull::remote_file(version, &pulled).as_bytes(),
+            ) {
                 agent_log::warn(
                     "config",
                     &format!("cannot keep the pulled config: {e}"),

@@ -182,7 +182,7 @@ impl Auth {
     /// Token mode: persists a new token atomically, then uses it.
     pub fn store(&mut self, new: Token) -> Result<(), String> {
         if let Auth::Backend { file, token } = self {
-            super::write_private(file, format!("{}\n", new.as_str()).as_bytes())
+            crate::state::write_private(file, format!("{}\n", new.as_str()).as_bytes())
                 .map_err(|e| format!("cannot store the new token in {}: {e}", file.display()))?;
             *token = Some(new);
         }
@@ -209,7 +209,7 @@ pub fn token_path(config: &Config) -> PathBuf {
         .auth
         .token_file
         .clone()
-        .unwrap_or_else(|| config.collector.state_dir.join("collector.token"))
+        .unwrap_or_else(|| config.collector.state_dir.join(crate::state::TOKEN))
 }
 
 /// The claims of protocol.md §3, shared-secret mode.

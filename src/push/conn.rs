@@ -16,7 +16,7 @@ use rustix::net::AddressFamily;
 use rustls::ClientConfig;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::Path;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -154,8 +154,11 @@ pub fn identity_files(config: &Config) -> Option<(std::path::PathBuf, std::path:
     match (&config.tls.cert_file, &config.tls.key_file) {
         (Some(c), Some(k)) => Some((c.clone(), k.clone())),
         _ => {
-            let dir: &Path = &config.collector.state_dir;
-            let (c, k) = (dir.join("collector.crt"), dir.join("collector.key"));
+            let state = crate::state::StateDir::new(&config.collector.state_dir);
+            let (c, k) = (
+                state.file(crate::state::CERT),
+                state.file(crate::state::KEY),
+            );
             (c.exists() && k.exists()).then_some((c, k))
         }
     }

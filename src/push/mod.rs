@@ -16,8 +16,6 @@ pub mod pull;
 pub mod register;
 pub mod sink;
 
-pub use crate::sys::file::write_private;
-
 /// The one-line `message`/`details` of a backend error body `{"code","message","details"}`,
 /// else the start of the body.
 pub fn error_text(body: &[u8]) -> String {

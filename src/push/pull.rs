@@ -12,9 +12,6 @@ use crate::config::{self, Config, Env, PLUGIN_NAMES};
 use std::path::Path;
 use std::time::Instant;
 
-/// Name of the persisted document in the state directory.
-pub const REMOTE_FILE: &str = "remote-config.toml";
-
 const COLLECTOR_KEYS: [&str; 3] = ["interval", "push_interval", "config_pull_interval"];
 const PLUGIN_KEYS: [&str; 12] = [
     "enabled",
@@ -186,7 +183,7 @@ pub fn remote_overlay(
     base: &Config,
     env: Env,
 ) -> Option<(Config, Option<i64>, Pulled)> {
-    let remote = base.collector.state_dir.join(REMOTE_FILE);
+    let remote = base.collector.state_dir.join(crate::state::REMOTE_CONFIG);
     let text = std::fs::read_to_string(&remote).ok()?;
     let result = read_remote_file(&text).and_then(|(v, p)| {
         let mut c = apply(path, &p, env)?;

@@ -4,6 +4,7 @@
 
 use super::conn::{Request, Transport};
 use super::sink::ConnOr;
+use crate::state::{self, StateDir};
 use std::path::Path;
 use std::time::Instant;
 
@@ -86,7 +87,8 @@ pub fn register<T: Transport>(
 /// Writes collector.id, collector.token, collector.crt and collector.key (each atomic, 0600).
 /// Without `force`, an existing collector.id is left alone and an error returned.
 pub fn persist(state_dir: &Path, reg: &Registration, force: bool) -> Result<(), String> {
-    let id_path = state_dir.join("collector.id");
+    let state = StateDir::new(state_dir);
+    let id_path = state.file(state::COLLECTOR_ID);
     if !force && id_path.exists() {
         return Err(format!(
             "{} exists: this host is already registered; pass --force to register a new collector",
@@ -94,19 +96,20 @@ pub fn persist(state_dir: &Path, reg: &Registration, force: bool) -> Result<(), 
         ));
     }
     let write = |name: &str, text: &str| {
-        let p = state_dir.join(name);
         let mut bytes = text.as_bytes().to_vec();
         if !bytes.ends_with(b"\n") {
             bytes.push(b'\n');
         }
-        super::write_private(&p, &bytes).map_err(|e| format!("cannot write {}: {e}", p.display()))
+        state
+            .write(name, &bytes)
+            .map_err(|e| format!("cannot write {}: {e}", state.file(name).display()))
     };
     if let (Some(c), Some(k)) = (&reg.certificate, &reg.private_key) {
-        write("collector.crt", c)?;
-        write("collector.key", k)?;
+        write(state::CERT, c)?;
+        write(state::KEY, k)?;
     }
-    write("collector.token", &reg.token)?;
-    write("collector.id", &reg.collector_id)?;
+    write(state::TOKEN, &reg.token)?;
+    write(state::COLLECTOR_ID, &reg.collector_id)?;
     Ok(())
 }
 

@@ -43,7 +43,7 @@ use tail::{FileRef, Position, Start, Tail};
 pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
 
 /// Name of the offsets file in the state directory.
-pub const OFFSETS_FILE: &str = "pg_log.offsets";
+pub use crate::state::PG_LOG_OFFSETS as OFFSETS_FILE;
 
 /// Bits of a tag that number elements; the bits above identify this collector instance.
 const SEQ_BITS: u32 = 40;
@@ -369,7 +369,7 @@ impl PgLog {
         if self.saved.as_deref() == Some(text.as_str()) {
             return Ok(());
         }
-        crate::sys::file::write_private(&self.offsets_path, text.as_bytes())
+        crate::state::write_private(&self.offsets_path, text.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", self.offsets_path.display()))?;
         self.saved = Some(text);
         Ok(())
