@@ -143,7 +143,8 @@ fn push_rounds(
     let certs = backend.certs.write(dir);
     let token = backend.issue_token("bench", "bench-host");
     let mut config = Config::default();
-    config.backend.url = Some(backend.url.clone());
+    config.backend.url =
+        Some(pganalytics_collector::config::BackendUrl::parse(&backend.url).unwrap());
     config.tls.ca_file = Some(certs.ca.clone());
     config.collector.state_dir = dir.to_path_buf();
     let mut conn = Conn::new(ConnSettings::from_config(&config).unwrap(), None);

@@ -471,6 +471,35 @@ fn compression_none_sends_plain_json() {
     delivered_once(&b);
 }
 
+/// RFC 3986: the scheme is case-insensitive. One parser at load serves `check-config` and
+/// `run` alike, so what `check-config` accepts, `run` dials.
+#[test]
+fn an_upper_case_scheme_works_in_check_config_and_run_alike() {
+    let b = Backend::start(Options::default());
+    let dir = TempDir::new("scheme");
+    provision(&dir, &b);
+    let url = b.url.replacen("https://", "HTTPS://", 1);
+    assert_ne!(url, b.url);
+    let cfg = Cfg::new(&dir, &b)
+        .set("backend", "url", &format!("{url:?}"))
+        .write(&dir);
+    let check = cmd()
+        .args(["check-config", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains(&url));
+    let (code, log) = run_once(&cfg);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!b.batches().is_empty(), "{log}");
+}
+
 #[test]
 fn outage_backs_off_with_jitter_then_delivers_everything_once() {
     let b = Backend::start(Options::default());

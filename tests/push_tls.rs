@@ -1,8 +1,9 @@
 //! The push connection against minimal in-process servers: a rustls server (TLS 1.3, TLS
 //! 1.2 only, client certificate required) and a plaintext loopback backend for `run --once`.
 
+use pganalytics_collector::config::BackendUrl;
 use pganalytics_collector::proto::tls;
-use pganalytics_collector::push::conn::{Conn, ConnError, ConnSettings, Endpoint, Request};
+use pganalytics_collector::push::conn::{Conn, ConnError, ConnSettings, Request};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -163,7 +164,7 @@ fn settings(p: &Pki, dir: &std::path::Path, port: u16, identity: bool) -> ConnSe
     )
     .unwrap();
     ConnSettings {
-        endpoint: Endpoint::parse(&format!("https://localhost:{port}")).unwrap(),
+        endpoint: BackendUrl::parse(&format!("https://localhost:{port}")).unwrap(),
         connect_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
         tls: Some(config),

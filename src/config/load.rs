@@ -22,8 +22,8 @@
 //! - `min_level` is case-insensitive; `DEBUG` means `DEBUG2`, as in PostgreSQL's own settings.
 //! - PG* environment variables fill `[postgres]` keys the file leaves out.
 
+use super::BackendUrl;
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -656,83 +656,6 @@ fn databases(ctx: &mut Ctx, section: &Section, key: &'static str) -> Option<Opti
     Some(Some(Databases::List(unique)))
 }
 
-/// The parts of a backend URL the rules need.
-#[derive(Debug, PartialEq, Eq)]
-struct BackendUrl<'a> {
-    https: bool,
-    host: &'a str,
-}
-
-/// Checks `[backend] url`: `http://` or `https://`, a host, an optional port, an optional
-/// path prefix; no user information, query or fragment.
-fn parse_url(url: &str) -> Result<BackendUrl<'_>, &'static str> {
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    let (https, rest) = if lower.starts_with("https://") {
-        (true, &url[8..])
-    } else if lower.starts_with("http://") {
-        (false, &url[7..])
-    } else {
-        return Err("must start with https:// or http://");
-    };
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("must not contain spaces or control characters");
-    }
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    if tail.contains(['?', '#']) {
-        return Err("must not have a query or fragment");
-    }
-    if authority.contains('@') {
-        return Err("must not contain user information (user:password@)");
-    }
-    let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
-        let Some((host, after)) = inner.split_once(']') else {
-            return Err("has an unclosed [ in its host");
-        };
-        if host.parse::<Ipv6Addr>().is_err() {
-            return Err("has an invalid IPv6 address");
-        }
-        let port = match after {
-            "" => None,
-            p => match p.strip_prefix(':') {
-                Some(p) => Some(p),
-                None => return Err("has text after its IPv6 address"),
-            },
-        };
-        (host, port)
-    } else {
-        match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("has no host");
-    }
-    if !authority.starts_with('[')
-        && !host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-    {
-        return Err("has an invalid host name");
-    }
-    if let Some(p) = port {
-        let ok = !p.is_empty() && p.chars().all(|c| c.is_ascii_digit());
-        if !ok || !matches!(p.parse::<u16>(), Ok(1..)) {
-            return Err("has an invalid port (1..65535)");
-        }
-    }
-    Ok(BackendUrl { https, host })
-}
-
-/// 127.0.0.0/8, ::1 and `localhost`, the hosts plain `http://` may reach (protocol.md §1).
-fn is_loopback(host: &str) -> bool {
-    let host = host.strip_suffix('.').unwrap_or(host);
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
-        || host.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback())
-}
-
 /// Pure: no file system access. Parses and validates `text` (shown as `file` in
 /// diagnostics); PG* env vars fill `[postgres]` keys the file leaves out. Returns every error
 /// at once (sorted by position).
@@ -892,9 +815,9 @@ fn read_backend(ctx: &mut Ctx, root: &toml_edit::Table, b: &mut Backend) {
         if url.is_empty() {
             b.url = None;
         } else {
-            match parse_url(&url) {
+            match BackendUrl::parse(&url) {
                 Err(why) => f.error(ctx, why),
-                Ok(u) if !u.https && !is_loopback(u.host) => {
+                Ok(u) if !u.https && !u.is_loopback() => {
                     if b.allow_insecure_http {
                         ctx.warn(
                             f.at,
@@ -909,9 +832,9 @@ fn read_backend(ctx: &mut Ctx, root: &toml_edit::Table, b: &mut Backend) {
                              or set allow_insecure_http = true",
                         );
                     }
-                    b.url = Some(url);
+                    b.url = Some(u);
                 }
-                Ok(_) => b.url = Some(url),
+                Ok(u) => b.url = Some(u),
             }
         }
     }

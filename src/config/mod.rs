@@ -6,6 +6,8 @@
 mod load;
 mod model;
 mod render;
+mod url;
 pub use load::*;
 pub use model::*;
 pub use render::*;
+pub use url::BackendUrl;

@@ -76,7 +76,7 @@ pub enum Compression {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backend {
     /// `None` when the file names no backend (only `once` and `run --stdout` work then).
-    pub url: Option<String>,
+    pub url: Option<super::BackendUrl>,
     pub compression: Compression,
     /// 1 (fast) … 10 (small).
     pub compression_level: u8,

@@ -122,7 +122,7 @@ pub fn render(config: &Config, pulled: &[(&str, &str)]) -> String {
 
     let b = &c.backend;
     o.section("backend");
-    o.key("url", opt_string(&b.url));
+    o.key("url", opt_string(&b.url.as_ref().map(ToString::to_string)));
     o.key("compression", string(b.compression.as_str()));
     o.key("compression_level", b.compression_level.to_string());
     o.key("connect_timeout_secs", seconds(b.connect_timeout));

@@ -7,7 +7,7 @@
 //! (`proto::http`, pure).
 
 use crate::agent_log;
-use crate::config::Config;
+use crate::config::{BackendUrl, Config};
 use crate::proto::http::{self, Response, ResponseParser};
 use crate::proto::tls::{self, TlsStream, Verify};
 use crate::proto::{IoError, Stream, connect_fd};
@@ -19,64 +19,6 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The parts of `[backend] url` a request needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub https: bool,
-    /// Host as written in the URL (brackets of an IPv6 literal kept).
-    pub host: String,
-    pub port: u16,
-    /// Path prefix without a trailing '/', prepended to every request path.
-    pub base: String,
-}
-
-impl Endpoint {
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
-        let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return Err(format!(
-                "backend url {url:?} must start with https:// or http://"
-            ));
-        };
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let (host, port) = match authority.rfind(':') {
-            Some(i) if !authority[i..].contains(']') => {
-                let port = authority[i + 1..]
-                    .parse::<u16>()
-                    .map_err(|_| format!("backend url {url:?}: bad port"))?;
-                (&authority[..i], port)
-            }
-            _ => (authority, if https { 443 } else { 80 }),
-        };
-        if host.is_empty() {
-            return Err(format!("backend url {url:?} has no host"));
-        }
-        Ok(Endpoint {
-            https,
-            host: host.to_string(),
-            port,
-            base: path.trim_end_matches('/').to_string(),
-        })
-    }
-
-    /// `host:port`, as error messages name the backend.
-    pub fn authority(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-
-    /// The `Host` header value.
-    fn host_header(&self) -> String {
-        if (self.https && self.port == 443) || (!self.https && self.port == 80) {
-            self.host.clone()
-        } else {
-            self.authority()
-        }
-    }
-}
 
 /// How a request failed. Every message names the backend's `host:port`.
 #[derive(Debug)]
@@ -100,7 +42,7 @@ impl std::fmt::Display for ConnError {
 
 /// Settings of the connection, taken from `[backend]` and `[tls]`.
 pub struct ConnSettings {
-    pub endpoint: Endpoint,
+    pub endpoint: BackendUrl,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     /// `None` for plaintext HTTP.
@@ -111,10 +53,9 @@ impl ConnSettings {
     /// Reads the CA bundle and the client identity now (start and SIGHUP). The identity is
     /// `[tls] cert_file`/`key_file`, else the registration's files in the state directory.
     pub fn from_config(config: &Config) -> Result<ConnSettings, String> {
-        let url = config.backend.url.as_deref().ok_or_else(|| {
+        let endpoint = config.backend.url.clone().ok_or_else(|| {
             "no [backend] url in the configuration: set it, or use `run --stdout`".to_string()
         })?;
-        let endpoint = Endpoint::parse(url)?;
         let tls = if endpoint.https {
             let verify = if !config.tls.verify {
                 agent_log::warn(
@@ -464,24 +405,5 @@ fn io_error(e: IoError, authority: &str, what: &str) -> ConnError {
             "{authority}: the backend refused the TLS handshake ({a:?}); check the client certificate ([tls] cert_file/key_file or `register`)"
         )),
         IoError::Tls(e) => ConnError::Transient(format!("{authority}: tls: {e}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        let e = Endpoint::parse("https://b.example.com:8443/x/").unwrap();
-        assert_eq!(
-            (e.https, e.host.as_str(), e.port, e.base.as_str()),
-            (true, "b.example.com", 8443, "/x")
-        );
-        let e = Endpoint::parse("http://[::1]").unwrap();
-        assert_eq!((e.https, e.host.as_str(), e.port), (false, "[::1]", 80));
-        assert_eq!(e.host_header(), "[::1]");
-        assert!(Endpoint::parse("ftp://x").is_err());
-        assert!(Endpoint::parse("https://:1").is_err());
     }
 }

@@ -772,7 +772,7 @@ mod tests {
     /// Shared-secret auth (no files but the key), no compression unless asked.
     fn config(dir: &std::path::Path, gzip: bool) -> Config {
         let mut c = crate::config::defaults_with_env(&|_| None);
-        c.backend.url = Some("https://backend.test".into());
+        c.backend.url = Some(crate::config::BackendUrl::parse("https://backend.test").unwrap());
         c.backend.compression = if gzip {
             Compression::Gzip
         } else {

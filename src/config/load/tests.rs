@@ -65,7 +65,7 @@ fn sample_file_has_no_warnings_and_the_values_it_shows() {
     let l = parse(SAMPLE).unwrap();
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
     let mut want = Config::default();
-    want.backend.url = Some("https://pganalytics.example.com".to_string());
+    want.backend.url = Some(BackendUrl::parse("https://pganalytics.example.com").unwrap());
     want.plugin_mut("disk_usage").unwrap().interval = Duration::from_secs(300);
     assert_eq!(l.config, want);
 }
@@ -482,7 +482,10 @@ fn backend_url_rules() {
     ] {
         let text = format!("[backend]\nurl = \"{good}\"\n");
         let l = parse(&text).unwrap_or_else(|e| panic!("{good}: {e:?}"));
-        assert_eq!(l.config.backend.url.as_deref(), Some(good));
+        assert_eq!(
+            l.config.backend.url.as_ref().map(BackendUrl::as_str),
+            Some(good)
+        );
         assert!(l.warnings.is_empty(), "{good}: {:?}", l.warnings);
     }
     for (bad, why) in [
