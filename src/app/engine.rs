@@ -306,29 +306,7 @@ impl Engine {
             &mut self.stats,
         );
         self.route_outcomes();
-        if let Some(id) = sink.collector_id()
-            && id != self.identity.collector_id
-        {
-            self.identity.collector_id = id.to_string();
-        }
         result
-    }
-
-    /// One config pull through `sink` (`None`: the sink talks to no backend).
-    pub fn pull(
-        &mut self,
-        sink: &mut dyn Sink,
-        now: Now,
-        applied: Option<i64>,
-    ) -> Option<crate::push::pull::PullResult> {
-        let round = Round {
-            collector_id: &self.identity.collector_id,
-            hostname: &self.identity.hostname,
-            now: now.wall,
-            mono_ns: now.mono_ns,
-            max_batch_bytes: self.config.backend.max_batch_bytes,
-        };
-        sink.pull_config(&round, applied)
     }
 
     /// Applies a new, valid configuration between cycles.

@@ -1,6 +1,7 @@
 //! The commands of config.md and the poll loop that runs the collector.
 
 pub mod engine;
+pub mod pull;
 pub mod runloop;
 pub mod schedule;
 
@@ -8,7 +9,7 @@ use crate::agent_log;
 use crate::cli::{self, Command};
 use crate::collect::{self, Now};
 use crate::config::{self, Config};
-use crate::pipeline::sink::{Sink, SinkError, StdoutSink};
+use crate::pipeline::sink::{SinkError, StdoutSink};
 use crate::push;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -224,7 +225,7 @@ fn run(r: &cli::Run) -> i32 {
     // The last pulled document is re-applied at start (protocol.md §5).
     let mut applied_version = None;
     if let Some(p) = &path
-        && let Some((overlaid, version, _)) = push::pull::remote_overlay(p, &config, &env_var)
+        && let Some((overlaid, version, _)) = config::pull::remote_overlay(p, &config, &env_var)
     {
         config = overlaid;
         applied_version = version;
@@ -237,11 +238,8 @@ fn run(r: &cli::Run) -> i32 {
         push_offset: Duration::ZERO,
         applied_version,
     };
-    let mut stdout_sink;
-    let mut https_sink;
-    let sink: &mut dyn Sink = if r.stdout {
-        stdout_sink = StdoutSink::new(std::io::stdout().lock(), false);
-        &mut stdout_sink
+    let mut outlet = if r.stdout {
+        runloop::Outlet::Stdout(StdoutSink::new(std::io::stdout().lock(), false))
     } else {
         let file = opts
             .config_path
@@ -253,31 +251,24 @@ fn run(r: &cli::Run) -> i32 {
             );
             return EXIT_USAGE;
         }
-        let settings = match push::conn::ConnSettings::from_config(&config) {
-            Ok(s) => s,
+        let client = match backend_client(&config, Some(&signals)) {
+            Ok(c) => c,
             Err(e) => {
                 eprintln!("run: {e}");
                 return EXIT_USAGE;
             }
         };
         let seed = push::backoff::random_seed();
-        let conn = push::conn::Conn::new(settings, Some(&signals));
-        https_sink = match push::sink::HttpsSink::new(conn, &config, seed) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("run: {e}");
-                return EXIT_USAGE;
-            }
-        };
         if !r.once {
             let interval = config.collector.push_interval.as_nanos();
             let offset = u64::try_from(interval).unwrap_or(u64::MAX);
             let mut rng = push::backoff::Backoff::new(1, 1, seed.rotate_left(17));
             opts.push_offset = Duration::from_nanos(rng.random_below(offset));
         }
-        &mut https_sink
+        let delivery = push::sink::Delivery::from_config(&config);
+        runloop::Outlet::Backend(Box::new(push::sink::HttpsSink::new(client, delivery, seed)))
     };
-    match runloop::run(config, opts, &signals, sink) {
+    match runloop::run(config, opts, &signals, &mut outlet) {
         runloop::Exit::Done => EXIT_OK,
         runloop::Exit::Failed(msg) => {
             agent_log::error("main", &msg, &[]);
@@ -286,7 +277,26 @@ fn run(r: &cli::Run) -> i32 {
     }
 }
 
-/// `register`: protocol.md §2, then the id on stdout.
+/// The backend client of `config` (connection settings and `[auth]` read now).
+fn backend_client<'s>(
+    config: &Config,
+    signals: Option<&'s crate::sys::signals::Signals>,
+) -> Result<push::client::Backend<push::conn::Conn<'s>>, String> {
+    let settings = push::client::ClientSettings::from_config(config)?;
+    let conn = push::conn::Conn::new(push::conn::ConnSettings::load(&settings.conn)?, signals);
+    push::client::Backend::new(conn, settings)
+}
+
+/// The client `register` uses: the connection only, no `[auth]` files read.
+fn registration_client(
+    config: &Config,
+) -> Result<push::client::Backend<push::conn::Conn<'static>>, String> {
+    let settings = push::client::ClientSettings::from_config(config)?;
+    let conn = push::conn::Conn::new(push::conn::ConnSettings::load(&settings.conn)?, None);
+    Ok(push::client::Backend::for_registration(conn, settings))
+}
+
+/// `register`: protocol.md, registration; then the id on stdout.
 fn register(r: &cli::Register) -> i32 {
     let (config, _) = match load_config(r.config.as_deref()) {
         Ok(c) => c,
@@ -324,8 +334,8 @@ fn register(r: &cli::Register) -> i32 {
         eprintln!("register: the configuration names no [backend] url; set it and try again");
         return EXIT_USAGE;
     }
-    let settings = match push::conn::ConnSettings::from_config(&config) {
-        Ok(s) => s,
+    let mut client = match registration_client(&config) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("register: {e}");
             return EXIT_USAGE;
@@ -333,19 +343,15 @@ fn register(r: &cli::Register) -> i32 {
     };
     let identity = engine::Identity::resolve(&config);
     let name = r.name.clone().unwrap_or_else(|| identity.hostname.clone());
-    let mut conn = push::conn::Conn::new(settings, None);
-    let reg = match push::register::register(&mut conn, &secret, &name, &identity.hostname, None) {
+    let reg = match client.register(&secret, &name, &identity.hostname) {
         Ok(reg) => reg,
-        Err(push::sink::ConnOr::Conn(e)) => {
+        Err(e) => {
             eprintln!("register: {e}");
             return EXIT_FAILURE;
         }
-        Err(push::sink::ConnOr::Backend(msg)) => {
-            eprintln!("register: {msg}");
-            return EXIT_FAILURE;
-        }
     };
-    if let Err(e) = push::register::persist(state_dir, &reg, r.force) {
+    let state = crate::state::StateDir::new(state_dir);
+    if let Err(e) = push::register::persist(&state, &reg, r.force) {
         eprintln!("register: {e}");
         return EXIT_FAILURE;
     }
@@ -368,7 +374,7 @@ fn check_config(c: &cli::CheckConfig) -> i32 {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
             }
-            match push::pull::remote_overlay(&path, &loaded.config, &env_var) {
+            match config::pull::remote_overlay(&path, &loaded.config, &env_var) {
                 Some((overlaid, _, pulled)) => {
                     print!("{}", config::render(&overlaid, &pulled.marks()));
                 }

@@ -1,24 +1,62 @@
 //! `run`: the poll loop. One thread; it sleeps in `poll` on the signal fd until the next
-//! deadline, then does what is due, in this order:
+//! deadline, then does what is due, in this order (each step one method of [`Run`]):
 //!
 //! ```text
-//!   ┌─▶ collect every plugin that is due (plugin order)
-//!   │   push if due: collector_health, then one round through the sink
-//!   │   wait: poll(signal fd, until the earliest next deadline)
-//!   └── signals: HUP reload · USR1 health line · TERM/INT last push, exit 0
+//!   ┌─▶ collect_due   every plugin that is due (plugin order)
+//!   │   push_if_due   collector_health, then one round through the sink
+//!   │   pull_if_due   config pull through the backend client; a new document applied
+//!   │   wait          poll(signal fd, until the earliest next deadline)
+//!   └── on_signals    HUP reload · USR1 health line · TERM/INT last push, exit 0
 //! ```
 
 use super::engine::Engine;
+use super::pull::ConfigPull;
 use super::schedule::Grid;
 use crate::agent_log;
 use crate::collect::Now;
 use crate::config::{self, Config};
-use crate::pipeline::sink::{Sink, SinkError};
-use crate::push::pull::{self, PullResult};
-use crate::state::{self, StateDir};
+use crate::pipeline::sink::{Sink, SinkError, StdoutSink};
+use crate::push::client::{Backend, Caller, ClientSettings};
+use crate::push::conn::Conn;
+use crate::push::sink::{Delivery, HttpsSink};
 use crate::sys::signals::{self, Signal, Signals};
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Where the rounds of `run` go.
+pub enum Outlet<'s> {
+    /// `run --stdout`: one envelope line per round; no backend, no config pull.
+    Stdout(StdoutSink<std::io::StdoutLock<'static>>),
+    /// `run`: the HTTPS sink, and through its backend client the config pull.
+    Backend(Box<HttpsSink<Conn<'s>>>),
+}
+
+impl<'s> Outlet<'s> {
+    fn sink(&mut self) -> &mut dyn Sink {
+        match self {
+            Outlet::Stdout(s) => s,
+            Outlet::Backend(s) => s.as_mut(),
+        }
+    }
+
+    fn backend(&mut self) -> Option<&mut Backend<Conn<'s>>> {
+        match self {
+            Outlet::Stdout(_) => None,
+            Outlet::Backend(s) => Some(s.backend()),
+        }
+    }
+
+    /// A new configuration's `[backend]`, `[auth]` and `[tls]` (files read again).
+    fn reconfigure(&mut self, config: &Config) {
+        if let Outlet::Backend(s) = self {
+            s.set_delivery(Delivery::from_config(config));
+            match ClientSettings::from_config(config) {
+                Ok(settings) => s.backend().reconfigure(settings),
+                Err(e) => agent_log::error("push", &format!("[backend] not reloaded: {e}"), &[]),
+            }
+        }
+    }
+}
 
 /// How `run` was asked to behave.
 pub struct RunOptions {
@@ -34,20 +72,6 @@ pub struct RunOptions {
     pub push_offset: Duration,
     /// Version of the pulled document applied at start (from `remote-config.toml`).
     pub applied_version: Option<i64>,
-}
-
-/// The push and config-pull schedules.
-struct Schedules {
-    push: Grid,
-    /// `None` when `config_pull_interval = 0`, with `--once`, or without a backend.
-    pull: Option<Grid>,
-    applied: Option<i64>,
-    /// The document last applied: a document without a version that did not change is not
-    /// applied (and logged) again at every pull.
-    applied_doc: Option<pull::Pulled>,
-    /// The document last rejected: warned about once, not at every pull.
-    rejected_doc: Option<pull::Pulled>,
-    pull_failing: agent_log::Repeated,
 }
 
 /// The last push after SIGTERM ends within this.
@@ -66,47 +90,90 @@ fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Runs until a stop signal. `signals` must have been installed before any thread started.
-pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn Sink) -> Exit {
-    let start = Now::read();
-    let mut engine = Engine::new(config, None, opts.sample, start);
-    let first = start
-        .mono_ns
-        .saturating_add(ns(opts.sample))
-        .saturating_add(ns(opts.push_offset));
-    let mut sched = Schedules {
-        push: Grid::new(first, ns(engine.config.collector.push_interval)),
-        pull: pull_grid(&engine.config, &opts, first),
-        applied: opts.applied_version,
-        applied_doc: None,
-        rejected_doc: None,
-        pull_failing: agent_log::Repeated::default(),
-    };
-    agent_log::info(
-        "main",
-        "started",
-        &[
-            ("version", env!("CARGO_PKG_VERSION")),
-            (
-                "plugins",
-                &engine
-                    .slots
-                    .iter()
-                    .map(|s| s.name)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            ("collector_id", &engine.identity.collector_id),
-        ],
-    );
+/// The loop's state between steps.
+pub struct Run<'a, 's> {
+    engine: Engine,
+    opts: RunOptions,
+    signals: &'a Signals,
+    outlet: &'a mut Outlet<'s>,
+    push: Grid,
+    pull: ConfigPull,
+}
 
+/// Runs until a stop signal. `signals` must have been installed before any thread started.
+pub fn run(config: Config, opts: RunOptions, signals: &Signals, outlet: &mut Outlet<'_>) -> Exit {
+    let mut run = Run::start(config, opts, signals, outlet);
     loop {
         let now = Now::read();
-        engine.collect_due(now, Some(signals));
-        let push = &mut sched.push;
+        run.collect_due(now);
+        if let Some(exit) = run.push_if_due(now) {
+            return exit;
+        }
+        run.pull_if_due();
+        if let Err(exit) = run.wait() {
+            return exit;
+        }
+        if let Some(exit) = run.on_signals() {
+            return exit;
+        }
+    }
+}
 
-        // While the sink backs off, its retry time replaces the push_interval schedule.
-        let due = match sink.next_wakeup() {
+impl<'a, 's> Run<'a, 's> {
+    fn start(
+        config: Config,
+        opts: RunOptions,
+        signals: &'a Signals,
+        outlet: &'a mut Outlet<'s>,
+    ) -> Run<'a, 's> {
+        let start = Now::read();
+        let engine = Engine::new(config, None, opts.sample, start);
+        let first = start
+            .mono_ns
+            .saturating_add(ns(opts.sample))
+            .saturating_add(ns(opts.push_offset));
+        let push = Grid::new(first, ns(engine.config.collector.push_interval));
+        let pull = ConfigPull::new(
+            pull_grid(&engine.config, &opts, first),
+            opts.applied_version,
+        );
+        agent_log::info(
+            "main",
+            "started",
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                (
+                    "plugins",
+                    &engine
+                        .slots
+                        .iter()
+                        .map(|s| s.name)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                ("collector_id", &engine.identity.collector_id),
+            ],
+        );
+        Run {
+            engine,
+            opts,
+            signals,
+            outlet,
+            push,
+            pull,
+        }
+    }
+
+    /// Every collection due at `now`.
+    fn collect_due(&mut self, now: Now) {
+        self.engine.collect_due(now, Some(self.signals));
+    }
+
+    /// A push round when one is due: the push_interval schedule, or while the sink backs off,
+    /// its retry time. `Some` when the loop ends (`--once`, a closed stdout).
+    fn push_if_due(&mut self, now: Now) -> Option<Exit> {
+        let push = &mut self.push;
+        let due = match self.outlet.sink().next_wakeup() {
             Some(retry) => {
                 if push.is_due(now.mono_ns) {
                     push.ran(now.mono_ns);
@@ -115,99 +182,199 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, sink: &mut dyn S
             }
             None => push.is_due(now.mono_ns),
         };
-        if due {
-            if push.is_due(now.mono_ns) {
-                push.ran(now.mono_ns);
+        if !due {
+            return None;
+        }
+        if push.is_due(now.mono_ns) {
+            push.ran(now.mono_ns);
+        }
+        self.engine.add_health(now);
+        match self.round(now) {
+            Ok(()) => self.opts.once.then_some(Exit::Done),
+            Err(SinkError::Closed) => Some(Exit::Done),
+            Err(SinkError::Failed(msg)) => {
+                self.engine.stats.push_failures += 1;
+                if self.signals.stop_requested() {
+                    // Interrupted by SIGTERM: on_signals makes the last push.
+                    None
+                } else {
+                    agent_log::error("push", &msg, &[]);
+                    self.opts.once.then_some(Exit::Failed(msg))
+                }
             }
-            engine.add_health(now);
-            match engine.push(sink, now) {
-                Ok(()) => {
-                    if opts.once {
-                        return Exit::Done;
-                    }
-                }
-                Err(SinkError::Closed) => return Exit::Done,
-                Err(SinkError::Failed(msg)) => {
-                    engine.stats.push_failures += 1;
-                    if signals.stop_requested() {
-                        // Interrupted by SIGTERM: the signal branch below makes the last push.
-                    } else {
-                        agent_log::error("push", &msg, &[]);
-                        if opts.once {
-                            return Exit::Failed(msg);
-                        }
-                    }
-                }
-                Err(SinkError::Retry(msg)) => {
-                    // Already logged by the sink, on its backoff steps.
-                    engine.stats.push_failures += 1;
-                    if opts.once {
-                        return Exit::Failed(msg);
-                    }
-                }
+            Err(SinkError::Retry(msg)) => {
+                // Already logged by the sink, on its backoff steps.
+                self.engine.stats.push_failures += 1;
+                self.opts.once.then_some(Exit::Failed(msg))
             }
         }
+    }
 
+    /// One push round; a re-registration's new id becomes the engine's.
+    fn round(&mut self, now: Now) -> Result<(), SinkError> {
+        let result = self.engine.push(self.outlet.sink(), now);
+        if let Some(id) = self.outlet.backend().and_then(|b| b.registered_id())
+            && id != self.engine.identity.collector_id
+        {
+            self.engine.identity.collector_id = id.to_string();
+        }
+        result
+    }
+
+    /// A config pull when one is due; a new valid document is applied now.
+    fn pull_if_due(&mut self) {
         let now = Now::read();
-        if sched.pull.as_ref().is_some_and(|g| g.is_due(now.mono_ns)) && !signals.stop_requested() {
-            if let Some(g) = sched.pull.as_mut() {
-                g.ran(now.mono_ns);
-            }
-            pull_config(&mut engine, sink, &opts, &mut sched, now);
+        if !self.pull.is_due(now.mono_ns) || self.signals.stop_requested() {
+            return;
         }
+        let (Some(path), Some(backend)) = (&self.opts.config_path, self.outlet.backend()) else {
+            return;
+        };
+        let caller = Caller {
+            collector_id: &self.engine.identity.collector_id,
+            hostname: &self.engine.identity.hostname,
+            now_unix: now.wall.secs,
+        };
+        if let Some(config) =
+            self.pull
+                .pull(backend, caller, now.mono_ns, path, &self.engine.config)
+        {
+            self.apply(config);
+        }
+    }
 
-        let next_push = sink.next_wakeup().unwrap_or_else(|| sched.push.next());
-        let next_pull = sched.pull.as_ref().map_or(u64::MAX, Grid::next);
-        let deadline = engine
+    /// Sleeps until the earliest deadline (collection, push or retry, pull) or a signal.
+    fn wait(&mut self) -> Result<(), Exit> {
+        let next_push = self
+            .outlet
+            .sink()
+            .next_wakeup()
+            .unwrap_or_else(|| self.push.next());
+        let deadline = self
+            .engine
             .next_collection()
             .map_or(next_push, |c| c.min(next_push))
-            .min(next_pull);
+            .min(self.pull.next());
         // Signals queued during an operation (a PostgreSQL wait) no longer show on the fd.
-        let timeout = if signals.queued() {
+        let timeout = if self.signals.queued() {
             0
         } else {
             deadline.saturating_sub(crate::sys::time::monotonic_ns())
         };
         if timeout > 0
-            && let Err(e) = signals::wait(signals, None, timeout)
+            && let Err(e) = signals::wait(self.signals, None, timeout)
         {
-            return Exit::Failed(format!("cannot wait for signals: {e}"));
+            return Err(Exit::Failed(format!("cannot wait for signals: {e}")));
         }
+        Ok(())
+    }
 
-        while let Some(signal) = signals.next() {
+    /// Handles the signals that arrived: `Some` when the loop ends (SIGTERM, SIGINT).
+    fn on_signals(&mut self) -> Option<Exit> {
+        while let Some(signal) = self.signals.next() {
             match signal {
-                Signal::Hup => {
-                    reload(&mut engine, sink, &opts, &mut sched);
-                }
+                Signal::Hup => self.reload(),
                 Signal::Usr1 => {
-                    let health = engine.health_json(Now::read());
+                    let health = self.engine.health_json(Now::read());
                     agent_log::info(
                         "main",
                         "health",
                         &[("health", &String::from_utf8_lossy(&health))],
                     );
                 }
-                Signal::Term | Signal::Int => {
-                    agent_log::info(
-                        "main",
-                        "stopping: last push",
-                        &[("signal", &format!("{signal:?}"))],
-                    );
-                    sink.last_push(std::time::Instant::now() + LAST_PUSH);
-                    let now = Now::read();
-                    engine.add_health(now);
-                    return match engine.push(sink, now) {
-                        Ok(()) | Err(SinkError::Closed) => Exit::Done,
-                        Err(SinkError::Failed(msg) | SinkError::Retry(msg)) => {
-                            agent_log::error(
-                                "push",
-                                &format!("last push not delivered: {msg}"),
-                                &[],
-                            );
-                            Exit::Done
-                        }
-                    };
+                Signal::Term | Signal::Int => return Some(self.last_push(signal)),
+            }
+        }
+        None
+    }
+
+    /// SIGTERM/SIGINT: one last round within [`LAST_PUSH`], whatever signals arrive; exit 0.
+    fn last_push(&mut self, signal: Signal) -> Exit {
+        agent_log::info(
+            "main",
+            "stopping: last push",
+            &[("signal", &format!("{signal:?}"))],
+        );
+        self.outlet
+            .sink()
+            .last_push(std::time::Instant::now() + LAST_PUSH);
+        let now = Now::read();
+        self.engine.add_health(now);
+        match self.round(now) {
+            Ok(()) | Err(SinkError::Closed) => {}
+            Err(SinkError::Failed(msg) | SinkError::Retry(msg)) => {
+                agent_log::error("push", &format!("last push not delivered: {msg}"), &[]);
+            }
+        }
+        Exit::Done
+    }
+
+    /// A new valid configuration, between cycles: the engine, the outlet (`[backend]`,
+    /// `[auth]`, TLS files re-read) and the schedules whose interval changed.
+    fn apply(&mut self, new: Config) {
+        let old = &self.engine.config.collector;
+        let push_changed = new.collector.push_interval != old.push_interval;
+        let pull_changed = new.collector.config_pull_interval != old.config_pull_interval;
+        let now = Now::read();
+        self.engine.reload(new, now);
+        self.outlet.reconfigure(&self.engine.config);
+        if push_changed {
+            self.push = Grid::new(now.mono_ns, ns(self.engine.config.collector.push_interval));
+        }
+        if pull_changed {
+            self.pull.grid = pull_grid(&self.engine.config, &self.opts, now.mono_ns);
+        }
+    }
+
+    /// SIGHUP: re-read and validate the whole file (+ the pulled overlay); apply it or keep
+    /// the running config. TLS identity and CA files are re-read even when nothing else
+    /// changed.
+    fn reload(&mut self) {
+        let Some(path) = self.opts.config_path.clone() else {
+            agent_log::warn(
+                "config",
+                "SIGHUP: running on built-in defaults, no config file to reload",
+                &[],
+            );
+            self.outlet.reconfigure(&self.engine.config);
+            return;
+        };
+        let env = |name: &str| std::env::var(name).ok();
+        match config::load(&path, &env) {
+            Ok(loaded) => {
+                for w in &loaded.warnings {
+                    agent_log::warn("config", &w.to_string(), &[]);
                 }
+                let mut config = loaded.config;
+                if let Some((overlaid, version, _)) =
+                    config::pull::remote_overlay(&path, &config, &env)
+                {
+                    config = overlaid;
+                    self.pull.applied = version;
+                }
+                self.apply(config);
+                agent_log::info(
+                    "config",
+                    "reloaded",
+                    &[("file", &path.display().to_string())],
+                );
+            }
+            Err(config::LoadError::Invalid(diagnostics)) => {
+                for d in &diagnostics {
+                    agent_log::error("config", &d.to_string(), &[]);
+                }
+                agent_log::error(
+                    "config",
+                    "reload rejected: the running configuration is kept; fix the file and send SIGHUP again",
+                    &[("file", &path.display().to_string())],
+                );
+            }
+            Err(e) => {
+                agent_log::error(
+                    "config",
+                    &format!("reload rejected, running configuration kept: {e}"),
+                    &[],
+                );
             }
         }
     }
@@ -222,160 +389,4 @@ fn pull_grid(config: &Config, opts: &RunOptions, first: u64) -> Option<Grid> {
         .config_pull_interval
         .filter(|d| !d.is_zero())
         .map(|d| Grid::new(first, ns(d)))
-}
-
-/// A new valid configuration, between cycles: the engine, the sink (`[backend]`, `[auth]`,
-/// TLS files re-read) and the schedules whose interval changed.
-fn apply(
-    engine: &mut Engine,
-    sink: &mut dyn Sink,
-    opts: &RunOptions,
-    sched: &mut Schedules,
-    new: Config,
-) {
-    let push_changed = new.collector.push_interval != engine.config.collector.push_interval;
-    let pull_changed =
-        new.collector.config_pull_interval != engine.config.collector.config_pull_interval;
-    let now = Now::read();
-    engine.reload(new, now);
-    sink.reload(&engine.config);
-    if push_changed {
-        sched.push = Grid::new(now.mono_ns, ns(engine.config.collector.push_interval));
-    }
-    if pull_changed {
-        sched.pull = pull_grid(&engine.config, opts, now.mono_ns);
-    }
-}
-
-/// One config pull (protocol.md §5); a new valid document is persisted and applied.
-fn pull_config(
-    engine: &mut Engine,
-    sink: &mut dyn Sink,
-    opts: &RunOptions,
-    sched: &mut Schedules,
-    now: Now,
-) {
-    let Some(path) = &opts.config_path else {
-        return;
-    };
-    let Some(result) = engine.pull(sink, now, sched.applied) else {
-        return;
-    };
-    let (version, pulled) = match result {
-        PullResult::Nothing => {
-            if sched.pull_failing.succeeded() {
-                agent_log::info("config", "config pull works again", &[]);
-            }
-            return;
-        }
-        PullResult::Failed(msg) => {
-            if sched.pull_failing.failed() {
-                let n = sched.pull_failing.count().to_string();
-                agent_log::warn("config", &msg, &[("failures", &n)]);
-            }
-            return;
-        }
-        PullResult::New { version, pulled } => (version, pulled),
-    };
-    if sched.pull_failing.succeeded() {
-        agent_log::info("config", "config pull works again", &[]);
-    }
-    if (sched.applied_doc.as_ref() == Some(&pulled) && version == sched.applied)
-        || sched.rejected_doc.as_ref() == Some(&pulled)
-    {
-        return;
-    }
-    let v = version.map_or_else(|| "none".to_string(), |v| v.to_string());
-    for key in &pulled.ignored {
-        agent_log::warn(
-            "config",
-            "the pulled config sets a key the backend may not change; ignored",
-            &[("key", key), ("version", &v)],
-        );
-    }
-    let env = |name: &str| std::env::var(name).ok();
-    match pull::apply(path, &pulled, &env) {
-        Ok(mut config) => {
-            config.collector.state_dir = engine.config.collector.state_dir.clone();
-            let state = StateDir::new(&engine.config.collector.state_dir);
-            let remote = state.file(state::REMOTE_CONFIG);
-            if let Err(e) = state.write(
-                state::REMOTE_CONFIG,
-                pull::remote_file(version, &pulled).as_bytes(),
-            ) {
-                agent_log::warn(
-                    "config",
-                    &format!("cannot keep the pulled config: {e}"),
-                    &[("file", &remote.display().to_string())],
-                );
-            }
-            sched.applied = version;
-            sched.applied_doc = Some(pulled.clone());
-            sched.rejected_doc = None;
-            apply(engine, sink, opts, sched, config);
-            agent_log::info(
-                "config",
-                "pulled config applied",
-                &[("version", &v), ("keys", &pulled.keys.len().to_string())],
-            );
-        }
-        Err(e) => {
-            agent_log::warn(
-                "config",
-                &format!("pulled config rejected whole, running configuration kept: {e}"),
-                &[("version", &v)],
-            );
-            sched.rejected_doc = Some(pulled);
-        }
-    }
-}
-
-/// SIGHUP: re-read and validate the whole file (+ the pulled overlay); apply it or keep the
-/// running config. TLS identity and CA files are re-read even when nothing else changed.
-fn reload(engine: &mut Engine, sink: &mut dyn Sink, opts: &RunOptions, sched: &mut Schedules) {
-    let Some(path) = &opts.config_path else {
-        agent_log::warn(
-            "config",
-            "SIGHUP: running on built-in defaults, no config file to reload",
-            &[],
-        );
-        sink.reload(&engine.config);
-        return;
-    };
-    let env = |name: &str| std::env::var(name).ok();
-    match config::load(path, &env) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                agent_log::warn("config", &w.to_string(), &[]);
-            }
-            let mut config = loaded.config;
-            if let Some((overlaid, version, _)) = pull::remote_overlay(path, &config, &env) {
-                config = overlaid;
-                sched.applied = version;
-            }
-            apply(engine, sink, opts, sched, config);
-            agent_log::info(
-                "config",
-                "reloaded",
-                &[("file", &path.display().to_string())],
-            );
-        }
-        Err(config::LoadError::Invalid(diagnostics)) => {
-            for d in &diagnostics {
-                agent_log::error("config", &d.to_string(), &[]);
-            }
-            agent_log::error(
-                "config",
-                "reload rejected: the running configuration is kept; fix the file and send SIGHUP again",
-                &[("file", &path.display().to_string())],
-            );
-        }
-        Err(e) => {
-            agent_log::error(
-                "config",
-                &format!("reload rejected, running configuration kept: {e}"),
-                &[],
-            );
-        }
-    }
 }

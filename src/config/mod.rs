@@ -5,6 +5,7 @@
 //! - `render`: config → TOML, as `check-config` prints it.
 mod load;
 mod model;
+pub mod pull;
 mod render;
 mod url;
 pub use load::*;

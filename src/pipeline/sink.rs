@@ -1,6 +1,8 @@
 //! Sinks take the elements waiting in the buffer once per push round and report each
-//! element's outcome. This file has the stdout sink of `run --stdout` and `once`; the HTTPS
-//! sink (protocol.md §4.1: batches kept across resends, backoff) implements the same trait.
+//! element's outcome. A sink is delivery only: a round, the time of the next attempt while
+//! failing, the last push. This file has the stdout sink of `run --stdout` and `once`; the
+//! HTTPS sink (`push::sink`: batches kept across resends, backoff) implements the same trait.
+//! Not here: configuration, config pull, identity (the run loop and the backend client).
 
 use super::envelope::{self, Header};
 use super::{ElementBuffer, ElementMeta, Outcome, Stats};
@@ -56,27 +58,9 @@ pub trait Sink {
         None
     }
 
-    /// A reloaded configuration (SIGHUP or a pulled document): `[backend]`, `[auth]`, `[tls]`.
-    fn reload(&mut self, _config: &crate::config::Config) {}
-
     /// The next round is the last one (SIGTERM): it ignores the backoff, and every wait ends
     /// by `deadline`, whatever signals arrive.
     fn last_push(&mut self, _deadline: std::time::Instant) {}
-
-    /// Config pull (protocol.md §5) through the sink's connection and auth: `None` when the
-    /// sink talks to no backend. `applied` is the version already applied.
-    fn pull_config(
-        &mut self,
-        _round: &Round<'_>,
-        _applied: Option<i64>,
-    ) -> Option<crate::push::pull::PullResult> {
-        None
-    }
-
-    /// A collector id the sink obtained itself (re-registration), which envelopes use now.
-    fn collector_id(&self) -> Option<&str> {
-        None
-    }
 }
 
 /// Writes each round as one envelope line ("everything waiting, not split"): `run --stdout`.

@@ -2,11 +2,13 @@
 //! it expires, persisted atomically before use) or our own HS256 token signed with a shared
 //! secret. The timing rules are pure functions of an injected `now_unix`.
 //!
-//! Not here: the HTTP calls (the sink drives refresh and registration through its connection).
+//! Not here: the HTTP calls (the backend client, `push::client`, drives refresh and
+//! registration).
 //! Tokens and secrets never appear in a log line or an error message.
 
-use crate::config::{AuthMode, Config};
+use crate::config::{self, AuthMode};
 use crate::proto::jwt;
+use crate::state::{self, StateDir};
 use std::path::PathBuf;
 
 /// Where a token's lifetime stands.
@@ -90,10 +92,11 @@ pub enum Auth {
 }
 
 impl Auth {
-    pub fn from_config(config: &Config) -> Result<Auth, String> {
-        match config.auth.mode {
+    /// Reads the key or the token `[auth]` names now (start, SIGHUP).
+    pub fn new(config: &config::Auth, state: &StateDir) -> Result<Auth, String> {
+        match config.mode {
             AuthMode::SharedSecret => {
-                let path = config.auth.jwt_secret_file.as_ref().ok_or_else(|| {
+                let path = config.jwt_secret_file.as_ref().ok_or_else(|| {
                     "[auth] mode = \"shared_secret\" needs [auth] jwt_secret_file".to_string()
                 })?;
                 let mut key = std::fs::read(path).map_err(|e| {
@@ -110,12 +113,12 @@ impl Auth {
                 }
                 Ok(Auth::Shared {
                     key,
-                    lifetime_secs: config.auth.token_lifetime.as_secs().max(1) as i64,
+                    lifetime_secs: config.token_lifetime.as_secs().max(1) as i64,
                     token: None,
                 })
             }
             AuthMode::Token => {
-                let file = token_path(config);
+                let file = token_path(config, state);
                 let token = std::fs::read_to_string(&file)
                     .ok()
                     .and_then(|t| Token::parse(&t).ok());
@@ -182,7 +185,7 @@ impl Auth {
     /// Token mode: persists a new token atomically, then uses it.
     pub fn store(&mut self, new: Token) -> Result<(), String> {
         if let Auth::Backend { file, token } = self {
-            crate::state::write_private(file, format!("{}\n", new.as_str()).as_bytes())
+            state::write_private(file, format!("{}\n", new.as_str()).as_bytes())
                 .map_err(|e| format!("cannot store the new token in {}: {e}", file.display()))?;
             *token = Some(new);
         }
@@ -204,12 +207,11 @@ pub enum Prepared {
 }
 
 /// `[auth] token_file`, else `<state_dir>/collector.token`.
-pub fn token_path(config: &Config) -> PathBuf {
+pub fn token_path(config: &config::Auth, state: &StateDir) -> PathBuf {
     config
-        .auth
         .token_file
         .clone()
-        .unwrap_or_else(|| config.collector.state_dir.join(crate::state::TOKEN))
+        .unwrap_or_else(|| state.file(state::TOKEN))
 }
 
 /// The claims of protocol.md §3, shared-secret mode.
@@ -229,9 +231,8 @@ pub fn claims_json(id: &str, hostname: &str, now_unix: i64, lifetime_secs: i64) 
 
 /// The registration secret for re-registration (`[auth] registration_secret_file`, else the
 /// environment), if any.
-pub fn registration_secret(config: &Config) -> Option<String> {
+pub fn registration_secret(config: &config::Auth) -> Option<String> {
     let from_file = config
-        .auth
         .registration_secret_file
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok());

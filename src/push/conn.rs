@@ -7,15 +7,17 @@
 //! (`proto::http`, pure).
 
 use crate::agent_log;
-use crate::config::{BackendUrl, Config};
+use crate::config::{BackendUrl, Config, Tls};
 use crate::proto::http::{self, Response, ResponseParser};
 use crate::proto::tls::{self, TlsStream, Verify};
 use crate::proto::{IoError, Stream, connect_fd};
+use crate::state::StateDir;
 use crate::sys::signals::Signals;
 use rustix::net::AddressFamily;
 use rustls::ClientConfig;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,7 +42,35 @@ impl std::fmt::Display for ConnError {
     }
 }
 
-/// Settings of the connection, taken from `[backend]` and `[tls]`.
+/// What the connection is built from: `[backend]` url and timeouts, `[tls]`, and the state
+/// directory (where a registration leaves the client certificate). Kept by the backend client
+/// so that the files are read again after a re-registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnConfig {
+    pub url: BackendUrl,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub tls: Tls,
+    pub state: StateDir,
+}
+
+impl ConnConfig {
+    /// The connection's part of `config`; an error when it names no backend.
+    pub fn from_config(config: &Config) -> Result<ConnConfig, String> {
+        let url = config.backend.url.clone().ok_or_else(|| {
+            "no [backend] url in the configuration: set it, or use `run --stdout`".to_string()
+        })?;
+        Ok(ConnConfig {
+            url,
+            connect_timeout: config.backend.connect_timeout,
+            request_timeout: config.backend.request_timeout,
+            tls: config.tls.clone(),
+            state: StateDir::new(&config.collector.state_dir),
+        })
+    }
+}
+
+/// Settings of the connection, with the TLS files read.
 pub struct ConnSettings {
     pub endpoint: BackendUrl,
     pub connect_timeout: Duration,
@@ -53,11 +83,14 @@ impl ConnSettings {
     /// Reads the CA bundle and the client identity now (start and SIGHUP). The identity is
     /// `[tls] cert_file`/`key_file`, else the registration's files in the state directory.
     pub fn from_config(config: &Config) -> Result<ConnSettings, String> {
-        let endpoint = config.backend.url.clone().ok_or_else(|| {
-            "no [backend] url in the configuration: set it, or use `run --stdout`".to_string()
-        })?;
+        ConnSettings::load(&ConnConfig::from_config(config)?)
+    }
+
+    /// Reads the files `c` names.
+    pub fn load(c: &ConnConfig) -> Result<ConnSettings, String> {
+        let endpoint = c.url.clone();
         let tls = if endpoint.https {
-            let verify = if !config.tls.verify {
+            let verify = if !c.tls.verify {
                 agent_log::warn(
                     "push",
                     "[tls] verify = false: the backend's certificate is not checked; use only in a lab",
@@ -65,12 +98,12 @@ impl ConnSettings {
                 );
                 Verify::Nothing
             } else {
-                match &config.tls.ca_file {
+                match &c.tls.ca_file {
                     Some(ca) => Verify::Full(tls::load_roots(ca)?),
                     None => Verify::Full(tls::builtin_roots()),
                 }
             };
-            let identity = identity_files(config)
+            let identity = identity_files(&c.tls, &c.state)
                 .map(|(c, k)| tls::load_identity(&c, &k))
                 .transpose()?;
             Some(tls::client_config_with_identity(
@@ -83,19 +116,18 @@ impl ConnSettings {
         };
         Ok(ConnSettings {
             endpoint,
-            connect_timeout: config.backend.connect_timeout,
-            request_timeout: config.backend.request_timeout,
+            connect_timeout: c.connect_timeout,
+            request_timeout: c.request_timeout,
             tls,
         })
     }
 }
 
 /// The client certificate and key files to present, if any.
-pub fn identity_files(config: &Config) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
-    match (&config.tls.cert_file, &config.tls.key_file) {
+pub fn identity_files(tls: &Tls, state: &StateDir) -> Option<(PathBuf, PathBuf)> {
+    match (&tls.cert_file, &tls.key_file) {
         (Some(c), Some(k)) => Some((c.clone(), k.clone())),
         _ => {
-            let state = crate::state::StateDir::new(&config.collector.state_dir);
             let (c, k) = (
                 state.file(crate::state::CERT),
                 state.file(crate::state::KEY),
@@ -332,8 +364,8 @@ impl<'s> Conn<'s> {
 pub trait Transport {
     /// One request and its response, within the request timeout and before `cap`.
     fn send(&mut self, req: &Request<'_>, cap: Option<Instant>) -> Result<Response, ConnError>;
-    /// Re-reads `[backend]` and `[tls]` (CA bundle and client identity).
-    fn reconfigure(&mut self, config: &Config) -> Result<(), String>;
+    /// Re-reads the files of `c` (CA bundle and client identity) and uses its settings.
+    fn reconfigure(&mut self, c: &ConnConfig) -> Result<(), String>;
     /// Waits end only at their deadlines from now on (the last push after SIGTERM).
     fn ignore_signals(&mut self);
 }
@@ -343,8 +375,8 @@ impl Transport for Conn<'_> {
         self.request(req, cap)
     }
 
-    fn reconfigure(&mut self, config: &Config) -> Result<(), String> {
-        let settings = ConnSettings::from_config(config)?;
+    fn reconfigure(&mut self, c: &ConnConfig) -> Result<(), String> {
+        let settings = ConnSettings::load(c)?;
         Conn::reconfigure(self, settings);
         Ok(())
     }

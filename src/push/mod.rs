@@ -1,18 +1,21 @@
-//! Everything between the element buffer and the backend (protocol.md §1–§5):
+//! Everything between the element buffer and the backend (protocol.md: connection,
+//! registration, authentication, push, config pull):
 //!
 //! ```text
-//!  ElementBuffer ──take──▶ sink::HttpsSink ──▶ conn::Conn ──TLS 1.3──▶ backend
-//!                           │  batches, backoff    ▲
-//!                           └─ auth::Auth ─────────┘ (token refresh, re-registration)
-//!  register: `register` command and re-registration · pull: config pull (§5)
+//!  ElementBuffer ──take──▶ sink::HttpsSink ──▶ client::Backend ──▶ conn::Conn ──TLS 1.3──▶ backend
+//!                           batches, backoff     auth::Auth: token, refresh,
+//!                                                re-registration, the 401 retry
+//!  run loop ── config pull ──────────────────▶ client::Backend
+//!  `register` ───────────────────────────────▶ client::Backend · register: body, reply, files
 //! ```
 //!
-//! Not here: the HTTP, gzip and JWT codecs (`proto`), the loop (`app::runloop`).
+//! Not here: the HTTP, gzip and JWT codecs (`proto`), what a pulled document may set
+//! (`config::pull`), the loop (`app::runloop`).
 
 pub mod auth;
 pub mod backoff;
+pub mod client;
 pub mod conn;
-pub mod pull;
 pub mod register;
 pub mod sink;
 

@@ -1,14 +1,9 @@
-//! Registration (protocol.md §2): `POST /api/v1/collectors/register` with the registration
-//! secret, then the id, token, certificate and key persisted in the state directory.
-//! Used by the `register` command and by `run` when its token can no longer be refreshed.
+//! Registration (protocol.md, registration), the pure part and the files: the request body,
+//! the reply, and the id, token, certificate and key persisted in the state directory. The
+//! request itself is the backend client's (`client::Backend::register`), used by the
+//! `register` command and by `run` when its token can no longer be refreshed.
 
-use super::conn::{Request, Transport};
-use super::sink::ConnOr;
 use crate::state::{self, StateDir};
-use std::path::Path;
-use std::time::Instant;
-
-pub const REGISTER_PATH: &str = "/api/v1/collectors/register";
 
 /// What the backend answered.
 pub struct Registration {
@@ -45,49 +40,9 @@ pub fn parse_reply(body: &[u8]) -> Option<Registration> {
     })
 }
 
-pub fn register<T: Transport>(
-    transport: &mut T,
-    secret: &str,
-    name: &str,
-    hostname: &str,
-    cap: Option<Instant>,
-) -> Result<Registration, ConnOr> {
-    let body = body(name, hostname);
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("X-Registration-Secret", secret),
-    ];
-    let req = Request {
-        method: "POST",
-        path: REGISTER_PATH,
-        headers: &headers,
-        body: Some(body.as_bytes()),
-    };
-    let r = transport.send(&req, cap).map_err(ConnOr::Conn)?;
-    if !(200..300).contains(&r.status) {
-        let hint = match r.status {
-            401 => {
-                "; check the registration secret (--secret-file or PGANALYTICS_REGISTRATION_SECRET)"
-            }
-            404 => "; check [backend] url",
-            429 => "; the backend is rate limiting, try again later",
-            _ => "",
-        };
-        return Err(ConnOr::Backend(format!(
-            "the backend refused the registration (HTTP {}): {}{hint}",
-            r.status,
-            super::error_text(&r.body)
-        )));
-    }
-    parse_reply(&r.body).ok_or_else(|| {
-        ConnOr::Backend("the registration reply has no collector_id or token".to_string())
-    })
-}
-
 /// Writes collector.id, collector.token, collector.crt and collector.key (each atomic, 0600).
 /// Without `force`, an existing collector.id is left alone and an error returned.
-pub fn persist(state_dir: &Path, reg: &Registration, force: bool) -> Result<(), String> {
-    let state = StateDir::new(state_dir);
+pub fn persist(state: &StateDir, reg: &Registration, force: bool) -> Result<(), String> {
     let id_path = state.file(state::COLLECTOR_ID);
     if !force && id_path.exists() {
         return Err(format!(
@@ -126,7 +81,8 @@ mod tests {
         assert!(parse_reply(br#"{"collector_id":"x"}"#).is_none());
         let dir = std::env::temp_dir().join(format!("pgac-reg-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        persist(&dir, &reg, false).unwrap();
+        let state = StateDir::new(&dir);
+        persist(&state, &reg, false).unwrap();
         for f in [
             "collector.id",
             "collector.token",
@@ -140,8 +96,12 @@ mod tests {
             std::fs::read_to_string(dir.join("collector.id")).unwrap(),
             "3f0c\n"
         );
-        assert!(persist(&dir, &reg, false).unwrap_err().contains("--force"));
-        persist(&dir, &reg, true).unwrap();
+        assert!(
+            persist(&state, &reg, false)
+                .unwrap_err()
+                .contains("--force")
+        );
+        persist(&state, &reg, true).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,10 +1,10 @@
-//! The HTTPS sink: protocol.md §4.0 delivery and §4.1 replies.
+//! The HTTPS sink: delivery as protocol.md, delivery model, and the replies table say.
 //!
 //! ```text
 //!            form (oldest waiting, ≤ max_batch_bytes, new batch_id)
 //!  buffer ───────────────────────────────▶ pending ──POST──▶ 2xx  → Delivered, next batch
 //!                                           ▲   │            400  → Dropped(Rejected), next
-//!                 413: split in two (new ids) └───┤            401  → refresh/re-sign once, retry once
+//!                 413: split in two (new ids) └───┤            401  → (client) refresh, retry once
 //!                                                 └──────────▶ else → keep, back off (retry_at)
 //! ```
 //!
@@ -13,11 +13,13 @@
 //! re-registration's new `collector_id` reaches batches already formed. New batches are formed
 //! only when none is pending, so what is held outside the buffer is at most one batch (two
 //! after a split).
+//!
+//! Not here: the connection and the authentication (the backend client, `client::Backend`,
+//! which this sink owns and sends through).
 
-use super::auth::{self, Auth, Prepared, Token};
 use super::backoff::Backoff;
-use super::conn::{ConnError, Request, Transport};
-use super::pull::{self, PullResult};
+use super::client::{Backend, CallError, Caller};
+use super::conn::{Request, Transport};
 use crate::agent_log::{self, Repeated};
 use crate::config::{Compression, Config};
 use crate::pipeline::envelope::{self, FRAME_BYTES, Header};
@@ -30,7 +32,26 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 pub const PUSH_PATH: &str = "/api/v1/metrics/push";
-pub const REFRESH_PATH: &str = "/api/v1/collectors/refresh-token";
+
+/// How rounds are delivered: `[backend]` compression and retry bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub compression: Compression,
+    pub compression_level: u8,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+impl Delivery {
+    pub fn from_config(config: &Config) -> Delivery {
+        Delivery {
+            compression: config.backend.compression,
+            compression_level: config.backend.compression_level,
+            retry_initial: config.backend.retry_initial,
+            retry_max: config.backend.retry_max,
+        }
+    }
+}
 
 /// Elements formed into one request body, kept until acknowledged or given up.
 #[derive(Debug, Clone)]
@@ -121,49 +142,41 @@ enum Sent {
 }
 
 pub struct HttpsSink<T: Transport> {
-    transport: T,
-    auth: Auth,
-    config: Config,
+    backend: Backend<T>,
+    delivery: Delivery,
     pending: VecDeque<Batch>,
     backoff: Backoff,
     /// While failing: when the next attempt may run (monotonic ns).
     retry_at: Option<u64>,
     failing: Repeated,
-    /// Early refreshes (before the token expires) that failed in a row.
-    refresh_failing: Repeated,
-    /// The id of a re-registration; envelopes use it from then on.
-    collector_id: Option<String>,
-    /// The last push after SIGTERM: every wait ends by then, backoff is ignored.
-    final_deadline: Option<Instant>,
     body: Vec<u8>,
     gz: Vec<u8>,
 }
 
 impl<T: Transport> HttpsSink<T> {
-    pub fn new(transport: T, config: &Config, seed: u64) -> Result<HttpsSink<T>, String> {
-        let auth = Auth::from_config(config)?;
-        Ok(HttpsSink {
-            transport,
-            auth,
-            config: config.clone(),
+    pub fn new(backend: Backend<T>, delivery: Delivery, seed: u64) -> HttpsSink<T> {
+        HttpsSink {
+            backend,
+            delivery,
             pending: VecDeque::new(),
-            backoff: Backoff::new(
-                ns(config.backend.retry_initial),
-                ns(config.backend.retry_max),
-                seed,
-            ),
+            backoff: Backoff::new(ns(delivery.retry_initial), ns(delivery.retry_max), seed),
             retry_at: None,
             failing: Repeated::default(),
-            refresh_failing: Repeated::default(),
-            collector_id: None,
-            final_deadline: None,
             body: Vec::new(),
             gz: Vec::new(),
-        })
+        }
     }
 
-    pub fn transport(&mut self) -> &mut T {
-        &mut self.transport
+    /// The client the rounds go through (the run loop pulls the configuration through it).
+    pub fn backend(&mut self) -> &mut Backend<T> {
+        &mut self.backend
+    }
+
+    /// New `[backend]` delivery settings (SIGHUP, a pulled document).
+    pub fn set_delivery(&mut self, delivery: Delivery) {
+        self.backoff
+            .set_bounds(ns(delivery.retry_initial), ns(delivery.retry_max));
+        self.delivery = delivery;
     }
 
     /// Batches formed and not yet acknowledged.
@@ -171,235 +184,72 @@ impl<T: Transport> HttpsSink<T> {
         &self.pending
     }
 
-    /// The id envelopes carry: a re-registration's, else the engine's; an unregistered
-    /// engine with a backend token takes the token's `collector_id` claim (they must match).
-    fn id<'a>(&'a self, round: &'a Round<'_>) -> &'a str {
-        if let Some(id) = self.collector_id.as_deref() {
-            return id;
-        }
-        if round.collector_id == "unregistered"
-            && self.auth.is_backend()
-            && let Some(claim) = self.auth.token().and_then(|t| t.collector_id.as_deref())
-        {
-            return claim;
-        }
-        round.collector_id
-    }
-
-    /// Sends the front batch, with the §4.1 401 recovery (one refresh, one retry).
+    /// Sends the front batch through the client (which makes the token ready and answers a
+    /// 401 with one refresh and one retry).
     fn send_front(&mut self, round: &Round<'_>) -> Sent {
-        let now_unix = round.now.secs;
-        if let Err(s) = self.ready_token(round, now_unix) {
-            return s;
-        }
-        let mut response = match self.post_front(round) {
-            Ok(r) => r,
-            Err(s) => return s,
-        };
-        if response.status == 401 {
-            if let Err(s) = self.recover_auth(round, now_unix) {
-                return s;
-            }
-            response = match self.post_front(round) {
-                Ok(r) => r,
-                Err(s) => return s,
-            };
-            if response.status == 401 {
-                return Sent::Retry {
-                    status: Some(401),
-                    msg: format!(
-                        "the backend refuses the token even after a refresh: {}; run `pganalytics-collector register --force` or check [auth]",
-                        super::error_text(&response.body)
-                    ),
-                    retry_after: 0,
-                };
-            }
-        }
-        classify(&response)
-    }
-
-    fn post_front(&mut self, round: &Round<'_>) -> Result<Response, Sent> {
         let Some(batch) = self.pending.front() else {
-            return Err(Sent::Accepted(0));
+            return Sent::Accepted(0);
         };
-        let id = self.id(round).to_string();
-        let header = Header {
-            collector_id: &id,
+        let caller = Caller {
+            collector_id: round.collector_id,
             hostname: round.hostname,
-            timestamp: batch.built,
-            batch_id: &batch.id,
-            version: env!("CARGO_PKG_VERSION"),
+            now_unix: round.now.secs,
         };
-        envelope::write(&header, batch.elements(), &mut self.body);
-        let gzip = self.config.backend.compression == Compression::Gzip;
-        let body: &[u8] = if gzip {
-            self.gz.clear();
-            gzip::compress(
-                &self.body,
-                self.config.backend.compression_level,
-                &mut self.gz,
-            );
-            &self.gz
-        } else {
-            &self.body
-        };
-        let bearer = self.auth.token().map(Token::bearer).unwrap_or_default();
-        let mut headers: Vec<(&str, &str)> = vec![
-            ("Authorization", &bearer),
-            ("Content-Type", "application/json"),
-        ];
-        if gzip {
-            headers.push(("Content-Encoding", "gzip"));
-        }
-        let req = Request {
-            method: "POST",
-            path: PUSH_PATH,
-            headers: &headers,
-            body: Some(body),
-        };
-        self.transport
-            .send(&req, self.final_deadline)
-            .map_err(conn_failure)
-    }
-
-    /// Signs or refreshes the token when due; a missing token is a failure to back off from.
-    fn ready_token(&mut self, round: &Round<'_>, now_unix: i64) -> Result<(), Sent> {
-        let id = self.id(round).to_string();
-        match self.auth.prepare(&id, round.hostname, now_unix) {
-            Prepared::Ready => Ok(()),
-            Prepared::RefreshDue => {
-                // A failed early refresh is logged; the current token may still work.
-                if let Err(s) = self.refresh() {
-                    if let Sent::Interrupted = s {
-                        return Err(s);
-                    }
-                    if let Sent::Retry { msg, .. } = &s
-                        && self.refresh_failing.failed()
-                    {
-                        let n = self.refresh_failing.count().to_string();
-                        agent_log::warn("push", msg, &[("failures", &n)]);
-                    }
-                }
-                Ok(())
+        let delivery = self.delivery;
+        let (body, gz) = (&mut self.body, &mut self.gz);
+        let result = self.backend.call(caller, |transport, bearer, id, cap| {
+            let header = Header {
+                collector_id: id,
+                hostname: round.hostname,
+                timestamp: batch.built,
+                batch_id: &batch.id,
+                version: env!("CARGO_PKG_VERSION"),
+            };
+            envelope::write(&header, batch.elements(), body);
+            let gzip = delivery.compression == Compression::Gzip;
+            let payload: &[u8] = if gzip {
+                gz.clear();
+                gzip::compress(body, delivery.compression_level, gz);
+                gz
+            } else {
+                body
+            };
+            let mut headers: Vec<(&str, &str)> = vec![
+                ("Authorization", bearer),
+                ("Content-Type", "application/json"),
+            ];
+            if gzip {
+                headers.push(("Content-Encoding", "gzip"));
             }
-            Prepared::Missing => {
-                if auth::registration_secret(&self.config).is_some() {
-                    return self.reregister(round);
-                }
-                Err(Sent::Retry {
-                    status: None,
-                    msg: format!(
-                        "no token at {}: run `pganalytics-collector register` first, or set [auth] token_file",
-                        auth::token_path(&self.config).display()
-                    ),
-                    retry_after: 0,
-                })
-            }
-        }
-    }
-
-    /// After a 401: re-sign (shared secret) or refresh, else re-register when a secret is
-    /// available.
-    fn recover_auth(&mut self, round: &Round<'_>, now_unix: i64) -> Result<(), Sent> {
-        if !self.auth.is_backend() {
-            self.auth.invalidate();
-            let id = self.id(round).to_string();
-            self.auth.prepare(&id, round.hostname, now_unix);
-            return Ok(());
-        }
-        match self.refresh() {
-            Ok(()) => Ok(()),
-            Err(Sent::Retry {
-                status: Some(401 | 404),
-                msg,
-                ..
-            }) => {
-                if auth::registration_secret(&self.config).is_some() {
-                    agent_log::warn("push", &msg, &[("action", "registering again")]);
-                    self.reregister(round)
-                } else {
-                    Err(Sent::Retry {
-                        status: Some(401),
-                        msg: format!(
-                            "{msg}; the collector keeps collecting but cannot push: run `pganalytics-collector register --force`, or set [auth] registration_secret_file to let it register again"
-                        ),
-                        retry_after: 0,
-                    })
-                }
-            }
-            Err(other) => Err(other),
-        }
-    }
-
-    /// `POST /api/v1/collectors/refresh-token`; the new token is persisted before use.
-    fn refresh(&mut self) -> Result<(), Sent> {
-        let bearer = self.auth.token().map(Token::bearer).unwrap_or_default();
-        let headers = [("Authorization", bearer.as_str())];
-        let req = Request {
-            method: "POST",
-            path: REFRESH_PATH,
-            headers: &headers,
-            body: Some(b""),
-        };
-        let r = self
-            .transport
-            .send(&req, self.final_deadline)
-            .map_err(conn_failure)?;
-        if !(200..300).contains(&r.status) {
-            return Err(Sent::Retry {
-                status: Some(r.status),
+            let req = Request {
+                method: "POST",
+                path: PUSH_PATH,
+                headers: &headers,
+                body: Some(payload),
+            };
+            transport.send(&req, cap)
+        });
+        match result {
+            Ok(r) if r.status == 401 => Sent::Retry {
+                status: Some(401),
                 msg: format!(
-                    "token refresh refused (HTTP {}): {}",
-                    r.status,
+                    "the backend refuses the token even after a refresh: {}; run `pganalytics-collector register --force` or check [auth]",
                     super::error_text(&r.body)
                 ),
-                retry_after: r.retry_after_secs().unwrap_or(0),
-            });
+                retry_after: 0,
+            },
+            Ok(r) => classify(&r),
+            Err(CallError::Interrupted) => Sent::Interrupted,
+            Err(CallError::Failed {
+                status,
+                msg,
+                retry_after,
+            }) => Sent::Retry {
+                status,
+                msg,
+                retry_after,
+            },
         }
-        let token = serde_json::from_slice::<serde_json::Value>(&r.body)
-            .ok()
-            .and_then(|v| v.get("token").and_then(|t| t.as_str()).map(str::to_string))
-            .ok_or_else(|| retry_msg("token refresh: the reply has no token"))?;
-        let token = Token::parse(&token).map_err(|e| retry_msg(&format!("token refresh: {e}")))?;
-        self.auth.store(token).map_err(|e| retry_msg(&e))?;
-        self.refresh_failing.succeeded();
-        agent_log::info("push", "token refreshed", &[]);
-        Ok(())
-    }
-
-    fn reregister(&mut self, round: &Round<'_>) -> Result<(), Sent> {
-        let Some(secret) = auth::registration_secret(&self.config) else {
-            return Err(retry_msg("no registration secret"));
-        };
-        let hostname = round.hostname.to_string();
-        let reg = super::register::register(
-            &mut self.transport,
-            &secret,
-            &hostname,
-            &hostname,
-            self.final_deadline,
-        )
-        .map_err(|e| match e {
-            ConnOr::Conn(c) => conn_failure(c),
-            ConnOr::Backend(msg) => retry_msg(&format!("registering again failed: {msg}")),
-        })?;
-        super::register::persist(&self.config.collector.state_dir, &reg, true)
-            .map_err(|e| retry_msg(&e))?;
-        // The registration writes `<state_dir>/collector.token`; a configured token_file gets
-        // the new token too.
-        let token =
-            Token::parse(&reg.token).map_err(|e| retry_msg(&format!("registration: {e}")))?;
-        self.auth.store(token).map_err(|e| retry_msg(&e))?;
-        if let Err(e) = self.transport.reconfigure(&self.config) {
-            agent_log::warn("push", &e, &[]);
-        }
-        agent_log::warn(
-            "push",
-            "registered again: the backend knows this collector under a new id",
-            &[("collector_id", &reg.collector_id)],
-        );
-        self.collector_id = Some(reg.collector_id);
-        Ok(())
     }
 
     fn fail(
@@ -431,31 +281,6 @@ impl<T: Transport> HttpsSink<T> {
             );
         }
         SinkError::Retry(msg.to_string())
-    }
-}
-
-/// Errors of registration as the sink needs them.
-pub enum ConnOr {
-    Conn(ConnError),
-    Backend(String),
-}
-
-fn retry_msg(msg: &str) -> Sent {
-    Sent::Retry {
-        status: None,
-        msg: msg.to_string(),
-        retry_after: 0,
-    }
-}
-
-fn conn_failure(e: ConnError) -> Sent {
-    match e {
-        ConnError::Interrupted => Sent::Interrupted,
-        ConnError::Transient(msg) | ConnError::Config(msg) => Sent::Retry {
-            status: None,
-            msg,
-            retry_after: 0,
-        },
     }
 }
 
@@ -512,7 +337,7 @@ impl<T: Transport> Sink for HttpsSink<T> {
                     break;
                 }
                 let header = Header {
-                    collector_id: self.id(round),
+                    collector_id: self.backend.envelope_id(round.collector_id),
                     hostname: round.hostname,
                     timestamp: round.now,
                     batch_id: "00000000000000000000000000000000",
@@ -596,88 +421,14 @@ impl<T: Transport> Sink for HttpsSink<T> {
     }
 
     fn next_wakeup(&self) -> Option<u64> {
-        if self.final_deadline.is_some() {
+        if self.backend.deadline().is_some() {
             return None;
         }
         self.retry_at
     }
 
-    fn reload(&mut self, config: &Config) {
-        match Auth::from_config(config) {
-            Ok(mut a) => {
-                // Keep a current backend token when the file did not change.
-                if let (
-                    Auth::Backend {
-                        token: new,
-                        file: nf,
-                    },
-                    Auth::Backend {
-                        token: old,
-                        file: of,
-                    },
-                ) = (&mut a, &mut self.auth)
-                    && nf == of
-                    && new.is_none()
-                {
-                    *new = old.take();
-                }
-                self.auth = a;
-            }
-            Err(e) => agent_log::error("push", &format!("[auth] not reloaded: {e}"), &[]),
-        }
-        self.backoff.set_bounds(
-            ns(config.backend.retry_initial),
-            ns(config.backend.retry_max),
-        );
-        self.config = config.clone();
-        if let Err(e) = self.transport.reconfigure(config) {
-            agent_log::error("push", &format!("TLS settings not reloaded: {e}"), &[]);
-        }
-    }
-
     fn last_push(&mut self, deadline: Instant) {
-        self.final_deadline = Some(deadline);
-        self.transport.ignore_signals();
-    }
-
-    fn collector_id(&self) -> Option<&str> {
-        self.collector_id.as_deref()
-    }
-
-    fn pull_config(&mut self, round: &Round<'_>, applied: Option<i64>) -> Option<PullResult> {
-        let now_unix = round.now.secs;
-        if let Err(s) = self.ready_token(round, now_unix) {
-            return Some(PullResult::Failed(sent_text(s)));
-        }
-        let mut retried = false;
-        loop {
-            let bearer = self.auth.token().map(Token::bearer).unwrap_or_default();
-            let id = self.id(round).to_string();
-            match pull::pull(
-                &mut self.transport,
-                &id,
-                &bearer,
-                applied,
-                self.final_deadline,
-            ) {
-                Ok((401, _)) if !retried => {
-                    retried = true;
-                    if let Err(s) = self.recover_auth(round, now_unix) {
-                        return Some(PullResult::Failed(sent_text(s)));
-                    }
-                }
-                Ok((_, result)) => return Some(result),
-                Err(e) => return Some(PullResult::Failed(format!("config pull: {e}"))),
-            }
-        }
-    }
-}
-
-fn sent_text(s: Sent) -> String {
-    match s {
-        Sent::Retry { msg, .. } | Sent::Rejected(msg) => msg,
-        Sent::Interrupted => "interrupted by a stop signal".to_string(),
-        Sent::Accepted(_) | Sent::TooLarge => String::new(),
+        self.backend.last_calls(deadline);
     }
 }
 
@@ -686,6 +437,8 @@ mod tests {
     use super::*;
     use crate::config::AuthMode;
     use crate::proto::jwt;
+    use crate::push::client::{ClientSettings, REFRESH_PATH};
+    use crate::push::conn::{ConnConfig, ConnError};
     use std::path::PathBuf;
 
     /// Answers from a script and records every request.
@@ -737,7 +490,7 @@ mod tests {
                 .pop_front()
                 .unwrap_or_else(|| Err(ConnError::Transient("script ended".into())))
         }
-        fn reconfigure(&mut self, _config: &Config) -> Result<(), String> {
+        fn reconfigure(&mut self, _c: &ConnConfig) -> Result<(), String> {
             Ok(())
         }
         fn ignore_signals(&mut self) {}
@@ -792,7 +545,8 @@ mod tests {
             script: script.into(),
             sent: Vec::new(),
         };
-        HttpsSink::new(fake, c, 7).unwrap()
+        let client = Backend::new(fake, ClientSettings::from_config(c).unwrap()).unwrap();
+        HttpsSink::new(client, Delivery::from_config(c), 7)
     }
 
     fn fill(buffer: &mut ElementBuffer, tags: std::ops::Range<u64>) {
@@ -861,7 +615,7 @@ mod tests {
         fill(&mut b, 0..20);
         let mut run = Run::new();
         run.round(&mut s, &mut b, 0).unwrap();
-        let sent = &s.transport.sent;
+        let sent = s.backend.transport().sent.clone();
         assert!(sent.len() > 3, "{}", sent.len());
         let mut seen = Vec::new();
         for req in sent {
@@ -890,8 +644,8 @@ mod tests {
         // An empty round still sends one (empty) envelope: the heartbeat.
         let mut s = sink(&c, vec![status(200)]);
         run.round(&mut s, &mut b, 0).unwrap();
-        assert_eq!(s.transport.sent.len(), 1);
-        assert_eq!(s.transport.sent[0].json()["metrics_count"], 0);
+        assert_eq!(s.backend.transport().sent.len(), 1);
+        assert_eq!(s.backend.transport().sent[0].json()["metrics_count"], 0);
     }
 
     #[test]
@@ -926,7 +680,7 @@ mod tests {
         assert!(s.next_wakeup().unwrap() > first_wake);
         run.round(&mut s, &mut b, 10_000_000_000).unwrap();
         assert!(s.next_wakeup().is_none());
-        let sent = &s.transport.sent;
+        let sent = s.backend.transport().sent.clone();
         assert_eq!(sent.len(), 4);
         let ids: Vec<String> = sent
             .iter()
@@ -981,7 +735,7 @@ mod tests {
         // 3 elements in one batch; 413 → [0] + [1, 2]; 200 for [0]; 413 for [1, 2] → [1] + [2];
         // the script ends (a transient error) on [1].
         run.round(&mut s, &mut b, 0).unwrap_err();
-        let sent = &s.transport.sent;
+        let sent = s.backend.transport().sent.clone();
         assert_eq!(sent.len(), 4);
         assert_eq!(sent[3].json()["metrics_count"], 1);
         assert_eq!(s.pending().len(), 2);
@@ -1028,8 +782,10 @@ mod tests {
         fill(&mut b, 0..1);
         let mut run = Run::new();
         run.round(&mut s, &mut b, 0).unwrap();
-        assert_eq!(s.transport.sent.len(), 2);
-        let auth = s.transport.sent[1].header("authorization").unwrap();
+        assert_eq!(s.backend.transport().sent.len(), 2);
+        let auth = s.backend.transport().sent[1]
+            .header("authorization")
+            .unwrap();
         let token = auth.strip_prefix("Bearer ").unwrap();
         let claims: serde_json::Value =
             serde_json::from_slice(&jwt::verify_hs256(token, b"k").unwrap()).unwrap();
@@ -1039,7 +795,7 @@ mod tests {
         let mut s = sink(&c, vec![status(401), status(401), status(200)]);
         fill(&mut b, 1..2);
         run.round(&mut s, &mut b, 0).unwrap_err();
-        assert_eq!(s.transport.sent.len(), 2);
+        assert_eq!(s.backend.transport().sent.len(), 2);
     }
 
     fn backend_token(id: &str, iat: i64, exp: i64) -> String {
@@ -1075,7 +831,7 @@ mod tests {
         let mut b = ElementBuffer::new(1 << 16);
         let mut run = Run::new();
         run.round(&mut s, &mut b, 0).unwrap();
-        let sent = &s.transport.sent;
+        let sent = s.backend.transport().sent.clone();
         assert_eq!(sent[0].path, REFRESH_PATH);
         assert_eq!(
             sent[0].header("authorization"),
@@ -1105,7 +861,11 @@ mod tests {
         let err = run.round(&mut s, &mut b, 0).unwrap_err().to_string();
         assert!(err.contains("register"), "{err}");
         assert!(!err.contains(&tok));
-        assert_eq!(s.transport.sent.len(), 2, "one push, one refresh, no loop");
+        assert_eq!(
+            s.backend.transport().sent.len(),
+            2,
+            "one push, one refresh, no loop"
+        );
         assert_eq!(s.pending().len(), 1, "the batch is kept");
         assert!(run.outcomes.is_empty());
     }
@@ -1137,12 +897,12 @@ mod tests {
         fill(&mut b, 0..1);
         let mut run = Run::new();
         run.round(&mut s, &mut b, 0).unwrap();
-        let sent = &s.transport.sent;
-        assert_eq!(sent[2].path, super::super::register::REGISTER_PATH);
+        let sent = s.backend.transport().sent.clone();
+        assert_eq!(sent[2].path, super::super::client::REGISTER_PATH);
         assert_eq!(sent[2].header("x-registration-secret"), Some("s3cret"));
         assert_eq!(sent[0].json()["batch_id"], sent[3].json()["batch_id"]);
         assert_eq!(sent[3].json()["collector_id"], "c-2");
-        assert_eq!(s.collector_id(), Some("c-2"));
+        assert_eq!(s.backend.registered_id(), Some("c-2"));
         assert_eq!(
             std::fs::read_to_string(dir.join("collector.id"))
                 .unwrap()
@@ -1165,7 +925,7 @@ mod tests {
         };
         s.push_round(&r, &mut b, &mut |_, _| {}, &mut Stats::default())
             .unwrap();
-        assert_eq!(s.transport.sent[0].json()["collector_id"], "c-7");
+        assert_eq!(s.backend.transport().sent[0].json()["collector_id"], "c-7");
     }
 
     #[test]

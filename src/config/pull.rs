@@ -1,16 +1,15 @@
-//! Config pull (protocol.md §5): the document the backend serves for this collector, reduced
+//! Config pull, the pure part (protocol.md, config pull): the document the backend serves for this collector, reduced
 //! to the collection settings it may set, laid over the config file and validated whole.
 //!
 //! Pure here: [`parse_document`] (TOML, or JSON when the first non-blank character is `{`),
 //! [`allowed`] (which keys survive), [`overlay`] (the file's text with the pulled keys set),
 //! [`remote_file`] / [`read_remote_file`] (the persisted `remote-config.toml` with its version).
-//! The HTTP call is [`pull`]; the loop applies the result between cycles.
+//! Not here: the HTTP call (the backend client's `pull_config`), the schedule and the
+//! persisting (the run loop's pull step).
 
-use super::conn::{ConnError, Request, Transport};
 use crate::agent_log;
 use crate::config::{self, Config, Env, PLUGIN_NAMES};
 use std::path::Path;
-use std::time::Instant;
 
 const COLLECTOR_KEYS: [&str; 3] = ["interval", "push_interval", "config_pull_interval"];
 const PLUGIN_KEYS: [&str; 12] = [
@@ -201,62 +200,6 @@ pub fn remote_overlay(
             None
         }
     }
-}
-
-/// What a pull came to.
-#[derive(Debug)]
-pub enum PullResult {
-    /// 304, 404, or a version already applied.
-    Nothing,
-    New {
-        version: Option<i64>,
-        pulled: Pulled,
-    },
-    /// 401 (after the caller's one refresh) or another failure: wait for the next interval.
-    Failed(String),
-}
-
-/// `GET /api/v1/config/{collector_id}` once.
-pub fn pull<T: Transport>(
-    transport: &mut T,
-    collector_id: &str,
-    bearer: &str,
-    applied: Option<i64>,
-    cap: Option<Instant>,
-) -> Result<(u16, PullResult), ConnError> {
-    let path = format!("/api/v1/config/{collector_id}");
-    let headers = [
-        ("Authorization", bearer),
-        ("Accept", "application/toml, application/json, text/plain"),
-    ];
-    let req = Request {
-        method: "GET",
-        path: &path,
-        headers: &headers,
-        body: None,
-    };
-    let r = transport.send(&req, cap)?;
-    let result = match r.status {
-        200 => {
-            let version = r
-                .header("x-config-version")
-                .and_then(|v| v.trim().parse::<i64>().ok());
-            if version.is_some() && version == applied {
-                PullResult::Nothing
-            } else {
-                match parse_document(&r.body) {
-                    Ok(pulled) => PullResult::New { version, pulled },
-                    Err(e) => PullResult::Failed(format!("pulled config rejected: {e}")),
-                }
-            }
-        }
-        304 | 404 => PullResult::Nothing,
-        s => PullResult::Failed(format!(
-            "config pull failed (HTTP {s}): {}",
-            super::error_text(&r.body)
-        )),
-    };
-    Ok((r.status, result))
 }
 
 #[cfg(test)]
