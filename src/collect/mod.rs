@@ -19,23 +19,6 @@ use crate::sys::signals::Signals;
 use crate::util::WallTime;
 use std::collections::BTreeMap;
 
-/// The metric types this build collects, in run order.
-pub const AVAILABLE: [&str; 13] = [
-    "sysstat",
-    "disk_usage",
-    "pg_stats",
-    "pg_query_stats",
-    "pg_log",
-    "pg_replication",
-    "pg_server",
-    "pg_connections",
-    "pg_locks",
-    "pg_cache",
-    "pg_bloat",
-    "pg_extensions",
-    "pg_schema",
-];
-
 /// The time of a collection, on both clocks.
 #[derive(Debug, Clone, Copy)]
 pub struct Now {
