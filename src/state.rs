@@ -59,6 +59,15 @@ impl StateDir {
             .filter(|s| !s.is_empty())
     }
 
+    /// Seconds since `name` was last modified, at `now_unix` (`None` when it does not exist).
+    pub fn age_secs(&self, name: &str, now_unix: i64) -> Option<i64> {
+        let modified = std::fs::metadata(self.file(name)).ok()?.modified().ok()?;
+        let secs = modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        Some(now_unix.saturating_sub(secs))
+    }
+
     /// Writes `name` privately and atomically (the directory is created 0700 if missing).
     pub fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
         write_private(&self.file(name), bytes)

@@ -1424,3 +1424,83 @@ fn the_configs_these_tests_write_are_valid() {
         "{err}"
     );
 }
+
+/// Security rule S5: a backend cannot stop pushes for longer than `retry_max_secs`.
+/// `Retry-After: 99999999` (three years) is waited only `retry_max_secs` (1 s here).
+#[test]
+fn a_huge_retry_after_is_capped_at_retry_max() {
+    let (b, _dir, d) = pushing("retry-cap");
+    b.push_faults(1, Fault::TooMany(Some(99_999_999)));
+    let limited = first_push_answered(&b, 429);
+    assert!(
+        b.wait(Duration::from_secs(30), |s| {
+            s.batches.iter().any(|x| x.at > limited.at)
+        }),
+        "no push after the 429 within 30 s: the Retry-After was obeyed\n{}",
+        d.log()
+    );
+    let next = b
+        .requests_to(PUSH)
+        .into_iter()
+        .find(|r| r.at > limited.at)
+        .unwrap();
+    let gap = next.at - limited.at;
+    // At least retry_max (the cap is a floor too), and nowhere near the asked-for delay.
+    assert!(gap >= Duration::from_millis(950), "next push after {gap:?}");
+    assert_eq!(next.batch_id(), limited.batch_id(), "the buffer was kept");
+    delivered_once(&b);
+}
+
+/// Security rule S5: a 404 from the refresh endpoint is a backend problem, not a lost
+/// identity: the collector never registers again for it (a new identity at every failing push
+/// before), keeps its batch, and delivers it once the backend accepts the token again.
+#[test]
+fn a_404_on_refresh_never_registers_again() {
+    let b = Backend::start(Options::default());
+    let dir = TempDir::new("refresh404");
+    let id = provision(&dir, &b);
+    // Registered two hours ago: only the 404 rule can keep it from registering again.
+    std::fs::File::options()
+        .write(true)
+        .open(dir.0.join("collector.id"))
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+    let secret = dir.file("registration.secret", "registration-secret\n");
+    let cfg = Cfg::new(&dir, &b)
+        .set(
+            "auth",
+            "registration_secret_file",
+            &format!("{:?}", secret.display().to_string()),
+        )
+        .write(&dir);
+    b.set_refresh_status(Some(404));
+    // Pushes answered 401 (only pushes: refresh answers 404, registration would succeed).
+    b.push_faults(4, Fault::Unauthorized);
+    let d = Daemon::start(&cfg);
+    // Several rounds of push 401 → refresh 404.
+    assert!(
+        b.wait(Duration::from_secs(30), |s| {
+            s.requests.iter().filter(|r| r.path == REFRESH).count() >= 3
+        }),
+        "{}",
+        d.log()
+    );
+    let register_requests = || b.requests_to(backend::REGISTER).len();
+    assert_eq!(register_requests(), 0, "registered again:\n{}", d.log());
+    b.set_refresh_status(None);
+    assert!(
+        b.wait(Duration::from_secs(30), |s| !s.batches.is_empty()),
+        "{}",
+        d.log()
+    );
+    assert_eq!(register_requests(), 0);
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("collector.id"))
+            .unwrap()
+            .trim(),
+        id,
+        "the identity is kept"
+    );
+    delivered_once(&b);
+}

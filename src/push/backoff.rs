@@ -37,9 +37,11 @@ impl Backoff {
         self.ceiling_ns = self.ceiling_ns.min(self.max_ns);
     }
 
-    /// One more failure: the delay before the next attempt, at least `at_least_ns`
-    /// (a `Retry-After`), never above that or `retry_max` whichever is larger.
+    /// One more failure: the delay before the next attempt, at least `at_least_ns` (a
+    /// `Retry-After`) but never above `retry_max`: a backend cannot stop pushes for longer
+    /// than the operator allows (security rule S5, "bounded influence of the backend").
     pub fn failed(&mut self, at_least_ns: u64) -> u64 {
+        let at_least_ns = at_least_ns.min(self.max_ns);
         self.ceiling_ns = if self.ceiling_ns == 0 {
             self.initial_ns
         } else {
@@ -120,8 +122,12 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_a_floor() {
-        let mut b = Backoff::new(S, 2 * S, 1);
+    fn retry_after_is_a_floor_capped_at_retry_max() {
+        let mut b = Backoff::new(S, 200 * S, 1);
         assert!(b.failed(120 * S) >= 120 * S);
+        // `Retry-After: 99999999` waits retry_max, not three years.
+        let mut b = Backoff::new(S, 300 * S, 1);
+        assert_eq!(b.failed(99_999_999 * S), 300 * S);
+        assert_eq!(b.failed(u64::MAX), 300 * S);
     }
 }

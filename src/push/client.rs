@@ -21,7 +21,7 @@ use super::register::{self, Registration};
 use crate::agent_log::{self, Repeated};
 use crate::config::{self, Config, pull};
 use crate::proto::http::Response;
-use crate::state::StateDir;
+use crate::state::{self, StateDir};
 use std::time::Instant;
 
 pub const REFRESH_PATH: &str = "/api/v1/collectors/refresh-token";
@@ -119,7 +119,13 @@ pub struct Backend<T: Transport> {
     refresh_failing: Repeated,
     /// The last push after SIGTERM: every wait ends by then.
     deadline: Option<Instant>,
+    /// When this process last registered (unix seconds): at most once per hour.
+    last_registration: Option<i64>,
 }
+
+/// Re-registration creates a new identity on the backend: at most once per this many seconds,
+/// and never while `collector.id` is younger (security rule S5).
+pub const REREGISTER_EVERY_SECS: i64 = 3600;
 
 impl<T: Transport> Backend<T> {
     /// A client that authenticates as `[auth]` says (the key or token is read now).
@@ -132,6 +138,7 @@ impl<T: Transport> Backend<T> {
             registered_id: None,
             refresh_failing: Repeated::default(),
             deadline: None,
+            last_registration: None,
         })
     }
 
@@ -145,6 +152,7 @@ impl<T: Transport> Backend<T> {
             registered_id: None,
             refresh_failing: Repeated::default(),
             deadline: None,
+            last_registration: None,
         }
     }
 
@@ -370,8 +378,10 @@ impl<T: Transport> Backend<T> {
         }
         match self.refresh() {
             Ok(()) => Ok(()),
+            // Only a refresh refused with 401 means the identity is gone; a 404, 5xx or a
+            // network error is a backend problem that a new identity would not fix.
             Err(CallError::Failed {
-                status: Some(401 | 404),
+                status: Some(401),
                 msg,
                 ..
             }) => {
@@ -426,11 +436,29 @@ impl<T: Transport> Backend<T> {
         Ok(())
     }
 
-    /// Registers again (a new identity), persists it, and uses its token and certificate.
+    /// Registers again (a new identity), persists it, and uses its token and certificate;
+    /// at most once per [`REREGISTER_EVERY_SECS`], and not while `collector.id` is younger.
     fn reregister(&mut self, caller: Caller<'_>) -> Result<(), CallError> {
         let Some(secret) = auth::registration_secret(&self.settings.auth) else {
             return Err(CallError::msg("no registration secret"));
         };
+        let now = caller.now_unix;
+        let last = self.last_registration.map(|t| now.saturating_sub(t));
+        let id_age = self.settings.state.age_secs(state::COLLECTOR_ID, now);
+        if let Some(age) = last
+            .into_iter()
+            .chain(id_age)
+            .find(|a| *a < REREGISTER_EVERY_SECS)
+        {
+            return Err(CallError::Failed {
+                status: Some(401),
+                msg: format!(
+                    "the backend refuses this collector's token, and it registered {age} s ago: not registering again before {REREGISTER_EVERY_SECS} s have passed; check the backend, or run `pganalytics-collector register --force`"
+                ),
+                retry_after: 0,
+            });
+        }
+        self.last_registration = Some(now);
         let reg = self
             .register(&secret, caller.hostname, caller.hostname)
             .map_err(|e| match e {

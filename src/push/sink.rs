@@ -884,7 +884,7 @@ mod tests {
             &c,
             vec![
                 status(401),
-                status(404),
+                status(401),
                 reply(
                     200,
                     &format!(r#"{{"collector_id":"c-2","token":"{new}","expires_at":"x"}}"#),
@@ -910,6 +910,68 @@ mod tests {
             "c-2"
         );
         assert_eq!(run.outcomes, vec![(0, Outcome::Delivered)]);
+    }
+
+    /// Security rule S5: only a refresh refused with 401 re-registers, at most once an hour.
+    #[test]
+    fn a_404_on_refresh_or_a_second_refusal_within_the_hour_never_registers_again() {
+        let now = 1_772_366_400;
+        let dir = tmpdir("rereg-limit");
+        let tok = backend_token("c-1", now, now + 1800);
+        let mut c = token_config(&dir, &tok);
+        let secret = dir.join("reg.secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        c.auth.registration_secret_file = Some(secret);
+        // 401 on push, 404 on refresh: a backend problem, not a lost identity.
+        let mut s = sink(&c, vec![status(401), status(404)]);
+        let mut b = ElementBuffer::new(1 << 16);
+        fill(&mut b, 0..1);
+        let mut run = Run::new();
+        run.round(&mut s, &mut b, 0).unwrap_err();
+        let paths: Vec<String> = s
+            .backend
+            .transport()
+            .sent
+            .iter()
+            .map(|r| r.path.clone())
+            .collect();
+        assert_eq!(paths, vec![PUSH_PATH, REFRESH_PATH]);
+
+        // 401 on refresh registers once; the next refusal within the hour does not.
+        let new = backend_token("c-2", now, now + 1800);
+        let mut s = sink(
+            &c,
+            vec![
+                status(401),
+                status(401),
+                reply(
+                    200,
+                    &format!(r#"{{"collector_id":"c-2","token":"{new}","expires_at":"x"}}"#),
+                    &[],
+                ),
+                status(401),
+                status(401),
+                status(401),
+            ],
+        );
+        let _ = std::fs::remove_file(dir.join("collector.id"));
+        run.round(&mut s, &mut b, 0).unwrap_err();
+        let registered = |s: &mut HttpsSink<Fake>| {
+            s.backend
+                .transport()
+                .sent
+                .iter()
+                .filter(|r| r.path == super::super::client::REGISTER_PATH)
+                .count()
+        };
+        assert_eq!(registered(&mut s), 1);
+        let err = run.round(&mut s, &mut b, 1).unwrap_err().to_string();
+        assert_eq!(
+            registered(&mut s),
+            1,
+            "no second registration within the hour"
+        );
+        assert!(err.contains("not registering again"), "{err}");
     }
 
     #[test]
