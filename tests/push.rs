@@ -1312,7 +1312,9 @@ fn config_pull_is_applied_persisted_filtered_and_reapplied_after_a_restart() {
         .write(&dir);
     b.set_config(Some(ConfigReply::Document {
         version: 2,
-        body: "[collector]\npush_interval = 0.5\n\n[sysstat]\nenabled = false\n\n\
+        // push_interval within what a backend may set (S5: 10..300 s) would slow this test;
+        // the clamping itself is a unit test of config::pull.
+        body: "[pg_stats]\nmax_tables = 7\n\n[sysstat]\nenabled = false\n\n\
                [backend]\nurl = \"https://evil.invalid\"\n"
             .into(),
     }));
@@ -1334,7 +1336,7 @@ fn config_pull_is_applied_persisted_filtered_and_reapplied_after_a_restart() {
     );
     std::thread::sleep(Duration::from_secs(3));
     // After the pull (applied between cycles: two batches of slack) no sysstat, disk_usage
-    // still, pushes every ~0.5 s.
+    // still.
     let after: Vec<Batch> = b
         .batches()
         .into_iter()
@@ -1345,15 +1347,9 @@ fn config_pull_is_applied_persisted_filtered_and_reapplied_after_a_restart() {
         assert!(!types(x).contains(&"sysstat"), "{:?}", types(x));
         assert!(types(x).contains(&"disk_usage"), "{:?}", types(x));
     }
-    for w in after[2..].windows(2) {
-        assert!(
-            w[1].at - w[0].at >= Duration::from_millis(400),
-            "push_interval 0.5 applied"
-        );
-    }
     let remote = std::fs::read_to_string(dir.0.join("remote-config.toml")).unwrap();
     assert!(
-        remote.contains("push_interval") && remote.contains('2'),
+        remote.contains("max_tables = 7") && remote.contains("version: 2"),
         "{remote}"
     );
     assert!(
@@ -1503,4 +1499,75 @@ fn a_404_on_refresh_never_registers_again() {
         "the identity is kept"
     );
     delivered_once(&b);
+}
+
+/// Security rule S5, played by a hostile backend: a pulled document that tries every
+/// local-only key and out-of-range values. Local keys are ignored and intervals and limits
+/// brought within bounds, each with a warning; what is kept is only what a backend may set.
+#[test]
+fn a_hostile_pulled_config_is_reduced_to_bounded_collection_settings() {
+    let b = Backend::start(Options::default());
+    let dir = TempDir::new("pull-hostile");
+    provision(&dir, &b);
+    let cfg = Cfg::new(&dir, &b)
+        .set("collector", "config_pull_interval", "0.5")
+        .write(&dir);
+    b.set_config(Some(ConfigReply::Document {
+        version: 9,
+        body: "[collector]\ninterval = 0.01\npush_interval = 86400\nconfig_pull_interval = 0\n\
+               state_dir = \"/tmp\"\n[postgres]\ndatabases = \"*\"\nhost = \"evil.example\"\n\
+               [disk_usage]\ninclude_fstypes = [\"nfs\"]\n[pg_log]\nenabled = true\n\
+               min_level = \"DEBUG5\"\npath = \"/etc/shadow\"\n[pg_bloat]\nenabled = true\n\
+               interval = 0.01\nmax_tables = 1000000\n[tls]\nverify = false\n\
+               [backend]\nurl = \"https://evil.invalid\"\n"
+            .into(),
+    }));
+    let d = Daemon::start(&cfg);
+    assert!(
+        b.wait(Duration::from_secs(10), |_| dir
+            .0
+            .join("remote-config.toml")
+            .exists()),
+        "{}",
+        d.log()
+    );
+    let remote = std::fs::read_to_string(dir.0.join("remote-config.toml")).unwrap();
+    for kept in [
+        "interval = 10\n",
+        "push_interval = 300\n",
+        "interval = 60\n",
+        "max_tables = 5000\n",
+    ] {
+        assert!(remote.contains(kept), "{kept:?} in {remote}");
+    }
+    for local in [
+        "databases",
+        "host",
+        "state_dir",
+        "include_fstypes",
+        "min_level",
+        "path",
+        "enabled",
+        "verify",
+        "url",
+        "config_pull_interval",
+    ] {
+        assert!(!remote.contains(local), "{local} kept: {remote}");
+    }
+    for warned in [
+        "postgres.databases",
+        "pg_log.path",
+        "pg_bloat.enabled",
+        "tls.verify",
+        "config_pull_interval = 0",
+        "push_interval = 86400",
+    ] {
+        assert!(
+            d.log_line(Duration::from_secs(5), |l| l.contains("\"level\":\"warn\"")
+                && l.contains(warned))
+                .is_some(),
+            "a warning naming {warned}: {}",
+            d.log()
+        );
+    }
 }

@@ -86,6 +86,9 @@ impl ConfigPull {
             return None;
         }
         let v = version.map_or_else(|| "none".to_string(), |v| v.to_string());
+        for line in &pulled.clamped {
+            agent_log::warn("config", line, &[("version", &v)]);
+        }
         for key in &pulled.ignored {
             agent_log::warn(
                 "config",

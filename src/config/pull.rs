@@ -11,30 +11,103 @@ use crate::agent_log;
 use crate::config::{self, Config, Env, PLUGIN_NAMES};
 use std::path::Path;
 
+/// `[collector]` keys a backend may set.
 const COLLECTOR_KEYS: [&str; 3] = ["interval", "push_interval", "config_pull_interval"];
-const PLUGIN_KEYS: [&str; 12] = [
-    "enabled",
-    "interval",
-    "include_partitions",
-    "include_fstypes",
+/// Plugins whose `enabled` a backend may set. `pg_log` (what is read from the server's files),
+/// and the slow `pg_bloat`, `pg_schema` and `pg_extensions` (the load on the database), stay
+/// local.
+const ENABLE_PULLABLE: [&str; 10] = [
+    "sysstat",
+    "disk_usage",
+    "pg_stats",
+    "pg_query_stats",
+    "pg_replication",
+    "pg_server",
+    "pg_connections",
+    "pg_locks",
+    "pg_cache",
+    "pg_wait_events",
+];
+/// The limits a backend may set (each capped at 10× its default).
+const LIMIT_KEYS: [&str; 5] = [
     "max_tables",
     "max_indexes",
     "limit",
     "max_query_length",
-    "min_level",
-    "max_entries",
-    "max_message_bytes",
     "long_transaction_secs",
 ];
+/// Plugins sampled slowly: a pulled `interval` is at least this many seconds.
+const SLOW_PLUGINS: [&str; 3] = ["pg_bloat", "pg_schema", "pg_extensions"];
 
-/// Whether a pulled document may set `[section] key`.
+/// Whether a pulled document may set `[section] key` (security rule S5, "bounded influence
+/// of the backend"): intervals, some `enabled` switches and limits. What is read (databases,
+/// file systems, partitions, every pg_log key but its interval) and custom queries stay local.
 pub fn allowed(section: &str, key: &str) -> bool {
     match section {
         "collector" => COLLECTOR_KEYS.contains(&key),
-        "postgres" => key == "databases",
-        s if PLUGIN_NAMES.contains(&s) => PLUGIN_KEYS.contains(&key),
+        s if PLUGIN_NAMES.contains(&s) => match key {
+            "interval" => true,
+            "enabled" => ENABLE_PULLABLE.contains(&s),
+            k => s != "pg_log" && LIMIT_KEYS.contains(&k) && default_limit(s, k).is_some(),
+        },
         _ => false,
     }
+}
+
+/// The built-in value of a limit a backend may set (`None`: that plugin has no such key).
+fn default_limit(section: &str, key: &str) -> Option<f64> {
+    let d = Config::default();
+    Some(match (section, key) {
+        ("pg_stats", "max_tables") => f64::from(d.pg_stats.max_tables),
+        ("pg_stats", "max_indexes") => f64::from(d.pg_stats.max_indexes),
+        ("pg_query_stats", "limit") => f64::from(d.pg_query_stats.limit),
+        ("pg_query_stats", "max_query_length") => f64::from(d.pg_query_stats.max_query_length),
+        ("pg_bloat", "max_tables") => f64::from(d.pg_bloat.max_tables),
+        ("pg_connections", "long_transaction_secs") => {
+            d.pg_connections.long_transaction.as_secs_f64()
+        }
+        _ => return None,
+    })
+}
+
+/// The bounds a pulled number must keep: (at least, at most, and whether 0 is ignored).
+fn bounds(section: &str, key: &str) -> (Option<f64>, Option<f64>, bool) {
+    match (section, key) {
+        ("collector", "interval") => (Some(10.0), None, false),
+        ("collector", "push_interval") => (Some(10.0), Some(300.0), false),
+        ("collector", "config_pull_interval") => (Some(10.0), Some(3600.0), true),
+        (s, "interval") if SLOW_PLUGINS.contains(&s) => (Some(60.0), None, false),
+        (_, "interval") => (Some(10.0), None, false),
+        (s, k) => (None, default_limit(s, k).map(|d| d * 10.0), false),
+    }
+}
+
+/// `value` kept within the bounds of `[section] key`: `Ok(None)` when it is within them (or
+/// not a number: the loader judges its type), `Ok(Some(new text))` when clamped, `Err` when
+/// the value is ignored (a pulled `config_pull_interval` of 0: a backend cannot switch off its
+/// own recovery path).
+fn clamp(section: &str, key: &str, value: &toml_edit::Value) -> Result<Option<String>, String> {
+    let n = match value {
+        toml_edit::Value::Integer(i) => *i.value() as f64,
+        toml_edit::Value::Float(f) => *f.value(),
+        _ => return Ok(None),
+    };
+    let (min, max, zero_ignored) = bounds(section, key);
+    if zero_ignored && n == 0.0 {
+        return Err(format!(
+            "{section}.{key} = 0 would stop config pulls for good; ignored"
+        ));
+    }
+    let clamped = match (min, max) {
+        (Some(lo), _) if n < lo => lo,
+        (_, Some(hi)) if n > hi => hi,
+        _ => return Ok(None),
+    };
+    Ok(Some(if clamped.fract() == 0.0 {
+        format!("{}", clamped as i64)
+    } else {
+        format!("{clamped}")
+    }))
 }
 
 /// A pulled document reduced to the keys it may set.
@@ -44,6 +117,8 @@ pub struct Pulled {
     pub keys: Vec<(String, String, String)>,
     /// `section.key` of everything ignored.
     pub ignored: Vec<String>,
+    /// One line for each value brought within its bounds, or ignored for its value.
+    pub clamped: Vec<String>,
 }
 
 impl Pulled {
@@ -84,6 +159,7 @@ pub fn parse_document(body: &[u8]) -> Result<Pulled, String> {
     let mut pulled = Pulled {
         keys: Vec::new(),
         ignored: Vec::new(),
+        clamped: Vec::new(),
     };
     for (section, item) in doc.as_table().iter() {
         let Some(table) = item.as_table_like() else {
@@ -95,9 +171,22 @@ pub fn parse_document(body: &[u8]) -> Result<Pulled, String> {
                 Some(v) if allowed(section, key) => {
                     let mut v = v.clone();
                     v.decor_mut().clear();
+                    let text = match clamp(section, key, &v) {
+                        Ok(None) => v.to_string(),
+                        Ok(Some(within)) => {
+                            pulled.clamped.push(format!(
+                                "{section}.{key} = {v} is outside what a backend may set; {within} used"
+                            ));
+                            within
+                        }
+                        Err(why) => {
+                            pulled.clamped.push(why);
+                            continue;
+                        }
+                    };
                     pulled
                         .keys
-                        .push((section.to_string(), key.to_string(), v.to_string()));
+                        .push((section.to_string(), key.to_string(), text));
                 }
                 _ => pulled.ignored.push(format!("{section}.{key}")),
             }
@@ -216,30 +305,126 @@ mod tests {
                 ("collector", "interval"),
                 ("pg_stats", "max_tables"),
                 ("pg_stats", "enabled"),
-                ("postgres", "databases")
             ]
         );
         assert_eq!(
             p.ignored,
-            vec!["collector.state_dir", "backend.url", "postgres.password"]
+            vec![
+                "collector.state_dir",
+                "backend.url",
+                "postgres.databases",
+                "postgres.password"
+            ]
         );
         let json = br#"  {"collector": {"interval": 30, "state_dir": "/x"}, "pg_stats": {"max_tables": 10, "enabled": false}, "postgres": {"databases": ["a","b"]}}"#;
         let j = parse_document(json).unwrap();
-        assert_eq!(j.marks().len(), 4);
+        assert_eq!(j.marks().len(), 3);
         assert!(parse_document(b"{not json").is_err());
+    }
+
+    /// Security rule S5: a pulled document that tries every local-only key and out-of-range
+    /// values gets each ignored or brought within bounds, with a line saying so.
+    #[test]
+    fn local_keys_are_ignored_and_values_clamped() {
+        let doc = br#"
+[collector]
+interval = 0.01
+push_interval = 86400
+config_pull_interval = 0
+hostname = "evil"
+[postgres]
+databases = "*"
+host = "evil.example"
+[sysstat]
+include_partitions = true
+[disk_usage]
+include_fstypes = ["nfs"]
+[pg_log]
+enabled = true
+min_level = "DEBUG5"
+path = "/etc/shadow"
+interval = 1
+[pg_bloat]
+enabled = true
+interval = 0.01
+max_tables = 1000000
+[pg_schema]
+enabled = true
+[pg_extensions]
+enabled = true
+[pg_query_stats]
+limit = 5000
+max_query_length = 100
+[pg_connections]
+long_transaction_secs = 1e9
+[tls]
+verify = false
+[custom_query]
+sql = "select 1"
+"#;
+        let p = parse_document(doc).unwrap();
+        let keys: Vec<(&str, &str, &str)> = p
+            .keys
+            .iter()
+            .map(|(s, k, v)| (s.as_str(), k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("collector", "interval", "10"),
+                ("collector", "push_interval", "300"),
+                ("pg_log", "interval", "10"),
+                ("pg_bloat", "interval", "60"),
+                ("pg_bloat", "max_tables", "5000"),
+                ("pg_query_stats", "limit", "1000"),
+                ("pg_query_stats", "max_query_length", "100"),
+                ("pg_connections", "long_transaction_secs", "3000"),
+            ]
+        );
+        for local in [
+            "collector.hostname",
+            "postgres.databases",
+            "postgres.host",
+            "sysstat.include_partitions",
+            "disk_usage.include_fstypes",
+            "pg_log.enabled",
+            "pg_log.min_level",
+            "pg_log.path",
+            "pg_bloat.enabled",
+            "pg_schema.enabled",
+            "pg_extensions.enabled",
+            "tls.verify",
+            "custom_query.sql",
+        ] {
+            assert!(
+                p.ignored.iter().any(|i| i == local),
+                "{local}: {:?}",
+                p.ignored
+            );
+        }
+        assert_eq!(p.clamped.len(), 8, "{:?}", p.clamped);
+        assert!(
+            p.clamped
+                .iter()
+                .any(|c| c.contains("config_pull_interval = 0"))
+        );
+        // What survives validates over a file.
+        let text = overlay("[collector]\ninterval = 60\n", &p).unwrap();
+        crate::config::parse_str("merged", &text, &|_| None).unwrap();
     }
 
     #[test]
     fn overlay_sets_keys_and_validates_whole_through_the_loader() {
         let file = "# mine\n[collector]\ninterval = 60 # keep\n[pg_stats]\nmax_tables = 500\n";
-        let p = parse_document(b"[collector]\ninterval = 15\n[pg_log]\nmax_entries = 5\n").unwrap();
+        let p =
+            parse_document(b"[collector]\ninterval = 15\n[pg_stats]\nmax_indexes = 5\n").unwrap();
         let text = overlay(file, &p).unwrap();
         let loaded = crate::config::parse_str("merged", &text, &|_| None).unwrap();
         assert_eq!(loaded.config.collector.interval.as_secs(), 15);
-        assert_eq!(loaded.config.pg_log.max_entries, 5);
+        assert_eq!(loaded.config.pg_stats.max_indexes, 5);
         assert_eq!(loaded.config.pg_stats.max_tables, 500);
         // An invalid value is caught by the loader: the document is rejected whole.
-        let bad = parse_document(b"[collector]\ninterval = 0\n").unwrap();
+        let bad = parse_document(b"[pg_stats]\nmax_tables = -1\n").unwrap();
         assert!(
             crate::config::parse_str("merged", &overlay(file, &bad).unwrap(), &|_| None).is_err()
         );
