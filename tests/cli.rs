@@ -499,3 +499,27 @@ fn sigterm_ends_a_hung_postgres_wait_at_once() {
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     drop(silent);
 }
+
+/// Security rule S6: a size no host can give is a configuration error at its key, in
+/// `check-config` and in every command that reads the file (`once` aborted at allocation).
+#[test]
+fn an_impossible_buffer_size_is_a_located_error_never_an_abort() {
+    let dir = TempDir::new("bigbuf");
+    let cfg = dir.file("c.toml", "[backend]\nbuffer_bytes = 9223372036854775807\n");
+    for args in [
+        &["check-config", "-c"][..],
+        &["once", "-c"],
+        &["run", "--stdout", "--once", "-c"],
+    ] {
+        let out = cmd().args(args).arg(&cfg).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{}:2:16: [backend] buffer_bytes: must be at most 1073741824",
+                cfg.display()
+            )),
+            "{args:?}: {err}"
+        );
+    }
+}

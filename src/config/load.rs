@@ -172,6 +172,12 @@ const PG_LOG_KEYS: &[&str] = &[
 const PG_CONNECTIONS_KEYS: &[&str] = &["enabled", "interval", "long_transaction_secs"];
 const PG_BLOAT_KEYS: &[&str] = &["enabled", "interval", "max_tables"];
 
+/// The largest `buffer_bytes` a file may ask for (security rule S6, "sizes a config may ask
+/// for": larger is a configuration error, never an abort at allocation).
+pub const MAX_BUFFER_BYTES: usize = 1 << 30;
+/// The largest `max_batch_bytes`.
+pub const MAX_BATCH_BYTES: usize = 64 << 20;
+
 /// The keys a section knows (`None`: not a section of the file).
 fn known_keys(section: &str) -> Option<&'static [&'static str]> {
     Some(match section {
@@ -453,8 +459,9 @@ impl<'d> Section<'d> {
             .and_then(|i| u32::try_from(i).ok())
     }
 
-    fn size(&self, ctx: &mut Ctx, key: &'static str, min: usize) -> Option<usize> {
-        let max = i64::try_from(usize::MAX).unwrap_or(i64::MAX);
+    /// A byte size in `min..=max`.
+    fn size(&self, ctx: &mut Ctx, key: &'static str, min: usize, max: usize) -> Option<usize> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
         let min = i64::try_from(min).unwrap_or(i64::MAX);
         self.int(ctx, key, min, max)
             .and_then(|i| usize::try_from(i).ok())
@@ -804,8 +811,14 @@ fn read_backend(ctx: &mut Ctx, root: &toml_edit::Table, b: &mut Backend) {
     );
     set(&mut b.retry_initial, s.seconds(ctx, "retry_initial_secs"));
     set(&mut b.retry_max, s.seconds(ctx, "retry_max_secs"));
-    set(&mut b.max_batch_bytes, s.size(ctx, "max_batch_bytes", 1));
-    set(&mut b.buffer_bytes, s.size(ctx, "buffer_bytes", 0));
+    set(
+        &mut b.max_batch_bytes,
+        s.size(ctx, "max_batch_bytes", 1, MAX_BATCH_BYTES),
+    );
+    set(
+        &mut b.buffer_bytes,
+        s.size(ctx, "buffer_bytes", 0, MAX_BUFFER_BYTES),
+    );
     set(
         &mut b.allow_insecure_http,
         s.bool(ctx, "allow_insecure_http"),

@@ -195,9 +195,20 @@ fn buffer_must_hold_one_largest_element() {
          element fits in the buffer"
     );
     ok("[backend]\nmax_batch_bytes = 1000\nbuffer_bytes = 250\n");
-    // Positioned at max_batch_bytes when the file only raises that one.
+    // Security rule S6: sizes past what a host should give are configuration errors at the
+    // key (they aborted at allocation before), so the default buffer always holds the
+    // largest element.
     let e = one_error("[backend]\nmax_batch_bytes = 100000000\n");
-    assert!(e.starts_with("2:1: [backend] buffer_bytes"), "{e}");
+    assert_eq!(
+        e,
+        "2:19: [backend] max_batch_bytes: must be at most 67108864"
+    );
+    let e = one_error("[backend]\nbuffer_bytes = 9223372036854775807\n");
+    assert_eq!(
+        e,
+        "2:16: [backend] buffer_bytes: must be at most 1073741824"
+    );
+    ok("[backend]\nmax_batch_bytes = 67108864\nbuffer_bytes = 1073741824\n");
 }
 
 #[test]
