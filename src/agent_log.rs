@@ -71,26 +71,43 @@ pub fn format_line(
         }
         LogFormat::Text => {
             use std::fmt::Write as _;
+            // Security rule S8: a text log escapes every control character (ESC, CR, …), not
+            // only newlines, so no input can move a terminal's cursor or forge a line.
             let _ = write!(
                 out,
-                "{} {:<5} {component}: {msg}",
+                "{} {:<5} ",
                 ts.rfc3339_millis(),
                 level_name(level).to_uppercase()
             );
+            push_escaped(&mut out, component);
+            out.push_str(": ");
+            push_escaped(&mut out, msg);
             for (k, v) in fields {
-                if v.is_empty() || v.contains([' ', '"', '=']) {
-                    let _ = write!(out, " {k}={v:?}");
+                out.push(' ');
+                push_escaped(&mut out, k);
+                if v.is_empty() || v.contains([' ', '"', '=']) || v.chars().any(char::is_control) {
+                    let _ = write!(out, "={v:?}");
                 } else {
-                    let _ = write!(out, " {k}={v}");
+                    let _ = write!(out, "={v}");
                 }
             }
         }
     }
-    // One event, one line: a message never breaks the line structure.
-    if out.contains('\n') {
-        out = out.replace('\n', "\\n");
-    }
     out
+}
+
+/// `s` with newlines as `\n`, carriage returns as `\r`, tabs as `\t` and every other control
+/// character as `\u{..}`: one event, one line, no terminal escapes.
+fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
 }
 
 /// Writes one event to stderr if `level` is enabled.
@@ -195,6 +212,38 @@ mod tests {
             line,
             "2026-03-01T12:00:00.005Z ERROR config: bad\\nthing file=\"/etc/a b.toml\" n=3"
         );
+    }
+
+    /// Security rule S8: whatever bytes reach a log line (a server's error text, a file
+    /// name), a text line has no control character and a JSON line is valid JSON.
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        let hostile = "a\u{1b}[2J\rb\u{7}\tc\u{0}\u{9b}";
+        let line = format_line(
+            LogFormat::Text,
+            TS,
+            LogLevel::Warn,
+            "pg\u{1b}",
+            hostile,
+            &[("db\r", hostile), ("x", "\u{1b}")],
+        );
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert_eq!(
+            line,
+            "2026-03-01T12:00:00.005Z WARN  pg\\u{1b}: a\\u{1b}[2J\\rb\\u{7}\\tc\\u{0}\\u{9b} \
+             db\\r=\"a\\u{1b}[2J\\rb\\u{7}\\tc\\0\\u{9b}\" x=\"\\u{1b}\""
+        );
+        let json = format_line(
+            LogFormat::Json,
+            TS,
+            LogLevel::Warn,
+            "pg",
+            hostile,
+            &[("k", hostile)],
+        );
+        assert!(!json.chars().any(|c| c.is_ascii_control()), "{json:?}");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["msg"], hostile);
     }
 
     #[test]
