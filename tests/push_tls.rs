@@ -422,5 +422,94 @@ fn run_backs_off_resends_the_same_batch_pulls_config_and_stops_on_sigterm() {
         .lines()
         .find(|l| l.starts_with("push_interval"))
         .unwrap();
-    assert!(line.contains("0.4") && line.contains("pulled"), "{line}");
+    // The pulled 0.4 s is raised to the 10 s a backend may set at least (security rule S5).
+    assert!(line.contains("= 10") && line.contains("pulled"), "{line}");
+}
+
+/// Security rule S9: bytes after a complete response close the connection. A hostile backend
+/// (or proxy) appends a second, unrequested response to its first; reusing the connection
+/// would hand that stale 418 to the next request as its answer.
+#[test]
+fn bytes_after_a_complete_response_close_the_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Seen::default());
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            s2.accepts.fetch_add(1, Ordering::SeqCst);
+            serve_with(stream, &s2, &|n, _, _| {
+                let mut r = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}".to_vec();
+                if n == 0 {
+                    r.extend_from_slice(b"HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\n\r\n");
+                }
+                r
+            });
+        }
+    });
+    let settings = ConnSettings {
+        endpoint: BackendUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+        tls: None,
+    };
+    let mut conn = Conn::new(settings, None);
+    assert_eq!(post(&mut conn, b"{\"a\":1}").unwrap(), 202);
+    assert_eq!(
+        post(&mut conn, b"{\"a\":2}").unwrap(),
+        202,
+        "the smuggled reply was taken"
+    );
+    assert_eq!(
+        seen.accepts.load(Ordering::SeqCst),
+        2,
+        "a new connection for the second"
+    );
+    assert_eq!(seen.requests.lock().unwrap().len(), 2);
+}
+
+/// Security rule S9, the slower variant: the unrequested response arrives after the
+/// requested one, while the connection is idle; it must not become the next answer.
+#[test]
+fn an_unrequested_response_on_an_idle_connection_is_never_read_as_an_answer() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepts = Arc::new(AtomicUsize::new(0));
+    let a2 = accepts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let first = a2.fetch_add(1, Ordering::SeqCst) == 0;
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(stream);
+                while read_request(&mut r).is_some() {
+                    let s = r.get_mut();
+                    let _ = s.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}");
+                    let _ = s.flush();
+                    if first {
+                        std::thread::sleep(Duration::from_millis(100));
+                        let _ =
+                            s.write_all(b"HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\n\r\n");
+                        let _ = s.flush();
+                    }
+                }
+            });
+        }
+    });
+    let settings = ConnSettings {
+        endpoint: BackendUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+        tls: None,
+    };
+    let mut conn = Conn::new(settings, None);
+    assert_eq!(post(&mut conn, b"{\"a\":1}").unwrap(), 202);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        post(&mut conn, b"{\"a\":2}").unwrap(),
+        202,
+        "the unrequested reply was taken"
+    );
+    assert_eq!(accepts.load(Ordering::SeqCst), 2);
 }

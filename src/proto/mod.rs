@@ -196,4 +196,16 @@ impl<S: Read + Write + AsFd> Stream<S> {
             Stream::Plain(s) => read_plain(s, buf, deadline, signals),
         }
     }
+
+    /// Whether an idle connection has something to read (bytes nobody asked for, or the
+    /// peer's close): then it must not carry another request. Never waits.
+    pub fn idle_input(&mut self) -> bool {
+        match self {
+            Stream::Tls(t) => t.idle_input(),
+            Stream::Plain(s) => {
+                let mut byte = [0u8; 1];
+                !matches!(s.read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
 }

@@ -316,6 +316,27 @@ impl<S: Read + Write + AsFd> TlsStream<S> {
         }
     }
 
+    /// Whether an idle connection has something to read: application data nobody asked for,
+    /// or the peer's close. Such a connection must not carry another request. TLS records
+    /// without data (a session ticket) are processed and do not count. Never waits.
+    pub fn idle_input(&mut self) -> bool {
+        loop {
+            match self.conn.read_tls(&mut self.sock) {
+                Ok(0) => return true,
+                Ok(_) => {
+                    if self.conn.process_new_packets().is_err() {
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
+            }
+        }
+        let mut byte = [0u8; 1];
+        !matches!(self.conn.reader().read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
     /// Sends close_notify without waiting (best effort) and returns the socket.
     pub fn close(mut self) -> S {
         self.conn.send_close_notify();

@@ -219,6 +219,12 @@ impl<'s> Conn<'s> {
         cap: Option<Instant>,
     ) -> Result<Response, Attempt> {
         let authority = self.settings.endpoint.authority();
+        // Security rule S9: a kept-alive connection with bytes waiting (an unrequested
+        // response, or the backend's close) is not reused: those bytes must never be read as
+        // the answer to this request.
+        if self.stream.as_mut().is_some_and(Stream::idle_input) {
+            self.close();
+        }
         if self.stream.is_none() {
             let deadline = min_deadline(Instant::now() + self.settings.connect_timeout, cap);
             self.stream = Some(self.open(deadline).map_err(Attempt::Failed)?);
@@ -260,6 +266,8 @@ impl<'s> Conn<'s> {
         }
         let mut parser = ResponseParser::new();
         let mut got_any = false;
+        // Bytes after the complete response, in the same read: the connection is closed.
+        let mut trailing = false;
         loop {
             match stream.read(&mut self.read_buf, deadline, signals) {
                 Ok(n) => {
@@ -273,6 +281,7 @@ impl<'s> Conn<'s> {
                         })?;
                         input = &input[used..];
                         if complete {
+                            trailing = !input.is_empty();
                             break;
                         }
                         if used == 0 {
@@ -308,7 +317,7 @@ impl<'s> Conn<'s> {
         let Some(response) = parser.take_response() else {
             return Err(Attempt::Stale);
         };
-        if must_close {
+        if must_close || trailing {
             self.close();
         }
         // A redirect is not followed: the sink reports it as a configuration error.
