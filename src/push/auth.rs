@@ -20,10 +20,14 @@ pub struct Lifetime {
 
 /// Token mode: refresh once half the lifetime has passed or 5 minutes before `exp`, whichever
 /// comes first (without `iat`, only the 5 minutes rule).
+/// The times come from the backend's token: arithmetic saturates (security rule S9), so an
+/// `exp` of `i64::MIN` or `i64::MAX` is only "long expired" or "far away".
 pub fn refresh_due(l: Lifetime, now_unix: i64) -> bool {
-    let five_before = l.exp - 300;
+    let five_before = l.exp.saturating_sub(300);
     let at = match l.iat {
-        Some(iat) if iat < l.exp => five_before.min(iat + (l.exp - iat) / 2),
+        Some(iat) if iat < l.exp => {
+            five_before.min(iat.saturating_add(l.exp.saturating_sub(iat) / 2))
+        }
         _ => five_before,
     };
     now_unix >= at
@@ -32,8 +36,8 @@ pub fn refresh_due(l: Lifetime, now_unix: i64) -> bool {
 /// Shared-secret mode: sign a new token when less than a third of its lifetime is left.
 pub fn resign_due(l: Lifetime, now_unix: i64) -> bool {
     let iat = l.iat.unwrap_or(l.exp);
-    let life = (l.exp - iat).max(0);
-    (l.exp - now_unix) * 3 < life || now_unix >= l.exp
+    let life = l.exp.saturating_sub(iat).max(0);
+    l.exp.saturating_sub(now_unix).saturating_mul(3) < life || now_unix >= l.exp
 }
 
 /// A current token and its lifetime.
@@ -146,7 +150,7 @@ impl Auth {
                         secret: signed,
                         lifetime: Lifetime {
                             iat: Some(now_unix),
-                            exp: now_unix + *lifetime_secs,
+                            exp: now_unix.saturating_add(*lifetime_secs),
                         },
                         collector_id: Some(id.to_string()),
                     });
@@ -224,7 +228,7 @@ pub fn claims_json(id: &str, hostname: &str, now_unix: i64, lifetime_secs: i64) 
         "iss": "pganalytics-collector",
         "iat": now_unix,
         "nbf": now_unix,
-        "exp": now_unix + lifetime_secs,
+        "exp": now_unix.saturating_add(lifetime_secs),
     })
     .to_string()
 }
@@ -245,6 +249,41 @@ pub fn registration_secret(config: &config::Auth) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Security rule S9: hostile `exp`/`iat` values never overflow.
+    #[test]
+    fn extreme_token_times_saturate() {
+        for (iat, exp) in [
+            (Some(i64::MIN), i64::MAX),
+            (Some(i64::MAX), i64::MIN),
+            (None, i64::MIN),
+            (None, i64::MAX),
+            (Some(0), i64::MAX),
+        ] {
+            let l = Lifetime { iat, exp };
+            for now in [i64::MIN, 0, 1_772_366_400, i64::MAX] {
+                let _ = refresh_due(l, now);
+                let _ = resign_due(l, now);
+            }
+        }
+        assert!(refresh_due(
+            Lifetime {
+                iat: None,
+                exp: i64::MIN
+            },
+            0
+        ));
+        assert!(!refresh_due(
+            Lifetime {
+                iat: Some(0),
+                exp: i64::MAX
+            },
+            1_772_366_400
+        ));
+        let claims: serde_json::Value =
+            serde_json::from_str(&claims_json("c", "h", i64::MAX - 5, 900)).unwrap();
+        assert_eq!(claims["exp"], i64::MAX);
+    }
 
     #[test]
     fn refresh_at_half_life_or_five_minutes_before_exp() {
