@@ -631,7 +631,15 @@ fn buffer_overflow_drops_the_oldest_and_counts_them() {
 
 #[test]
 fn retry_after_is_honoured() {
-    let (b, _dir, _d) = pushing("429");
+    // Retry-After is honoured up to retry_max_secs (security rule S5): 3 s here.
+    let b = Backend::start(Options::default());
+    let dir = TempDir::new("429");
+    provision(&dir, &b);
+    let cfg = Cfg::new(&dir, &b)
+        .set("backend", "retry_max_secs", "3")
+        .write(&dir);
+    let _d = Daemon::start(&cfg);
+    assert!(b.wait(Duration::from_secs(10), |s| !s.batches.is_empty()));
     b.push_faults(1, Fault::TooMany(Some(2)));
     let limited = first_push_answered(&b, 429);
     assert!(b.wait(Duration::from_secs(6), |s| {
