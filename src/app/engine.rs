@@ -4,8 +4,9 @@
 
 use super::schedule::Grid;
 use crate::agent_log::{self, Repeated};
+use crate::collect::registry::{self, PLUGINS};
 use crate::collect::{self, Collector, Errors, Now, Output, health};
-use crate::config::{Config, PLUGIN_NAMES};
+use crate::config::Config;
 use crate::pipeline::sink::{Round, Sink, SinkError};
 use crate::pipeline::{ElementBuffer, ElementMeta, HEALTH_SOURCE, Outcome, Stats};
 use crate::state::StateDir;
@@ -115,27 +116,21 @@ impl Engine {
             shared: collect::Shared::new(mode),
             config,
         };
-        for name in PLUGIN_NAMES {
+        for plugin in &PLUGINS {
             let wanted = match names {
-                Some(list) => list.contains(&name),
-                None => engine.config.plugin(name).is_some_and(|p| p.enabled),
+                Some(list) => list.contains(&plugin.name),
+                None => engine.config.plugin(plugin.name).is_some_and(|p| p.enabled),
             };
             if wanted {
-                engine.add_slot(name, now);
+                engine.add_slot(plugin, now);
             }
         }
         engine
     }
 
-    fn add_slot(&mut self, name: &'static str, now: Now) {
-        let Some(mut collector) = collect::build(name, &self.config, &mut self.shared) else {
-            agent_log::debug(
-                "main",
-                "no collector for this type in this build",
-                &[("type", name)],
-            );
-            return;
-        };
+    fn add_slot(&mut self, plugin: &'static registry::Plugin, now: Now) {
+        let name = plugin.name;
+        let mut collector = (plugin.build)(&self.config, &mut self.shared);
         collector.baseline(now);
         let interval = self
             .config
@@ -143,13 +138,13 @@ impl Engine {
             .map_or(self.config.collector.interval, |p| p.interval);
         let slot = Slot {
             name,
-            source: collect::source_id(name),
+            source: registry::source_id(name),
             collector,
             grid: Grid::new(now.mono_ns.saturating_add(ns(self.sample)), ns(interval)),
             emitted: 0,
             failed: false,
         };
-        // Keep PLUGIN_NAMES order: collections due together run in that order.
+        // Keep the registry's order: collections due together run in that order.
         let at = self
             .slots
             .iter()
@@ -341,7 +336,8 @@ impl Engine {
             });
             self.route_outcomes();
         }
-        for name in PLUGIN_NAMES {
+        for plugin in &PLUGINS {
+            let name = plugin.name;
             let want = self.config.plugin(name).is_some_and(|p| p.enabled);
             let at = self.slots.iter().position(|s| s.name == name);
             match (want, at) {
@@ -349,11 +345,11 @@ impl Engine {
                     self.slots.remove(i);
                     self.collect_ms.remove(name);
                 }
-                (true, None) => self.add_slot(name, now),
+                (true, None) => self.add_slot(plugin, now),
                 (true, Some(i)) => {
-                    if collect::settings_changed(name, &old, &self.config) {
+                    if (plugin.rebuild)(&old, &self.config) {
                         self.slots.remove(i);
-                        self.add_slot(name, now);
+                        self.add_slot(plugin, now);
                     } else {
                         let interval = self.config.plugin(name).map(|p| p.interval);
                         let slot = &mut self.slots[i];

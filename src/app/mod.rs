@@ -120,10 +120,10 @@ fn once(o: &cli::Once) -> i32 {
     });
     if let Some(list) = &only {
         for t in list {
-            if *t != "collector_health" && !config::PLUGIN_NAMES.contains(t) {
+            if *t != "collector_health" && !collect::registry::PLUGIN_NAMES.contains(t) {
                 eprintln!(
                     "once: --only names `{t}`, which this build does not collect; known types: {}, collector_health",
-                    config::PLUGIN_NAMES.join(", ")
+                    collect::registry::PLUGIN_NAMES.join(", ")
                 );
                 return EXIT_USAGE;
             }

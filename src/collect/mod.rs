@@ -11,9 +11,10 @@ pub mod disk_usage;
 pub mod health;
 pub mod json;
 pub mod pg;
+pub mod registry;
 pub mod sysstat;
 
-use crate::config::{Config, PLUGIN_NAMES};
+use crate::config::Config;
 use crate::pipeline::{DropReason, ElementBuffer, ElementMeta, Outcome, Stats};
 use crate::sys::signals::Signals;
 use crate::util::WallTime;
@@ -98,87 +99,9 @@ impl Shared {
     }
 }
 
-/// Builds the collector of `name`, if this build has one.
-pub fn build(name: &str, config: &Config, shared: &mut Shared) -> Option<Box<dyn Collector>> {
-    match name {
-        "sysstat" => Some(Box::new(sysstat::Sysstat::new(&config.sysstat))),
-        "disk_usage" => Some(Box::new(disk_usage::DiskUsage::new(&config.disk_usage))),
-        "pg_stats" => Some(Box::new(pg::stats::PgStats::new(
-            &config.pg_stats,
-            shared.pg_pool(config),
-        ))),
-        "pg_query_stats" => Some(Box::new(pg::query_stats::PgQueryStats::new(
-            &config.pg_query_stats,
-            shared.pg_pool(config),
-        ))),
-        "pg_log" => Some(Box::new(pg::log::PgLog::new(
-            config,
-            shared.pg_pool(config),
-            shared.mode(),
-        ))),
-        "pg_replication" => Some(Box::new(pg::replication::PgReplication::new(
-            shared.pg_pool(config),
-        ))),
-        "pg_server" => Some(Box::new(pg::server::PgServer::new(shared.pg_pool(config)))),
-        // Query texts of pg_connections and pg_locks are cut like pg_query_stats texts.
-        "pg_connections" => Some(Box::new(pg::connections::PgConnections::new(
-            &config.pg_connections,
-            &config.pg_query_stats,
-            shared.pg_pool(config),
-        ))),
-        "pg_locks" => Some(Box::new(pg::locks::PgLocks::new(
-            &config.pg_query_stats,
-            shared.pg_pool(config),
-        ))),
-        "pg_cache" => Some(Box::new(pg::cache::PgCache::new(shared.pg_pool(config)))),
-        "pg_bloat" => Some(Box::new(pg::bloat::PgBloat::new(
-            &config.pg_bloat,
-            shared.pg_pool(config),
-        ))),
-        "pg_extensions" => Some(Box::new(pg::extensions::PgExtensions::new(
-            shared.pg_pool(config),
-        ))),
-        "pg_schema" => Some(Box::new(pg::schema::PgSchema::new(shared.pg_pool(config)))),
-        _ => None,
-    }
-}
-
-/// Source id of a plugin name (its index in `PLUGIN_NAMES`).
-pub fn source_id(name: &str) -> u16 {
-    PLUGIN_NAMES
-        .iter()
-        .position(|n| *n == name)
-        .map_or(crate::pipeline::HEALTH_SOURCE, |i| i as u16)
-}
-
 /// Problems of the current push round, by key (`sysstat`, `disk_usage/mnt`, `pg_stats/app`):
 /// the latest message of each, shown in the next `collector_health` and then cleared.
 pub type Errors = BTreeMap<String, String>;
-
-/// Whether a reload changed settings that the collector of `name` was built with (then it is
-/// built anew; an interval change alone only restarts its schedule).
-pub fn settings_changed(name: &str, old: &Config, new: &Config) -> bool {
-    match name {
-        "sysstat" => old.sysstat != new.sysstat,
-        "disk_usage" => old.disk_usage != new.disk_usage,
-        "pg_stats" => old.postgres != new.postgres || old.pg_stats != new.pg_stats,
-        "pg_query_stats" => {
-            old.postgres != new.postgres || old.pg_query_stats != new.pg_query_stats
-        }
-        "pg_log" => old.postgres != new.postgres || old.pg_log != new.pg_log,
-        "pg_connections" => {
-            old.postgres != new.postgres
-                || old.pg_connections != new.pg_connections
-                || old.pg_query_stats.max_query_length != new.pg_query_stats.max_query_length
-        }
-        "pg_locks" => {
-            old.postgres != new.postgres
-                || old.pg_query_stats.max_query_length != new.pg_query_stats.max_query_length
-        }
-        "pg_bloat" => old.postgres != new.postgres || old.pg_bloat != new.pg_bloat,
-        _ => old.postgres != new.postgres,
-    }
-}
 
 /// Where one collection writes: the element buffer (through a reused scratch buffer), the
 /// drops it causes, and its partial errors.
@@ -212,7 +135,7 @@ impl<'a> Output<'a> {
         errors: &'a mut Vec<(String, String)>,
     ) -> Self {
         Output {
-            source: source_id(plugin),
+            source: registry::source_id(plugin),
             plugin,
             scratch,
             buffer,

@@ -23,6 +23,7 @@
 //! - PG* environment variables fill `[postgres]` keys the file leaves out.
 
 use super::BackendUrl;
+use crate::collect::registry::{self, PLUGIN_NAMES};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -151,51 +152,29 @@ const POSTGRES_KEYS: &[&str] = &[
     "application_name",
 ];
 const LOGGING_KEYS: &[&str] = &["level", "format"];
-const PLUGIN_KEYS: &[&str] = &["enabled", "interval"];
-const SYSSTAT_KEYS: &[&str] = &["enabled", "interval", "include_partitions"];
-const DISK_USAGE_KEYS: &[&str] = &["enabled", "interval", "include_fstypes"];
-const PG_STATS_KEYS: &[&str] = &["enabled", "interval", "max_tables", "max_indexes"];
-const PG_QUERY_STATS_KEYS: &[&str] = &["enabled", "interval", "limit", "max_query_length"];
-const PG_LOG_KEYS: &[&str] = &[
-    "enabled",
-    "interval",
-    "path",
-    "pattern",
-    "format",
-    "log_line_prefix",
-    "log_timezone",
-    "min_level",
-    "start_at",
-    "max_entries",
-    "max_message_bytes",
-];
-const PG_CONNECTIONS_KEYS: &[&str] = &["enabled", "interval", "long_transaction_secs"];
-const PG_BLOAT_KEYS: &[&str] = &["enabled", "interval", "max_tables"];
-
 /// The largest `buffer_bytes` a file may ask for (security rule S6, "sizes a config may ask
 /// for": larger is a configuration error, never an abort at allocation).
 pub const MAX_BUFFER_BYTES: usize = 1 << 30;
 /// The largest `max_batch_bytes`.
 pub const MAX_BATCH_BYTES: usize = 64 << 20;
 
-/// The keys a section knows (`None`: not a section of the file).
-fn known_keys(section: &str) -> Option<&'static [&'static str]> {
+/// The keys a section knows (`None`: not a section of the file). A plugin's table has
+/// `enabled`, `interval` and the keys of its registry entry.
+fn known_keys(section: &str) -> Option<Vec<&'static str>> {
     Some(match section {
-        "collector" => COLLECTOR_KEYS,
-        "backend" => BACKEND_KEYS,
-        "auth" => AUTH_KEYS,
-        "tls" => TLS_KEYS,
-        "postgres" => POSTGRES_KEYS,
-        "logging" => LOGGING_KEYS,
-        "sysstat" => SYSSTAT_KEYS,
-        "disk_usage" => DISK_USAGE_KEYS,
-        "pg_stats" => PG_STATS_KEYS,
-        "pg_query_stats" => PG_QUERY_STATS_KEYS,
-        "pg_log" => PG_LOG_KEYS,
-        "pg_connections" => PG_CONNECTIONS_KEYS,
-        "pg_bloat" => PG_BLOAT_KEYS,
-        name if PLUGIN_NAMES.contains(&name) => PLUGIN_KEYS,
-        _ => return None,
+        "collector" => COLLECTOR_KEYS.to_vec(),
+        "backend" => BACKEND_KEYS.to_vec(),
+        "auth" => AUTH_KEYS.to_vec(),
+        "tls" => TLS_KEYS.to_vec(),
+        "postgres" => POSTGRES_KEYS.to_vec(),
+        "logging" => LOGGING_KEYS.to_vec(),
+        name => {
+            let plugin = registry::find(name)?;
+            ["enabled", "interval"]
+                .into_iter()
+                .chain(plugin.keys.iter().map(|k| k.name))
+                .collect()
+        }
     })
 }
 
@@ -358,7 +337,7 @@ impl<'d> Section<'d> {
             );
             return section;
         };
-        let known = known_keys(name).unwrap_or(&[]);
+        let known = known_keys(name).unwrap_or_default();
         for (k, _) in table.iter() {
             if !known.contains(&k) {
                 let at = start(table.key(k).and_then(|k| k.span()));
@@ -996,48 +975,51 @@ fn apply_env(ctx: &mut Ctx, p: &mut Postgres, env: Env, at: usize) {
 
 fn read_plugins(ctx: &mut Ctx, root: &toml_edit::Table, c: &mut Config) {
     let collector_interval = c.collector.interval;
-    for name in PLUGIN_NAMES {
-        let s = Section::open(ctx, root, name);
+    for spec in &registry::PLUGINS {
+        let s = Section::open(ctx, root, spec.name);
         let enabled = s.bool(ctx, "enabled");
         let interval = s.seconds(ctx, "interval");
-        if let Some(plugin) = c.plugin_mut(name) {
+        if let Some(plugin) = c.plugin_mut(spec.name) {
             // C++ compatibility: a table without `enabled` means on.
-            plugin.enabled = enabled.unwrap_or(s.present() || ON_BY_DEFAULT.contains(&name));
+            plugin.enabled = enabled.unwrap_or(s.present() || spec.on_by_default);
             plugin.interval =
-                interval.unwrap_or_else(|| default_plugin_interval(name, collector_interval));
+                interval.unwrap_or_else(|| registry::default_interval(spec, collector_interval));
         }
-        match name {
-            "sysstat" => set(
-                &mut c.sysstat.include_partitions,
-                s.bool(ctx, "include_partitions"),
-            ),
-            "disk_usage" => set(
-                &mut c.disk_usage.include_fstypes,
-                s.strings(ctx, "include_fstypes"),
-            ),
-            "pg_stats" => {
-                set(&mut c.pg_stats.max_tables, s.u32(ctx, "max_tables", 0));
-                set(&mut c.pg_stats.max_indexes, s.u32(ctx, "max_indexes", 0));
-            }
-            "pg_query_stats" => {
-                set(&mut c.pg_query_stats.limit, s.u32(ctx, "limit", 0));
-                set(
-                    &mut c.pg_query_stats.max_query_length,
-                    s.u32(ctx, "max_query_length", 0),
-                );
-            }
-            "pg_log" => read_pg_log(ctx, &s, &mut c.pg_log),
-            "pg_connections" => set(
-                &mut c.pg_connections.long_transaction,
-                s.seconds(ctx, "long_transaction_secs"),
-            ),
-            "pg_bloat" => set(&mut c.pg_bloat.max_tables, s.u32(ctx, "max_tables", 0)),
-            _ => {}
-        }
+        (spec.read)(&mut PluginKeys { ctx, section: &s }, c);
     }
 }
 
-fn read_pg_log(ctx: &mut Ctx, s: &Section, l: &mut PgLog) {
+/// A plugin's table, as its registry entry reads it: each method validates one key (errors
+/// and their position are the loader's) and sets the value when the file has the key.
+pub struct PluginKeys<'a, 'b, 't, 'd> {
+    ctx: &'a mut Ctx<'t>,
+    section: &'b Section<'d>,
+}
+
+impl PluginKeys<'_, '_, '_, '_> {
+    pub fn bool(&mut self, key: &'static str, slot: &mut bool) {
+        set(slot, self.section.bool(self.ctx, key));
+    }
+
+    /// A non-negative integer, at least `min`.
+    pub fn u32(&mut self, key: &'static str, min: u32, slot: &mut u32) {
+        set(slot, self.section.u32(self.ctx, key, min));
+    }
+
+    /// Seconds, with an optional fraction.
+    pub fn seconds(&mut self, key: &'static str, slot: &mut Duration) {
+        set(slot, self.section.seconds(self.ctx, key));
+    }
+
+    /// An array of strings (or one comma-separated string).
+    pub fn strings(&mut self, key: &'static str, slot: &mut Vec<String>) {
+        set(slot, self.section.strings(self.ctx, key));
+    }
+}
+
+/// `[pg_log]`: every key but `enabled` and `interval`.
+pub fn read_pg_log(k: &mut PluginKeys<'_, '_, '_, '_>, c: &mut Config) {
+    let (ctx, s, l) = (&mut *k.ctx, k.section, &mut c.pg_log);
     set(&mut l.path, s.opt_path(ctx, "path"));
     set(&mut l.pattern, s.required_string(ctx, "pattern"));
     set(

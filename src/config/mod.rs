@@ -3,6 +3,7 @@
 //! - `model`: the validated config and its built-in defaults (what the collector reads);
 //! - `load`: text → config with every problem at once (pure), plus the file-system checks;
 //! - `render`: config → TOML, as `check-config` prints it.
+mod defaults;
 mod load;
 mod model;
 pub mod pull;

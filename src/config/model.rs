@@ -7,34 +7,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Names of every plugin, in the order they run when due together.
-pub const PLUGIN_NAMES: [&str; 13] = [
-    "sysstat",
-    "disk_usage",
-    "pg_stats",
-    "pg_query_stats",
-    "pg_log",
-    "pg_replication",
-    "pg_server",
-    "pg_connections",
-    "pg_locks",
-    "pg_cache",
-    "pg_bloat",
-    "pg_extensions",
-    "pg_schema",
-];
-
-/// Plugins that are on when their table is absent from the file.
-pub const ON_BY_DEFAULT: [&str; 7] = [
-    "sysstat",
-    "disk_usage",
-    "pg_stats",
-    "pg_query_stats",
-    "pg_log",
-    "pg_replication",
-    "pg_server",
-];
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub collector: Collector,
@@ -275,22 +247,6 @@ impl Config {
     }
 }
 
-/// The built-in `interval` of a plugin whose table sets none.
-///
-/// Most plugins follow `[collector] interval`. Five have a fixed default of their own, the
-/// values config.md's sample gives them without a "built-in default differs" comment:
-/// `pg_log` reads the log every 10 s (so errors show up quickly), `pg_cache` every 300 s, and
-/// the slow, expensive `pg_bloat`, `pg_extensions` and `pg_schema` hourly. These do not move
-/// when `[collector] interval` changes.
-pub fn default_plugin_interval(name: &str, collector_interval: Duration) -> Duration {
-    match name {
-        "pg_log" => Duration::from_secs(10),
-        "pg_cache" => Duration::from_secs(300),
-        "pg_bloat" | "pg_extensions" | "pg_schema" => Duration::from_secs(3600),
-        _ => collector_interval,
-    }
-}
-
 /// Gives an enum of the file its spellings: `NAMES` (file spelling → variant, in the order
 /// messages list them) and `as_str` (the canonical spelling, as `check-config` prints it).
 macro_rules! spelled {
@@ -337,101 +293,3 @@ spelled!(PgSeverity {
     Fatal => "FATAL",
     Panic => "PANIC",
 });
-
-impl Default for Config {
-    fn default() -> Self {
-        let interval = Duration::from_secs(60);
-        Config {
-            collector: Collector {
-                id: None,
-                hostname: None,
-                interval,
-                push_interval: Duration::from_secs(60),
-                config_pull_interval: Some(Duration::from_secs(300)),
-                state_dir: PathBuf::from("/var/lib/pganalytics"),
-            },
-            backend: Backend {
-                url: None,
-                compression: Compression::Gzip,
-                compression_level: 3,
-                connect_timeout: Duration::from_secs(10),
-                request_timeout: Duration::from_secs(30),
-                retry_initial: Duration::from_secs(1),
-                retry_max: Duration::from_secs(300),
-                max_batch_bytes: 4 * 1024 * 1024,
-                buffer_bytes: 16 * 1024 * 1024,
-                allow_insecure_http: false,
-            },
-            auth: Auth {
-                mode: AuthMode::Token,
-                token_file: None,
-                registration_secret_file: None,
-                jwt_secret_file: None,
-                token_lifetime: Duration::from_secs(900),
-            },
-            tls: Tls {
-                verify: true,
-                ca_file: None,
-                cert_file: None,
-                key_file: None,
-            },
-            postgres: Postgres {
-                host: None,
-                port: 5432,
-                user: None,
-                password: None,
-                password_file: None,
-                database: "postgres".to_string(),
-                databases: Databases::List(vec!["postgres".to_string()]),
-                sslmode: SslMode::Prefer,
-                sslrootcert: None,
-                connect_timeout: Duration::from_secs(5),
-                statement_timeout: Duration::from_millis(5000),
-                lock_timeout: Duration::from_millis(1000),
-                max_connections: 4,
-                application_name: "pganalytics-collector".to_string(),
-            },
-            logging: Logging {
-                level: LogLevel::Info,
-                format: None,
-            },
-            plugins: PLUGIN_NAMES
-                .iter()
-                .map(|&name| Plugin {
-                    name,
-                    enabled: ON_BY_DEFAULT.contains(&name),
-                    interval: default_plugin_interval(name, interval),
-                })
-                .collect(),
-            sysstat: Sysstat {
-                include_partitions: false,
-            },
-            disk_usage: DiskUsage {
-                include_fstypes: Vec::new(),
-            },
-            pg_stats: PgStats {
-                max_tables: 500,
-                max_indexes: 500,
-            },
-            pg_query_stats: PgQueryStats {
-                limit: 100,
-                max_query_length: 4096,
-            },
-            pg_log: PgLog {
-                path: None,
-                pattern: "*.log".to_string(),
-                format: PgLogFormat::Auto,
-                log_line_prefix: None,
-                log_timezone: None,
-                min_level: PgSeverity::Warning,
-                start_at: StartAt::End,
-                max_entries: 10_000,
-                max_message_bytes: 8192,
-            },
-            pg_connections: PgConnections {
-                long_transaction: Duration::from_secs(300),
-            },
-            pg_bloat: PgBloat { max_tables: 500 },
-        }
-    }
-}

@@ -8,66 +8,28 @@
 //! persisting (the run loop's pull step).
 
 use crate::agent_log;
-use crate::config::{self, Config, Env, PLUGIN_NAMES};
+use crate::collect::registry;
+use crate::config::{self, Config, Env};
 use std::path::Path;
 
 /// `[collector]` keys a backend may set.
 const COLLECTOR_KEYS: [&str; 3] = ["interval", "push_interval", "config_pull_interval"];
-/// Plugins whose `enabled` a backend may set. `pg_log` (what is read from the server's files),
-/// and the slow `pg_bloat`, `pg_schema` and `pg_extensions` (the load on the database), stay
-/// local.
-const ENABLE_PULLABLE: [&str; 10] = [
-    "sysstat",
-    "disk_usage",
-    "pg_stats",
-    "pg_query_stats",
-    "pg_replication",
-    "pg_server",
-    "pg_connections",
-    "pg_locks",
-    "pg_cache",
-    "pg_wait_events",
-];
-/// The limits a backend may set (each capped at 10× its default).
-const LIMIT_KEYS: [&str; 5] = [
-    "max_tables",
-    "max_indexes",
-    "limit",
-    "max_query_length",
-    "long_transaction_secs",
-];
-/// Plugins sampled slowly: a pulled `interval` is at least this many seconds.
-const SLOW_PLUGINS: [&str; 3] = ["pg_bloat", "pg_schema", "pg_extensions"];
-
 /// Whether a pulled document may set `[section] key` (security rule S5, "bounded influence
-/// of the backend"): intervals, some `enabled` switches and limits. What is read (databases,
-/// file systems, partitions, every pg_log key but its interval) and custom queries stay local.
+/// of the backend"): intervals, the `enabled` switches and limits the plugin registry marks.
+/// What is read (databases, file systems, partitions, every pg_log key but its interval) and
+/// custom queries stay local.
 pub fn allowed(section: &str, key: &str) -> bool {
     match section {
         "collector" => COLLECTOR_KEYS.contains(&key),
-        s if PLUGIN_NAMES.contains(&s) => match key {
+        s => registry::find(s).is_some_and(|p| match key {
             "interval" => true,
-            "enabled" => ENABLE_PULLABLE.contains(&s),
-            k => s != "pg_log" && LIMIT_KEYS.contains(&k) && default_limit(s, k).is_some(),
-        },
-        _ => false,
+            "enabled" => p.pull_enabled,
+            k => p
+                .keys
+                .iter()
+                .any(|x| x.name == k && x.pull_default.is_some()),
+        }),
     }
-}
-
-/// The built-in value of a limit a backend may set (`None`: that plugin has no such key).
-fn default_limit(section: &str, key: &str) -> Option<f64> {
-    let d = Config::default();
-    Some(match (section, key) {
-        ("pg_stats", "max_tables") => f64::from(d.pg_stats.max_tables),
-        ("pg_stats", "max_indexes") => f64::from(d.pg_stats.max_indexes),
-        ("pg_query_stats", "limit") => f64::from(d.pg_query_stats.limit),
-        ("pg_query_stats", "max_query_length") => f64::from(d.pg_query_stats.max_query_length),
-        ("pg_bloat", "max_tables") => f64::from(d.pg_bloat.max_tables),
-        ("pg_connections", "long_transaction_secs") => {
-            d.pg_connections.long_transaction.as_secs_f64()
-        }
-        _ => return None,
-    })
 }
 
 /// The bounds a pulled number must keep: (at least, at most, and whether 0 is ignored).
@@ -76,9 +38,18 @@ fn bounds(section: &str, key: &str) -> (Option<f64>, Option<f64>, bool) {
         ("collector", "interval") => (Some(10.0), None, false),
         ("collector", "push_interval") => (Some(10.0), Some(300.0), false),
         ("collector", "config_pull_interval") => (Some(10.0), Some(3600.0), true),
-        (s, "interval") if SLOW_PLUGINS.contains(&s) => (Some(60.0), None, false),
-        (_, "interval") => (Some(10.0), None, false),
-        (s, k) => (None, default_limit(s, k).map(|d| d * 10.0), false),
+        (s, k) => match registry::find(s) {
+            Some(p) if k == "interval" => (Some(p.pull_min_interval_secs), None, false),
+            Some(p) => {
+                let default = p
+                    .keys
+                    .iter()
+                    .find(|x| x.name == k)
+                    .and_then(|x| x.pull_default);
+                (None, default.map(|d| d * 10.0), false)
+            }
+            None => (None, None, false),
+        },
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::model::*;
+use crate::collect::registry;
 
 /// What a rendered password reads.
 pub const REDACTED: &str = "<redacted>";
@@ -92,6 +93,43 @@ fn seconds(d: Duration) -> String {
 
 fn millis(d: Duration) -> String {
     d.as_millis().to_string()
+}
+
+/// A plugin's table, as its registry entry writes it.
+pub struct PluginRender<'a, 'p> {
+    out: &'a mut Out<'p>,
+}
+
+impl PluginRender<'_, '_> {
+    pub fn bool(&mut self, key: &str, value: bool) {
+        self.out.key(key, value.to_string());
+    }
+
+    pub fn u32(&mut self, key: &str, value: u32) {
+        self.out.key(key, value.to_string());
+    }
+
+    pub fn seconds(&mut self, key: &str, value: Duration) {
+        self.out.key(key, seconds(value));
+    }
+
+    pub fn strings(&mut self, key: &str, value: &[String]) {
+        self.out.key(key, strings(value));
+    }
+}
+
+/// `[pg_log]`: every key but `enabled` and `interval`.
+pub fn render_pg_log(r: &mut PluginRender<'_, '_>, c: &Config) {
+    let (o, l) = (&mut *r.out, &c.pg_log);
+    o.key("path", opt_path(&l.path));
+    o.key("pattern", string(&l.pattern));
+    o.key("format", string(l.format.as_str()));
+    o.key("log_line_prefix", opt_string(&l.log_line_prefix));
+    o.key("log_timezone", opt_string(&l.log_timezone));
+    o.key("min_level", string(l.min_level.as_str()));
+    o.key("start_at", string(l.start_at.as_str()));
+    o.key("max_entries", l.max_entries.to_string());
+    o.key("max_message_bytes", l.max_message_bytes.to_string());
 }
 
 /// The effective configuration as TOML, every section and key, secrets (`password`) as
@@ -183,41 +221,8 @@ pub fn render(config: &Config, pulled: &[(&str, &str)]) -> String {
         o.section(plugin.name);
         o.key("enabled", plugin.enabled.to_string());
         o.key("interval", seconds(plugin.interval));
-        match plugin.name {
-            "sysstat" => o.key(
-                "include_partitions",
-                c.sysstat.include_partitions.to_string(),
-            ),
-            "disk_usage" => o.key("include_fstypes", strings(&c.disk_usage.include_fstypes)),
-            "pg_stats" => {
-                o.key("max_tables", c.pg_stats.max_tables.to_string());
-                o.key("max_indexes", c.pg_stats.max_indexes.to_string());
-            }
-            "pg_query_stats" => {
-                o.key("limit", c.pg_query_stats.limit.to_string());
-                o.key(
-                    "max_query_length",
-                    c.pg_query_stats.max_query_length.to_string(),
-                );
-            }
-            "pg_log" => {
-                let l = &c.pg_log;
-                o.key("path", opt_path(&l.path));
-                o.key("pattern", string(&l.pattern));
-                o.key("format", string(l.format.as_str()));
-                o.key("log_line_prefix", opt_string(&l.log_line_prefix));
-                o.key("log_timezone", opt_string(&l.log_timezone));
-                o.key("min_level", string(l.min_level.as_str()));
-                o.key("start_at", string(l.start_at.as_str()));
-                o.key("max_entries", l.max_entries.to_string());
-                o.key("max_message_bytes", l.max_message_bytes.to_string());
-            }
-            "pg_connections" => o.key(
-                "long_transaction_secs",
-                seconds(c.pg_connections.long_transaction),
-            ),
-            "pg_bloat" => o.key("max_tables", c.pg_bloat.max_tables.to_string()),
-            _ => {}
+        if let Some(spec) = registry::find(plugin.name) {
+            (spec.render)(&mut PluginRender { out: &mut o }, c);
         }
     }
     o.text
