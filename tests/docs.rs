@@ -177,6 +177,8 @@ fn every_field_once_emits_against_postgresql_is_documented() {
         ],
         ..Options::default()
     });
+    // The standby first: pg_basebackup's checkpoint is quick on a server with little to write.
+    let standby = primary.standby("standby_slot");
     primary.psql("postgres", "create database app");
     for sql in [
         "create extension pg_stat_statements",
@@ -195,7 +197,6 @@ fn every_field_once_emits_against_postgresql_is_documented() {
         "postgres",
         "select pg_create_logical_replication_slot('logical_slot', 'test_decoding')",
     );
-    let standby = primary.standby("standby_slot");
     // Log entries of several kinds: an error with a statement, a warning, a duration.
     let _ = primary.try_psql("app", "select * from no_such_table");
     primary.psql(
@@ -212,6 +213,14 @@ fn every_field_once_emits_against_postgresql_is_documented() {
     let mut holder = primary.session("app", "holder");
     holder.send("begin;");
     holder.send("update acct set v = 1 where id = 1;");
+    let holding = eventually(Duration::from_secs(60), || {
+        primary.psql(
+            "postgres",
+            "select count(*) from pg_stat_activity where application_name = 'holder' \
+             and state = 'idle in transaction'",
+        ) == "1"
+    });
+    assert!(holding, "the holder never held its lock");
     let mut waiter = primary.session("app", "waiter");
     waiter.send("update acct set v = 2 where id = 1;");
     let waiting = eventually(Duration::from_secs(60), || {
