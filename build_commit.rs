@@ -42,11 +42,13 @@ pub fn commit_of(dir: &Path) -> Option<String> {
 pub fn watched_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut add = |name: &str| {
-        if let Some(p) = git(
+        // Only files that exist: cargo reruns a build script at every build for a missing one.
+        let path = git(
             dir,
             &["rev-parse", "--path-format=absolute", "--git-path", name],
-        ) {
-            files.push(PathBuf::from(p));
+        );
+        if let Some(p) = path.map(PathBuf::from).filter(|p| p.exists()) {
+            files.push(p);
         }
     };
     add("HEAD");
