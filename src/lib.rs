@@ -29,3 +29,15 @@ pub mod push;
 pub mod state;
 pub mod sys;
 pub mod util;
+
+/// The git commit this binary was built from (build.rs), `unknown` outside a git checkout.
+pub const GIT_COMMIT: &str = env!("PGANALYTICS_GIT_COMMIT");
+
+/// What `--version` prints: `pganalytics-collector VERSION (commit HASH)`.
+pub const VERSION_LINE: &str = concat!(
+    "pganalytics-collector ",
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("PGANALYTICS_GIT_COMMIT"),
+    ")"
+);

@@ -244,7 +244,7 @@ fn usage_and_config_errors_exit_2_with_every_problem_located() {
     let version = cmd().arg("--version").output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
-        format!("pganalytics-collector {}", env!("CARGO_PKG_VERSION"))
+        pganalytics_collector::VERSION_LINE
     );
 
     let dir = TempDir::new("bad");

@@ -86,7 +86,7 @@ pub fn main(args: &[String]) -> i32 {
         }
     };
     if cli.version {
-        println!("pganalytics-collector {}", env!("CARGO_PKG_VERSION"));
+        println!("{}", crate::VERSION_LINE);
         return EXIT_OK;
     }
     // Messages before the config is read: text on a terminal, JSON otherwise.

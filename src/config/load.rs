@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use toml_edit::{Document, TableLike, Value};
 
+use super::cpp_syntax;
 use super::model::*;
 
 /// One problem in the file: Display is exactly `FILE:LINE:COL: message` (1-based line and
@@ -342,7 +343,7 @@ impl<'d> Section<'d> {
             if !known.contains(&k) {
                 let at = start(table.key(k).and_then(|k| k.span()));
                 let hint = did_you_mean(closest(k, known.iter().copied()));
-                ctx.warn(at, format!("unknown key `{k}` in [{name}]{hint}"));
+                ctx.warn(at, format!("unknown key `{k}` in [{name}], ignored{hint}"));
             }
         }
         section.table = Some(table);
@@ -372,6 +373,11 @@ impl<'d> Section<'d> {
         match f.value.and_then(Value::as_bool) {
             Some(b) => Some(b),
             None => {
+                let cpp = f.value.and_then(Value::as_str);
+                if let Some(h) = cpp.and_then(|s| cpp_syntax::bool_string_hint(f.section, key, s)) {
+                    ctx.error(f.at, h);
+                    return None;
+                }
                 f.type_error(ctx, "true or false");
                 None
             }
@@ -658,7 +664,12 @@ fn parse_inner(file: &str, text: &str, env: Env) -> Result<(Loaded, Seen), Vec<D
         Ok(doc) => doc,
         Err(e) => {
             let message = e.message().trim().replace('\n', "; ");
-            ctx.error(start(e.span()), format!("invalid TOML: {message}"));
+            // A file in the C++ collector's syntax: say so, and how to write each line.
+            let cpp = super::cpp_syntax::diagnose(text, start(e.span()));
+            if cpp.is_empty() {
+                ctx.error(start(e.span()), format!("invalid TOML: {message}"));
+            }
+            cpp.into_iter().for_each(|(at, m)| ctx.error(at, m));
             return Err(ctx.diagnostics(file, &ctx.errors));
         }
     };
@@ -693,9 +704,9 @@ fn read_config(ctx: &mut Ctx, root: &toml_edit::Table, env: Env) -> Config {
         let candidates = SECTION_NAMES.iter().chain(PLUGIN_NAMES.iter()).copied();
         let hint = did_you_mean(closest(name, candidates));
         if item.is_table_like() || item.is_array_of_tables() {
-            ctx.warn(at, format!("unknown section [{name}]{hint}"));
+            ctx.warn(at, format!("unknown section [{name}], ignored{hint}"));
         } else {
-            ctx.warn(at, format!("unknown top-level key `{name}`{hint}"));
+            ctx.warn(at, format!("unknown top-level key `{name}`, ignored{hint}"));
         }
     }
 

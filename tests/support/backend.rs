@@ -79,6 +79,9 @@ pub enum Fault {
 #[derive(Clone, Debug)]
 pub enum ConfigReply {
     NotFound,
+    /// 401 with this message whatever the token (today's Go backend answers a collector
+    /// token `"User not found"`: its config route uses the user authentication).
+    Unauthorized(String),
     NotModified,
     /// 200 with `X-Config-Version: version`; the body as given (TOML or JSON).
     Document {
@@ -191,6 +194,8 @@ pub struct State {
     /// `refresh-token` answers this status instead of working (e.g. 401: force re-registration).
     pub refresh_status: Option<u16>,
     pub config: Option<ConfigReply>,
+    /// Answer a gzip push body 400, as today's Go backend does (it never decompresses).
+    pub reject_gzip: bool,
     /// Pushes answered at once with `defer_push_checks`: (headers, body as received).
     deferred: Vec<(Headers, Vec<u8>)>,
     connections: u64,
@@ -343,6 +348,10 @@ impl Backend {
     }
     pub fn set_config(&self, reply: Option<ConfigReply>) {
         self.state().config = reply;
+    }
+    /// A gzip push body gets 400 (today's Go backend), not a decoded body.
+    pub fn set_reject_gzip(&self, reject: bool) {
+        self.state().reject_gzip = reject;
     }
     /// A token this backend would issue for `collector_id` (for a token-file setup).
     pub fn issue_token(&self, collector_id: &str, hostname: &str) -> String {
@@ -674,6 +683,15 @@ fn handle(
     };
     match header("content-encoding") {
         None => {}
+        Some("gzip") if path == PUSH && shared.lock().reject_gzip => {
+            // What the Go backend's JSON decoder says about the gzip magic byte.
+            out.note = "gzip body refused (reject_gzip)".into();
+            let body = error_body(
+                "bad_request",
+                "invalid character '\\x1f' looking for beginning of value",
+            );
+            return out.set(400, &body);
+        }
         Some("gzip") => {
             let mut plain = Vec::new();
             match flate2::read::GzDecoder::new(wire).read_to_end(&mut plain) {
@@ -857,6 +875,10 @@ fn handle(
             }
             let reply = shared.lock().config.clone();
             match reply {
+                Some(ConfigReply::Unauthorized(message)) => {
+                    out.note = message.clone();
+                    out.set(401, &error_body("unauthorized", &message))
+                }
                 None | Some(ConfigReply::NotFound) => {
                     out.set(404, &error_body("not_found", "no config"))
                 }

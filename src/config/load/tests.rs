@@ -97,8 +97,13 @@ fn plugin_interval_defaults() {
 fn type_errors() {
     let cases = [
         (
-            "[tls]\nverify = \"yes\"\n",
+            "[tls]\nverify = \"maybe\"\n",
             "2:10: [tls] verify: expected true or false, found string",
+        ),
+        (
+            "[tls]\nverify = \"yes\"\n",
+            "2:10: [tls] verify: expected true or false, found the string \"yes\" (the C++ \
+             collector's syntax); in TOML write `verify = true`",
         ),
         (
             "[collector]\nid = 5\n",
@@ -315,14 +320,14 @@ fn unknown_keys_and_sections_are_warnings_with_a_suggestion() {
     assert_eq!(
         w,
         [
-            "t.toml:1:1: unknown top-level key `foo`",
-            "t.toml:3:1: unknown key `intervall` in [collector]; did you mean `interval`?",
-            "t.toml:4:2: unknown section [pg_stat]; did you mean `pg_stats`?",
-            "t.toml:5:2: unknown section [completely_else]",
+            "t.toml:1:1: unknown top-level key `foo`, ignored",
+            "t.toml:3:1: unknown key `intervall` in [collector], ignored; did you mean `interval`?",
+            "t.toml:4:2: unknown section [pg_stat], ignored; did you mean `pg_stats`?",
+            "t.toml:5:2: unknown section [completely_else], ignored",
         ]
     );
     let w = warnings("[postgres]\nxyz = 1\n");
-    assert_eq!(w, ["t.toml:2:1: unknown key `xyz` in [postgres]"]);
+    assert_eq!(w, ["t.toml:2:1: unknown key `xyz` in [postgres], ignored"]);
 }
 
 #[test]
