@@ -8,8 +8,9 @@
 //!   driver), the TLS driver they share, and the pure pieces of the backend push: HTTP/1.1,
 //!   HS256 JWT and gzip;
 //! - [`agent_log`]: the agent's own log lines on stderr (not PostgreSQL's logs);
-//! - [`pglog`]: PostgreSQL server logs from bytes to entries (stderr, csvlog, jsonlog) and the
-//!   time zones that turn their timestamps to UTC; pure, fed by the `pg_log` collector;
+//! - [`pg_log_format`]: the PostgreSQL log format, server log bytes to entries (stderr, csvlog,
+//!   jsonlog) and the time zones that turn their timestamps to UTC; pure, fed by the `pg_log`
+//!   collector ([`collect::pg::pg_log`]);
 //! - [`push`]: the HTTPS sink, its connection, authentication, registration and config pull;
 //! - [`state`]: the state directory, every file the collector keeps between runs;
 //! - [`config`]: the TOML file, validated whole, and its model;
@@ -22,7 +23,7 @@ pub mod app;
 pub mod cli;
 pub mod collect;
 pub mod config;
-pub mod pglog;
+pub mod pg_log_format;
 pub mod pipeline;
 pub mod proto;
 pub mod push;

@@ -128,7 +128,7 @@ pub fn build(name: &str, config: &Config, shared: &mut Shared) -> Option<Box<dyn
             &config.pg_query_stats,
             shared.pg_pool(config),
         ))),
-        "pg_log" => Some(Box::new(pg::log::PgLog::new(
+        "pg_log" => Some(Box::new(pg::pg_log::PgLog::new(
             config,
             shared.pg_pool(config),
             shared.mode(),

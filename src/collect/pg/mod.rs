@@ -18,7 +18,7 @@ pub mod connections;
 pub mod conninfo;
 pub mod extensions;
 pub mod locks;
-pub mod log;
+pub mod pg_log;
 pub mod pgpass;
 pub mod pool;
 pub mod query_stats;

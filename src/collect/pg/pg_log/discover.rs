@@ -12,7 +12,7 @@
 //! read the log (that is [`super::tail`]).
 
 use crate::config::PgLogFormat;
-use crate::pglog::Format;
+use crate::pg_log_format::Format;
 use std::path::{Path, PathBuf};
 
 /// Directory of Debian's `pg_ctlcluster` logs.

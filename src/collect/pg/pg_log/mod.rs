@@ -1,9 +1,14 @@
-//! `pg_log` (metrics.md §5): new PostgreSQL log entries, each sent once, across rotations and
-//! restarts.
+//! The `pg_log` collector (metrics.md §5): new PostgreSQL log entries, each sent once, across
+//! rotations and restarts.
+//!
+//! What it does: find the server's log (discover), follow it across rotations (tail), feed its
+//! bytes to the format parser and turn the entries into elements, and remember the acknowledged
+//! position (offsets). What it does not do: parse the log format (that is the pure
+//! [`crate::pg_log_format`]), nor write the agent's own log (that is [`crate::agent_log`]).
 //!
 //! ```text
 //!  discover ──where, format, prefix, zone──▶ tail (one fixed buffer, rotation) ──bytes──▶
-//!  pglog::Parser ──entries──▶ elements (size rule) ──▶ Output
+//!  pg_log_format::Parser ──entries──▶ elements (size rule) ──▶ Output
 //!        outcomes (delivered / dropped) ──▶ AckQueue ──▶ <state_dir>/pg_log.offsets
 //! ```
 //!
@@ -29,7 +34,7 @@ pub mod tail;
 use crate::collect::pg::pool::{PoolError, SharedPool};
 use crate::collect::{CollectError, Collector, Mode, Now, Output};
 use crate::config::{self, Config, StartAt};
-use crate::pglog::{self, Entry, Format, ParseSettings, Parser};
+use crate::pg_log_format::{self, Entry, Format, ParseSettings, Parser};
 use crate::pipeline::Outcome;
 use crate::proto::postgres::PgError;
 use discover::{DirScan, Filter, Located, ServerLogging};
@@ -319,14 +324,14 @@ impl PgLog {
             return Ok(());
         }
         let zone = match &loc.zone {
-            Some(name) => pglog::tz::Zone::load(name).unwrap_or_else(|e| {
+            Some(name) => pg_log_format::tz::Zone::load(name).unwrap_or_else(|e| {
                 out.error(
                     "pg_log",
                     format!("log_timezone {name}: {e}; reading times as UTC"),
                 );
-                pglog::tz::Zone::utc()
+                pg_log_format::tz::Zone::utc()
             }),
-            None => pglog::tz::Zone::utc(),
+            None => pg_log_format::tz::Zone::utc(),
         };
         let parser = Parser::new(ParseSettings {
             format: loc.format,

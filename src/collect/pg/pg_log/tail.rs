@@ -2,7 +2,7 @@
 //!
 //! What this does: keep the current file open (a descriptor keeps a renamed or deleted file
 //! readable), read it from the parser's position through one fixed buffer of [`READ_BUF`]
-//! bytes, hand the bytes to the parser ([`crate::pglog::Parser`]) and its entries to the
+//! bytes, hand the bytes to the parser ([`crate::pg_log_format::Parser`]) and its entries to the
 //! caller, and decide at each collection what happened to the file:
 //!
 //! ```text
@@ -29,7 +29,7 @@
 
 use super::discover::DirScan;
 use super::offsets::{FINGERPRINT_BYTES, FileId, Fingerprint, Stored};
-use crate::pglog::{Entry, Parser};
+use crate::pg_log_format::{Entry, Parser};
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -834,14 +834,14 @@ mod tests {
     }
 
     use crate::collect::tests_support::TempDir;
-    use crate::pglog::{Format, ParseSettings};
+    use crate::pg_log_format::{Format, ParseSettings};
     use std::io::Write;
 
     fn parser() -> Parser {
         Parser::new(ParseSettings {
             format: Format::Stderr,
             log_line_prefix: "%m [%p] ".into(),
-            zone: crate::pglog::tz::Zone::utc(),
+            zone: crate::pg_log_format::tz::Zone::utc(),
             min_level: crate::config::PgSeverity::Debug5,
             max_message_bytes: 8192,
             max_entry_bytes: 64 * 1024,

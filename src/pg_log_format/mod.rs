@@ -1,4 +1,7 @@
-//! PostgreSQL server logs, from bytes to entries (metrics.md §5 `pg_log`): pure, no I/O.
+//! The PostgreSQL log format: server log bytes to entries (metrics.md §5 `pg_log`); pure, no I/O.
+//!
+//! Not the agent's own logging (that is [`crate::agent_log`]), and not the collector that finds,
+//! follows and acknowledges the log files ([`crate::collect::pg::pg_log`]).
 //!
 //! What this does: frame records of the three log formats (`stderr` lines, `csvlog` records
 //! whose quoted fields span lines, `jsonlog` lines), assemble multi-line entries (`DETAIL:`,
