@@ -20,9 +20,8 @@ use std::io::{BufWriter, Read, Write};
 use std::time::Instant;
 
 use pganalytics_collector::config::PgSeverity;
-use pganalytics_collector::pg_log_format::{
-    Format, MAX_ENTRY_BYTES, ParseSettings, Parser, tz::Zone,
-};
+use pganalytics_collector::pg_log_format::{Format, MAX_ENTRY_BYTES, ParseSettings, Parser};
+use pganalytics_collector::tz::Zone;
 
 /// The caller's fixed read buffer (the collector's).
 const BUF: usize = 64 * 1024;

@@ -9,8 +9,8 @@
 //!   HS256 JWT and gzip;
 //! - [`agent_log`]: the agent's own log lines on stderr (not PostgreSQL's logs);
 //! - [`pg_log_format`]: the PostgreSQL log format, server log bytes to entries (stderr, csvlog,
-//!   jsonlog) and the time zones that turn their timestamps to UTC; pure, fed by the `pg_log`
-//!   collector ([`collect::pg::pg_log`]);
+//!   jsonlog); pure, fed by the `pg_log` collector ([`collect::pg::pg_log`]);
+//! - [`tz`]: time zones (TZif files, POSIX TZ rules) that turn local timestamps to UTC;
 //! - [`push`]: the HTTPS sink, its connection, authentication, registration and config pull;
 //! - [`state`]: the state directory, every file the collector keeps between runs;
 //! - [`config`]: the TOML file, validated whole, and its model;
@@ -29,4 +29,5 @@ pub mod proto;
 pub mod push;
 pub mod state;
 pub mod sys;
+pub mod tz;
 pub mod util;

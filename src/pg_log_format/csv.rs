@@ -18,10 +18,10 @@
 
 use std::borrow::Cow;
 
-use super::tz::Zone;
 use super::{
     Caps, Entry, NO_SQLSTATE, Pending, Target, Word, level_name, local_time, lossy, parse_i64, word,
 };
+use crate::tz::Zone;
 
 /// Columns read (26 on PG 14+; more are ignored).
 pub const COLUMNS: usize = 26;

@@ -13,8 +13,8 @@
 
 use std::borrow::Cow;
 
-use super::tz::Zone;
 use super::{Caps, Entry, NO_SQLSTATE, Pending, Target, Word, level_name, local_time, word};
+use crate::tz::Zone;
 
 /// The keys read; every other key is ignored.
 #[derive(Debug, Default, serde::Deserialize)]

@@ -37,9 +37,9 @@
 pub mod csv;
 pub mod json;
 pub mod prefix;
-pub mod tz;
 
 use crate::config::PgSeverity;
+use crate::tz;
 use crate::util::WallTime;
 
 use prefix::{Escape, Prefix};

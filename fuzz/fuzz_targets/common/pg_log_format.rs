@@ -1,7 +1,8 @@
 //! Shared driver of the pg_log_format targets: feeds the input through a small fixed buffer, as the
 //! tailer does, and checks the parser's promises.
 use pganalytics_collector::config::PgSeverity;
-use pganalytics_collector::pg_log_format::{Format, ParseSettings, Parser, tz::Zone};
+use pganalytics_collector::pg_log_format::{Format, ParseSettings, Parser};
+use pganalytics_collector::tz::Zone;
 
 const MESSAGE_CAP: usize = 100;
 const ENTRY_CAP: usize = 300;

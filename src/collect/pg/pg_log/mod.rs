@@ -34,7 +34,7 @@ pub mod tail;
 use crate::collect::pg::pool::{PoolError, SharedPool};
 use crate::collect::{CollectError, Collector, Mode, Now, Output};
 use crate::config::{self, Config, StartAt};
-use crate::pg_log_format::{self, Entry, Format, ParseSettings, Parser};
+use crate::pg_log_format::{Entry, Format, ParseSettings, Parser};
 use crate::pipeline::Outcome;
 use crate::proto::postgres::PgError;
 use discover::{DirScan, Filter, Located, ServerLogging};
@@ -324,14 +324,14 @@ impl PgLog {
             return Ok(());
         }
         let zone = match &loc.zone {
-            Some(name) => pg_log_format::tz::Zone::load(name).unwrap_or_else(|e| {
+            Some(name) => crate::tz::Zone::load(name).unwrap_or_else(|e| {
                 out.error(
                     "pg_log",
                     format!("log_timezone {name}: {e}; reading times as UTC"),
                 );
-                pg_log_format::tz::Zone::utc()
+                crate::tz::Zone::utc()
             }),
-            None => pg_log_format::tz::Zone::utc(),
+            None => crate::tz::Zone::utc(),
         };
         let parser = Parser::new(ParseSettings {
             format: loc.format,

@@ -841,7 +841,7 @@ mod tests {
         Parser::new(ParseSettings {
             format: Format::Stderr,
             log_line_prefix: "%m [%p] ".into(),
-            zone: crate::pg_log_format::tz::Zone::utc(),
+            zone: crate::tz::Zone::utc(),
             min_level: crate::config::PgSeverity::Debug5,
             max_message_bytes: 8192,
             max_entry_bytes: 64 * 1024,

@@ -1,5 +1,7 @@
-//! Time zones for log timestamps: a TZif (RFC 8536) reader, POSIX TZ footer rules, and the
-//! resolution of a local wall time written with a zone abbreviation to UTC.
+//! Time zones: a TZif (RFC 8536) reader, POSIX TZ footer rules, and the resolution of a local
+//! wall time written with a zone abbreviation to UTC. Not PostgreSQL-specific: the log-format
+//! parser ([`crate::pg_log_format`]) is its user, and the calendar it counts days with is
+//! plain proleptic Gregorian.
 //!
 //! What this does: parse a TZif file (versions 1, 2, 3; the 64-bit block of v2+ and its POSIX
 //! TZ footer, which "slim" files rely on for every time after their last transition), tell
