@@ -12,6 +12,10 @@
 //! 0, which makes the kernel generate it anew. That halves the syscalls of a host cycle (no
 //! `open`/`close` per file and cycle). A descriptor whose read fails is closed, and the file
 //! is opened anew at the next read.
+//!
+//! Beside the /proc reader, the file calls of the layers above that have no room of their own:
+//! [`read_capped`] (a file read whole once, such as a TZif zone) and [`write_private`] (a state
+//! file, atomically).
 
 use core::ffi::CStr;
 use core::fmt;
@@ -293,6 +297,16 @@ fn read_retry(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, Errno> {
             other => return other,
         }
     }
+}
+
+/// Reads the file at `path` whole, or its first `max` bytes when it is longer: a file read once
+/// into memory (a TZif file), where a fixed caller buffer would have to be the cap's size.
+pub fn read_capped(path: &std::path::Path, max: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    f.take(max as u64).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// Writes `bytes` to `path` atomically with mode 0600: a temporary file in the same directory,

@@ -114,7 +114,7 @@ impl Zone {
                 | "Greenwich"
                 | "Etc/Greenwich"
         );
-        let bytes = match read_capped(&path) {
+        let bytes = match crate::sys::file::read_capped(&path, TZIF_MAX_BYTES) {
             Ok(b) => b,
             Err(_) if utc_alias => {
                 let mut z = Zone::utc();
@@ -241,14 +241,6 @@ fn numeric_offset(abbr: &str) -> Option<i32> {
         _ => return None,
     };
     Some(sign * secs)
-}
-
-fn read_capped(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let f = std::fs::File::open(path)?;
-    let mut out = Vec::new();
-    f.take(TZIF_MAX_BYTES as u64).read_to_end(&mut out)?;
-    Ok(out)
 }
 
 fn is_leap(y: i64) -> bool {
