@@ -11,6 +11,7 @@
 //! - [`pg_log_format`]: the PostgreSQL log format, server log bytes to entries (stderr, csvlog,
 //!   jsonlog); pure, fed by the `pg_log` collector ([`collect::pg::pg_log`]);
 //! - [`tz`]: time zones (TZif files, POSIX TZ rules) that turn local timestamps to UTC;
+//! - [`calendar`]: days since 1970 to dates and back, the one calendar arithmetic;
 //! - [`push`]: the HTTPS sink, its connection, authentication, registration and config pull;
 //! - [`state`]: the state directory, every file the collector keeps between runs;
 //! - [`config`]: the TOML file, validated whole, and its model;
@@ -20,6 +21,7 @@
 
 pub mod agent_log;
 pub mod app;
+pub mod calendar;
 pub mod cli;
 pub mod collect;
 pub mod config;

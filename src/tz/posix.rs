@@ -13,7 +13,8 @@
 //!   last such weekday of the month).
 //! - With no rule after the DST name, tzcode uses the US rules (POSIX leaves it open).
 
-use super::{LocalType, days_from_civil, days_in_month, is_leap};
+use super::LocalType;
+use crate::calendar::{civil_from_days, days_from_civil, days_in_month, is_leap};
 
 /// A day of the year in a POSIX TZ rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,8 +110,7 @@ impl PosixTz {
         };
         let std_off = i64::from(self.std.utoff);
         let dst_off = i64::from(dst.utoff);
-        let (year, _, _) =
-            crate::util::civil_from_days(t.saturating_add(std_off).div_euclid(86_400));
+        let (year, _, _) = civil_from_days(t.saturating_add(std_off).div_euclid(86_400));
         let s = start.local_secs(year).saturating_sub(std_off);
         let e = end.local_secs(year).saturating_sub(dst_off);
         let in_dst = if s < e {
@@ -143,7 +143,7 @@ impl RuleTime {
                 let dow = (first + 4).rem_euclid(7);
                 let mut d = first + (i64::from(weekday) - dow).rem_euclid(7);
                 d += 7 * (i64::from(week) - 1);
-                let dim = days_in_month(year, u32::from(month));
+                let dim = i64::from(days_in_month(year, u32::from(month)));
                 while d >= first + dim {
                     d -= 7;
                 }
