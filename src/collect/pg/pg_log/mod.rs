@@ -812,7 +812,7 @@ mod tests {
         let d = TempDir::new();
         let log = d.path().join("postgresql.log");
         append(&log, 0..3);
-        let e = tail::open_error(&log, rustix::io::Errno::ACCESS);
+        let e = tail::open_error(&log, crate::sys::logfile::Errno::ACCESS);
         assert!(
             e.contains(log.to_str().unwrap())
                 && e.contains("group adm")
