@@ -14,8 +14,8 @@
 //! is opened anew at the next read.
 //!
 //! Beside the /proc reader, the file calls of the layers above that have no room of their own:
-//! [`read_capped`] (a file read whole once, such as a TZif zone) and [`write_private`] (a state
-//! file, atomically).
+//! [`read`] and [`read_capped`] (a file read whole once: the stored log offsets, a TZif zone)
+//! and [`write_private`] (a state file, atomically).
 
 use core::ffi::CStr;
 use core::fmt;
@@ -297,6 +297,12 @@ fn read_retry(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, Errno> {
             other => return other,
         }
     }
+}
+
+/// Reads the file at `path` whole (`std::fs::read`): a file read once at start, such as the
+/// stored log offsets.
+pub fn read(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path)
 }
 
 /// Reads the file at `path` whole, or its first `max` bytes when it is longer: a file read once

@@ -109,7 +109,7 @@ impl PgLog {
             None => Source::Server,
         };
         let offsets_path = config.collector.state_dir.join(OFFSETS_FILE);
-        let (stored, load_error) = match std::fs::read(&offsets_path) {
+        let (stored, load_error) = match crate::sys::file::read(&offsets_path) {
             Ok(bytes) => match offsets::parse(&bytes) {
                 Ok(list) => (list.into_iter().next(), None),
                 Err(e) => (
@@ -381,15 +381,15 @@ impl PgLog {
     }
 }
 
-/// A small file whole (`current_logfiles`), `None` when unreadable.
+/// A small file whole (`current_logfiles`), `None` when unreadable or longer than
+/// [`discover::CURRENT_LOGFILES_MAX`] (the server writes at most one line per destination).
 fn read_small(path: &Path) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).ok()?;
-    let mut out = Vec::new();
-    f.take(discover::CURRENT_LOGFILES_MAX as u64)
-        .read_to_end(&mut out)
-        .ok()?;
-    Some(out)
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut buf = [0u8; discover::CURRENT_LOGFILES_MAX];
+    crate::sys::file::read_small(&path, &mut buf)
+        .ok()
+        .map(<[u8]>::to_vec)
 }
 
 /// One entry as metrics.md §5 shows it: every field, `null` when unknown.
