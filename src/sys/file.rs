@@ -250,6 +250,40 @@ fn small(
     }
 }
 
+/// Whether anything is at `path` (`stat(2)`, following a symbolic link).
+pub fn exists(path: &std::path::Path) -> bool {
+    path.exists()
+}
+
+/// Whether `path` is a directory (`stat(2)`, following a symbolic link).
+pub fn is_dir(path: &std::path::Path) -> bool {
+    path.is_dir()
+}
+
+/// What `stat(2)` (following a symbolic link) says of a file's kind and permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode {
+    /// A regular file.
+    pub regular: bool,
+    /// `st_mode`: type and permission bits.
+    pub mode: u32,
+}
+
+/// `stat(2)` of `path`: its kind and mode (`None` when it cannot be stat'ed).
+pub fn file_mode(path: &std::path::Path) -> Option<FileMode> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileMode {
+        regular: meta.is_file(),
+        mode: meta.mode(),
+    })
+}
+
+/// `access(2)` with `F_OK`: `Ok` when `path` exists (a C string, so nothing is allocated).
+pub fn access_exists(path: &CStr) -> Result<(), Errno> {
+    rustix::fs::access(path, rustix::fs::Access::EXISTS)
+}
+
 /// A file read every cycle: the path, and its descriptor once opened.
 pub struct ProcFile {
     path: CString,

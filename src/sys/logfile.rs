@@ -67,11 +67,6 @@ pub fn inode_at(path: &Path) -> Option<(u64, u64)> {
     ((st.st_mode & 0o170000) == 0o100000).then_some((st.st_dev, st.st_ino))
 }
 
-/// Whether anything is at `path` (`stat(2)`, following a symbolic link).
-pub fn exists(path: &Path) -> bool {
-    path.exists()
-}
-
 /// `pread(2)` that restarts on `EINTR`.
 pub fn pread(fd: &OwnedFd, buf: &mut [u8], at: u64) -> Result<usize, Errno> {
     loop {

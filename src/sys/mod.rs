@@ -2,6 +2,7 @@
 //! signals. Everything that makes a syscall lives here, behind thin functions named after it.
 pub mod file;
 pub mod logfile;
+pub mod process;
 pub mod procfs;
 pub mod signals;
 pub mod statfs;

@@ -98,8 +98,8 @@ impl Env {
     /// Reads the real environment and `/etc/passwd`.
     pub fn read() -> Env {
         let var = |n: &str| std::env::var_os(n).filter(|v| !v.is_empty());
-        let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
-        let uid = rustix::process::getuid().as_raw();
+        let passwd = crate::sys::file::read(Path::new("/etc/passwd")).unwrap_or_default();
+        let uid = crate::sys::process::getuid();
         let entry = passwd_entry(&passwd, uid);
         let os_user = entry
             .as_ref()
@@ -167,7 +167,11 @@ impl Resolver {
 
     /// Where to connect, in order (socket files are looked for now).
     pub fn candidates(&self) -> Vec<Target> {
-        candidates(self.cfg.host.as_deref(), self.cfg.port, |p| p.exists())
+        candidates(
+            self.cfg.host.as_deref(),
+            self.cfg.port,
+            crate::sys::file::exists,
+        )
     }
 
     /// The configured target as people write it (for messages when nothing was tried yet).
@@ -199,7 +203,7 @@ impl Resolver {
     /// was named on purpose); an unusable pgpass is skipped.
     fn password(&self, target: &Target, database: &str) -> Result<Option<String>, String> {
         if let Some(path) = &self.cfg.password_file {
-            return std::fs::read(path)
+            return crate::sys::file::read(path)
                 .map(|b| Some(first_line(&b)).filter(|p| !p.is_empty()))
                 .map_err(|e| format!("password_file {}: {e}", path.display()));
         }
@@ -230,11 +234,10 @@ impl Resolver {
 
     /// The pgpass file's content, if it is a regular file only its owner can access.
     fn read_pgpass(&self, path: &Path) -> Option<Vec<u8>> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).ok()?;
-        let problem = if !meta.is_file() {
+        let meta = crate::sys::file::file_mode(path)?;
+        let problem = if !meta.regular {
             Some("is not a plain file")
-        } else if !pgpass::mode_ok(meta.mode()) {
+        } else if !pgpass::mode_ok(meta.mode) {
             Some("has group or world access; it is ignored (run chmod 0600 on it)")
         } else {
             None
@@ -249,7 +252,7 @@ impl Resolver {
             }
             return None;
         }
-        std::fs::read(path).ok()
+        crate::sys::file::read(path).ok()
     }
 }
 

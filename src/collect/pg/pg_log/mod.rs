@@ -101,7 +101,7 @@ impl PgLog {
     pub fn new(config: &Config, pool: SharedPool, mode: Mode) -> PgLog {
         let cfg = config.pg_log.clone();
         let source = match &cfg.path {
-            Some(p) if p.is_dir() => Source::Dir(DirScan {
+            Some(p) if crate::sys::file::is_dir(p) => Source::Dir(DirScan {
                 dir: p.clone(),
                 filter: Filter::Glob(cfg.pattern.clone()),
             }),

@@ -679,7 +679,7 @@ fn file_ref(fd: &OwnedFd, path: PathBuf, meta: &Meta) -> Result<Rc<FileRef>, Str
 fn open_if_exists(path: &Path) -> Result<Option<(OwnedFd, Meta)>, String> {
     match open(path) {
         Ok(x) => Ok(Some(x)),
-        Err(_) if inode_at(path).is_none() && !logfile::exists(path) => Ok(None),
+        Err(_) if inode_at(path).is_none() && !crate::sys::file::exists(path) => Ok(None),
         Err(e) => Err(e),
     }
 }
