@@ -26,10 +26,9 @@ use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::sys::procfs::LineParser;
-
-/// Bytes of the read buffer every /proc file is streamed through.
-pub const LINE_BUF: usize = 8192;
+// LINE_BUF: bytes of the read buffer every /proc file is streamed through, the parsers'
+// longest line.
+use crate::sys::procfs::{LINE_BUF, LineParser};
 
 /// Why reading a file failed. The caller adds the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! (`pg_stats`), [`query_stats`] (`pg_query_stats`), and the types of metrics.md §6:
 //! [`replication`], [`server`], [`connections`], [`locks`] (cluster-wide, over the
 //! `[postgres] database` connection) and [`cache`], [`bloat`], [`extensions`], [`schema`]
-//! (one element per monitored database, over its own connection), and [`log`] (`pg_log`).
+//! (one element per monitored database, over its own connection), and [`pg_log`] (the `pg_log` collector).
 //!
 //! The loops every collector needs live here once: [`cluster_wide`] and [`each_database`],
 //! with [`Session`], a connection plus the query bound and the stop signals.
