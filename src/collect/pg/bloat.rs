@@ -14,7 +14,7 @@
 use super::client::{PgError, Row, Rows};
 use super::pool::SharedPool;
 use super::sql::bloat as sql;
-use super::{Session, each_database};
+use super::{CollectionConn, each_database};
 use crate::collect::{CollectError, Collector, Now, Output, json, round2};
 use crate::config;
 
@@ -287,7 +287,7 @@ fn list(rows: &Rows, kind: Kind) -> Result<json::Buf, PgError> {
 }
 
 /// The `tables` and `indexes` entries, comma-separated.
-fn read(c: &mut Session<'_>, max_tables: u32) -> Result<(json::Buf, json::Buf), PgError> {
+fn read(c: &mut CollectionConn<'_>, max_tables: u32) -> Result<(json::Buf, json::Buf), PgError> {
     let direct = c
         .query(sql::PRIVILEGE)?
         .iter()

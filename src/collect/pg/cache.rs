@@ -10,7 +10,7 @@ use super::client::PgError;
 use super::pool::SharedPool;
 use super::sql::cache as sql;
 use super::stats::cache_hit_ratio;
-use super::{Session, each_database};
+use super::{CollectionConn, each_database};
 use crate::collect::{CollectError, Collector, Now, Output, json};
 
 /// Tables, and indexes, listed per database (about 350 bytes each: 500 of both stay well
@@ -41,7 +41,7 @@ struct Lists {
     indexes: json::Buf,
 }
 
-fn read(c: &mut Session<'_>) -> Result<Lists, PgError> {
+fn read(c: &mut CollectionConn<'_>) -> Result<Lists, PgError> {
     let mut tables = json::Buf::default();
     let rows = c.query(&sql::tables(MAX_RELATIONS))?;
     let [schemaname, relname] = rows.column_indexes(["schemaname", "relname"])?;

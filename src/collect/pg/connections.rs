@@ -10,7 +10,7 @@
 use super::client::{PgError, Rows};
 use super::pool::SharedPool;
 use super::sql::connections as sql;
-use super::{Session, cluster_wide, emit_cluster, query_text, text, time};
+use super::{CollectionConn, cluster_wide, emit_cluster, query_text, text, time};
 use crate::collect::{CollectError, Collector, Now, Output, round2};
 use crate::config;
 use serde::Serialize;
@@ -172,7 +172,7 @@ impl Collector for PgConnections {
     fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
         let long_secs = self.long_transaction.as_secs_f64();
         let max_query = self.max_query_length;
-        let body = cluster_wide(&self.pool, now, out, |c: &mut Session<'_>| {
+        let body = cluster_wide(&self.pool, now, out, |c: &mut CollectionConn<'_>| {
             let rows = c.query(&sql::activity(long_secs, max_query))?;
             aggregate(&rows, long_secs, max_query as usize)
         })?;

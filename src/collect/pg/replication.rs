@@ -10,7 +10,7 @@
 use super::client::PgError;
 use super::pool::SharedPool;
 use super::sql::replication as sql;
-use super::{Session, cluster_wide, emit_cluster, text, time};
+use super::{CollectionConn, cluster_wide, emit_cluster, text, time};
 use crate::collect::{CollectError, Collector, Now, Output, round2};
 use serde::Serialize;
 
@@ -136,7 +136,7 @@ fn mib(bytes: Option<i64>) -> Option<f64> {
     bytes.map(|b| round2(b as f64 / 1_048_576.0))
 }
 
-fn read(c: &mut Session<'_>) -> Result<Replication, PgError> {
+fn read(c: &mut CollectionConn<'_>) -> Result<Replication, PgError> {
     let version = c.version();
     let rows = c.query(sql::STATE)?;
     let is_standby = rows
