@@ -22,7 +22,7 @@
 //! collection (one thread, collections never nest).
 
 use super::client::{Client, PgError, Rows, Target};
-use super::conninfo::{Env, Resolver};
+use super::conninfo::{LibpqEnv, Resolver};
 use super::sql;
 use crate::config::{self, Databases};
 use crate::sys::signals::Signals;
@@ -130,10 +130,10 @@ pub struct Pool {
 impl Pool {
     /// A pool for `[postgres]`, with the real environment (user, pgpass).
     pub fn new(cfg: &config::Postgres) -> Pool {
-        Pool::with_env(cfg, Env::read())
+        Pool::with_env(cfg, LibpqEnv::read())
     }
 
-    pub fn with_env(cfg: &config::Postgres, env: Env) -> Pool {
+    pub fn with_env(cfg: &config::Postgres, env: LibpqEnv) -> Pool {
         Pool {
             resolver: Resolver::new(cfg, env),
             max_open: usize::try_from(cfg.max_connections).unwrap_or(1).max(1),
@@ -368,7 +368,7 @@ mod tests {
         cfg.port = 1;
         cfg.user = Some("u".into());
         cfg.connect_timeout = Duration::from_secs(2);
-        let mut pool = Pool::with_env(&cfg, Env::default());
+        let mut pool = Pool::with_env(&cfg, LibpqEnv::default());
         let e = pool.with_client("app", 0, None, |_| Ok(())).unwrap_err();
         let PoolError::Failed(msg) = e else {
             panic!("{e:?}")
