@@ -1,5 +1,5 @@
-//! `collector_health` (metrics.md §7): the collector describing itself, one element per push
-//! round (and one log line on SIGUSR1).
+//! `collector_health` (metrics.md, `collector_health`): the collector describing itself, one
+//! element per push round (and one log line on SIGUSR1).
 
 use super::Errors;
 use crate::pipeline::Stats;

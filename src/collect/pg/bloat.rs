@@ -1,5 +1,6 @@
-//! `pg_bloat` (metrics.md §6): per monitored database, over its own connection, the estimated
-//! bloat of its largest `[pg_bloat] max_tables` tables and of their btree indexes.
+//! `pg_bloat` (metrics.md, "PostgreSQL types beyond the seed"): per monitored database, over its
+//! own connection, the estimated bloat of its largest `[pg_bloat] max_tables` tables and of their
+//! btree indexes.
 //!
 //! The estimate is the statistics-based one of the well-known ioguix / pgexperts queries: the
 //! catalog gives the pages a relation has (`pg_class.relpages`) and its row count

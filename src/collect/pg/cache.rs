@@ -1,6 +1,6 @@
-//! `pg_cache` (metrics.md §6): per monitored database, over its own connection, the buffer
-//! cache hits and reads of its user tables (heap, indexes, TOAST, TOAST index) and indexes,
-//! from `pg_statio_user_tables` / `pg_statio_user_indexes`, with hit ratios.
+//! `pg_cache` (metrics.md, "PostgreSQL types beyond the seed"): per monitored database, over its
+//! own connection, the buffer cache hits and reads of its user tables (heap, indexes, TOAST, TOAST
+//! index) and indexes, from `pg_statio_user_tables` / `pg_statio_user_indexes`, with hit ratios.
 //!
 //! A counter that is NULL (a table without indexes or TOAST) is `null`, and so is a ratio with
 //! nothing read; neither fails the element. Bounded to the [`MAX_RELATIONS`] tables and

@@ -1,8 +1,8 @@
-//! `pg_connections` (metrics.md §6): one cluster-wide element over the `[postgres] database`
-//! connection, from a single read of `pg_stat_activity` (client backends) aggregated here:
-//! sessions by database and state, the total against `max_connections`, transactions open
-//! longer than `[pg_connections] long_transaction_secs`, sessions idle in a transaction, and
-//! active sessions by wait event.
+//! `pg_connections` (metrics.md, "PostgreSQL types beyond the seed"): one cluster-wide element over
+//! the `[postgres] database` connection, from a single read of `pg_stat_activity` (client backends)
+//! aggregated here: sessions by database and state, the total against `max_connections`,
+//! transactions open longer than `[pg_connections] long_transaction_secs`, sessions idle in a
+//! transaction, and active sessions by wait event.
 //!
 //! Query texts are cut like `pg_query_stats` texts (`[pg_query_stats] max_query_length`
 //! bytes, on a character boundary).

@@ -1,5 +1,5 @@
-//! `pg_extensions` (metrics.md §6): per monitored database, over its own connection, the
-//! installed extensions (`pg_extension`) with version, schema and comment.
+//! `pg_extensions` (metrics.md, "PostgreSQL types beyond the seed"): per monitored database, over
+//! its own connection, the installed extensions (`pg_extension`) with version, schema and comment.
 
 use super::client::PgError;
 use super::pool::SharedPool;

@@ -1,6 +1,7 @@
-//! `pg_replication` (metrics.md §6): one cluster-wide element over the `[postgres] database`
-//! connection: the server's role, its WAL senders, its replication slots with the WAL they
-//! retain, its WAL receiver (standby), and every database's distance to XID wraparound.
+//! `pg_replication` (metrics.md, "PostgreSQL types beyond the seed"): one cluster-wide element over
+//! the `[postgres] database` connection: the server's role, its WAL senders, its replication slots
+//! with the WAL they retain, its WAL receiver (standby), and every database's distance to XID
+//! wraparound.
 //!
 //! A standby and a primary give the same element: what does not exist on that side is `null`
 //! (`wal_receiver` on a primary) or empty (`replication_status` on a standby that feeds no

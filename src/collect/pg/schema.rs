@@ -1,6 +1,6 @@
-//! `pg_schema` (metrics.md §6): per monitored database, over its own connection, its user
-//! tables and views with their columns, constraints and indexes (`definition` from
-//! `pg_get_indexdef`).
+//! `pg_schema` (metrics.md, "PostgreSQL types beyond the seed"): per monitored database, over its
+//! own connection, its user tables and views with their columns, constraints and indexes
+//! (`definition` from `pg_get_indexdef`).
 //!
 //! A large schema does not fit one element: the tables are packed, in name order, into as
 //! many elements as the element size rule (`max_batch_bytes / 4`) needs, each carrying whole

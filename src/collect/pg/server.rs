@@ -1,6 +1,6 @@
-//! `pg_server` (metrics.md §6): one cluster-wide element over the `[postgres] database`
-//! connection: version and uptime, role, checkpointer and background writer counters, WAL
-//! activity (PG 14+), archiver, and key settings converted to bytes and seconds with
+//! `pg_server` (metrics.md, "PostgreSQL types beyond the seed"): one cluster-wide element over the
+//! `[postgres] database` connection: version and uptime, role, checkpointer and background writer
+//! counters, WAL activity (PG 14+), archiver, and key settings converted to bytes and seconds with
 //! `pg_settings.unit`.
 //!
 //! Counters keep one set of names on every version ([`sql::checkpointer`] maps PG 12–16's

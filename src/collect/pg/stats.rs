@@ -1,5 +1,5 @@
-//! `pg_stats` (metrics.md §3): per monitored database, its `pg_stat_database` row and size,
-//! its largest tables and indexes with their statistics.
+//! `pg_stats` (metrics.md, `pg_stats`): per monitored database, its `pg_stat_database` row and
+//! size, its largest tables and indexes with their statistics.
 //!
 //! Three queries per database over its own connection ([`super::sql`]). A database that fails
 //! is reported as `pg_stats/<database>` and the others are still sent.

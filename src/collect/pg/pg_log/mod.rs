@@ -1,5 +1,5 @@
-//! The `pg_log` collector (metrics.md §5): new PostgreSQL log entries, each sent once, across
-//! rotations and restarts.
+//! The `pg_log` collector (metrics.md, `pg_log`): new PostgreSQL log entries, each sent once,
+//! across rotations and restarts.
 //!
 //! What it does: find the server's log (discover), follow it across rotations (tail), feed its
 //! bytes to the format parser and turn the entries into elements, and remember the acknowledged
@@ -13,9 +13,9 @@
 //! ```
 //!
 //! - Each element's tag names the position after its last entry. The acknowledged position
-//!   moves only over the elements in front that have a final outcome (protocol.md §4.0), and
-//!   is written to `pg_log.offsets` (atomically, 0600, only when it changed) at the next
-//!   collection and when the collector is dropped (exit, reload). A restart resumes there:
+//!   moves only over the elements in front that have a final outcome (protocol.md, "Delivery
+//!   model"), and is written to `pg_log.offsets` (atomically, 0600, only when it changed) at the
+//!   next collection and when the collector is dropped (exit, reload). A restart resumes there:
 //!   exactly once without a crash, at least once across one.
 //! - With no stored offset: the end of the current file (`start_at = "end"`) or its
 //!   beginning (`"beginning"`).
@@ -392,7 +392,7 @@ fn read_small(path: &Path) -> Option<Vec<u8>> {
         .map(<[u8]>::to_vec)
 }
 
-/// One entry as metrics.md §5 shows it: every field, `null` when unknown.
+/// One entry as metrics.md, `pg_log`, shows it: every field, `null` when unknown.
 #[derive(Serialize)]
 struct EntryJson<'a> {
     timestamp: crate::util::Rfc3339,
