@@ -16,8 +16,8 @@
 //! - [`push`]: the HTTPS sink, its connection, authentication, registration and config pull;
 //! - [`state`]: the state directory, every file the collector keeps between runs;
 //! - [`config`]: the TOML file, validated whole, and its model;
-//! - [`sys`]: the system layer: /proc parsers (pure), the fixed-buffer file reader, statfs,
-//!   clocks and signals.
+//! - [`sys`]: the system layer, every syscall: /proc parsers (pure), the fixed-buffer file
+//!   reader, the followed log files, statfs, clocks and signals.
 #![deny(unsafe_code)]
 
 pub mod agent_log;
