@@ -20,7 +20,8 @@ use std::io::{BufWriter, Read, Write};
 use std::time::Instant;
 
 use pganalytics_collector::config::PgSeverity;
-use pganalytics_collector::pglog::{Format, MAX_ENTRY_BYTES, ParseSettings, Parser, tz::Zone};
+use pganalytics_collector::pg_log_format::{Format, MAX_ENTRY_BYTES, ParseSettings, Parser};
+use pganalytics_collector::tz::Zone;
 
 /// The caller's fixed read buffer (the collector's).
 const BUF: usize = 64 * 1024;
@@ -97,7 +98,7 @@ fn parse(path: &std::path::Path, min_level: PgSeverity) -> (u64, f64, f64) {
     let mut buf = vec![0u8; BUF];
     let mut filled = 0;
     let mut entries = 0u64;
-    let mut sink = |e: pganalytics_collector::pglog::Entry, _end: u64| {
+    let mut sink = |e: pganalytics_collector::pg_log_format::Entry, _end: u64| {
         entries += 1;
         std::hint::black_box(e);
     };

@@ -1,6 +1,6 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pganalytics_collector::pglog::prefix::Prefix;
+use pganalytics_collector::pg_log_format::prefix::Prefix;
 
 fuzz_target!(|data: &[u8]| {
     // "<prefix>\n<line>": compile the prefix, match the line; captures stay inside it.

@@ -1,6 +1,6 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pganalytics_collector::pglog::tz::Zone;
+use pganalytics_collector::tz::Zone;
 
 fuzz_target!(|data: &[u8]| {
     // A TZif file, or (anything else) a POSIX TZ string.

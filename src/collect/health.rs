@@ -1,5 +1,5 @@
-//! `collector_health` (metrics.md §7): the collector describing itself, one element per push
-//! round (and one log line on SIGUSR1).
+//! `collector_health` (metrics.md, `collector_health`): the collector describing itself, one
+//! element per push round (and one log line on SIGUSR1).
 
 use super::Errors;
 use crate::pipeline::Stats;
@@ -22,8 +22,8 @@ pub fn process_usage() -> Option<ProcessUsage> {
     let mut buf = [0u8; 1024];
     let bytes = read_small(c"/proc/self/stat", &mut buf).ok()?;
     let st = pid_stat::parse(bytes).ok()?;
-    let ticks = rustix::param::clock_ticks_per_second().max(1) as f64;
-    let page = rustix::param::page_size() as u64;
+    let ticks = crate::sys::process::clock_ticks_per_second().max(1) as f64;
+    let page = crate::sys::process::page_size() as u64;
     Some(ProcessUsage {
         rss_bytes: st.rss_pages.saturating_mul(page),
         cpu_user_secs: super::round2(st.utime_ticks as f64 / ticks),

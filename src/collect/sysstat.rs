@@ -1,4 +1,4 @@
-//! `sysstat` (metrics.md §1): CPU, memory, disk I/O, load and network from /proc.
+//! `sysstat` (metrics.md, `sysstat`): CPU, memory, disk I/O, load and network from /proc.
 //!
 //! Each collection reads five files through one fixed line buffer into a preallocated
 //! [`Sample`]; rates are computed against the previous sample of this plugin (the start-up
@@ -11,7 +11,7 @@
 
 use super::{CollectError, Collector, Now, Output, round2};
 use crate::config;
-use crate::sys::file::{FileError, LineReader, ProcFile, read_small_file};
+use crate::sys::file::{FileError, LineReader, ProcFile, access_exists, read_small_file};
 use crate::sys::procfs::diskstats::{DiskStat, Diskstats, MAX_DISKS};
 use crate::sys::procfs::loadavg::{self, Loadavg};
 use crate::sys::procfs::meminfo::Meminfo;
@@ -218,15 +218,13 @@ fn sysfs_partition(major: u32, minor: u32) -> Option<bool> {
     let dir_len = path.len();
     path.push_str("/partition\0").ok()?;
     let with_file = CStr::from_bytes_with_nul(path.as_bytes()).ok()?;
-    if rustix::fs::access(with_file, rustix::fs::Access::EXISTS).is_ok() {
+    if access_exists(with_file).is_ok() {
         return Some(true);
     }
     path.truncate(dir_len);
     path.push('\0').ok()?;
     let dir = CStr::from_bytes_with_nul(path.as_bytes()).ok()?;
-    rustix::fs::access(dir, rustix::fs::Access::EXISTS)
-        .ok()
-        .map(|()| false)
+    access_exists(dir).ok().map(|()| false)
 }
 
 /// Name rules for partitions when sysfs is absent: `sda1`, `vdb2`, `xvda1`, `hda3`,

@@ -12,6 +12,10 @@
 //! 0, which makes the kernel generate it anew. That halves the syscalls of a host cycle (no
 //! `open`/`close` per file and cycle). A descriptor whose read fails is closed, and the file
 //! is opened anew at the next read.
+//!
+//! Beside the /proc reader, the file calls of the layers above that have no room of their own:
+//! [`read`] and [`read_capped`] (a file read whole once: the stored log offsets, a TZif zone)
+//! and [`write_private`] (a state file, atomically).
 
 use core::ffi::CStr;
 use core::fmt;
@@ -22,10 +26,9 @@ use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::sys::procfs::LineParser;
-
-/// Bytes of the read buffer every /proc file is streamed through.
-pub const LINE_BUF: usize = 8192;
+// LINE_BUF: bytes of the read buffer every /proc file is streamed through, the parsers'
+// longest line.
+use crate::sys::procfs::{LINE_BUF, LineParser};
 
 /// Why reading a file failed. The caller adds the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,6 +249,40 @@ fn small(
     }
 }
 
+/// Whether anything is at `path` (`stat(2)`, following a symbolic link).
+pub fn exists(path: &std::path::Path) -> bool {
+    path.exists()
+}
+
+/// Whether `path` is a directory (`stat(2)`, following a symbolic link).
+pub fn is_dir(path: &std::path::Path) -> bool {
+    path.is_dir()
+}
+
+/// What `stat(2)` (following a symbolic link) says of a file's kind and permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMode {
+    /// A regular file.
+    pub regular: bool,
+    /// `st_mode`: type and permission bits.
+    pub mode: u32,
+}
+
+/// `stat(2)` of `path`: its kind and mode (`None` when it cannot be stat'ed).
+pub fn file_mode(path: &std::path::Path) -> Option<FileMode> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileMode {
+        regular: meta.is_file(),
+        mode: meta.mode(),
+    })
+}
+
+/// `access(2)` with `F_OK`: `Ok` when `path` exists (a C string, so nothing is allocated).
+pub fn access_exists(path: &CStr) -> Result<(), Errno> {
+    rustix::fs::access(path, rustix::fs::Access::EXISTS)
+}
+
 /// A file read every cycle: the path, and its descriptor once opened.
 pub struct ProcFile {
     path: CString,
@@ -293,6 +330,22 @@ fn read_retry(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, Errno> {
             other => return other,
         }
     }
+}
+
+/// Reads the file at `path` whole (`std::fs::read`): a file read once at start, such as the
+/// stored log offsets.
+pub fn read(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path)
+}
+
+/// Reads the file at `path` whole, or its first `max` bytes when it is longer: a file read once
+/// into memory (a TZif file), where a fixed caller buffer would have to be the cap's size.
+pub fn read_capped(path: &std::path::Path, max: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    f.take(max as u64).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// Writes `bytes` to `path` atomically with mode 0600: a temporary file in the same directory,

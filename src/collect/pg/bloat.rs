@@ -1,5 +1,6 @@
-//! `pg_bloat` (metrics.md §6): per monitored database, over its own connection, the estimated
-//! bloat of its largest `[pg_bloat] max_tables` tables and of their btree indexes.
+//! `pg_bloat` (metrics.md, "PostgreSQL types beyond the seed"): per monitored database, over its
+//! own connection, the estimated bloat of its largest `[pg_bloat] max_tables` tables and of their
+//! btree indexes.
 //!
 //! The estimate is the statistics-based one of the well-known ioguix / pgexperts queries: the
 //! catalog gives the pages a relation has (`pg_class.relpages`) and its row count
@@ -14,7 +15,7 @@
 use super::client::{PgError, Row, Rows};
 use super::pool::SharedPool;
 use super::sql::bloat as sql;
-use super::{Session, each_database};
+use super::{CollectionConn, each_database};
 use crate::collect::{CollectError, Collector, Now, Output, json, round2};
 use crate::config;
 
@@ -287,7 +288,7 @@ fn list(rows: &Rows, kind: Kind) -> Result<json::Buf, PgError> {
 }
 
 /// The `tables` and `indexes` entries, comma-separated.
-fn read(c: &mut Session<'_>, max_tables: u32) -> Result<(json::Buf, json::Buf), PgError> {
+fn read(c: &mut CollectionConn<'_>, max_tables: u32) -> Result<(json::Buf, json::Buf), PgError> {
     let direct = c
         .query(sql::PRIVILEGE)?
         .iter()

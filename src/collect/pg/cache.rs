@@ -1,6 +1,6 @@
-//! `pg_cache` (metrics.md §6): per monitored database, over its own connection, the buffer
-//! cache hits and reads of its user tables (heap, indexes, TOAST, TOAST index) and indexes,
-//! from `pg_statio_user_tables` / `pg_statio_user_indexes`, with hit ratios.
+//! `pg_cache` (metrics.md, "PostgreSQL types beyond the seed"): per monitored database, over its
+//! own connection, the buffer cache hits and reads of its user tables (heap, indexes, TOAST, TOAST
+//! index) and indexes, from `pg_statio_user_tables` / `pg_statio_user_indexes`, with hit ratios.
 //!
 //! A counter that is NULL (a table without indexes or TOAST) is `null`, and so is a ratio with
 //! nothing read; neither fails the element. Bounded to the [`MAX_RELATIONS`] tables and
@@ -10,7 +10,7 @@ use super::client::PgError;
 use super::pool::SharedPool;
 use super::sql::cache as sql;
 use super::stats::cache_hit_ratio;
-use super::{Session, each_database};
+use super::{CollectionConn, each_database};
 use crate::collect::{CollectError, Collector, Now, Output, json};
 
 /// Tables, and indexes, listed per database (about 350 bytes each: 500 of both stay well
@@ -41,7 +41,7 @@ struct Lists {
     indexes: json::Buf,
 }
 
-fn read(c: &mut Session<'_>) -> Result<Lists, PgError> {
+fn read(c: &mut CollectionConn<'_>) -> Result<Lists, PgError> {
     let mut tables = json::Buf::default();
     let rows = c.query(&sql::tables(MAX_RELATIONS))?;
     let [schemaname, relname] = rows.column_indexes(["schemaname", "relname"])?;

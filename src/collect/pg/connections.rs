@@ -1,8 +1,8 @@
-//! `pg_connections` (metrics.md §6): one cluster-wide element over the `[postgres] database`
-//! connection, from a single read of `pg_stat_activity` (client backends) aggregated here:
-//! sessions by database and state, the total against `max_connections`, transactions open
-//! longer than `[pg_connections] long_transaction_secs`, sessions idle in a transaction, and
-//! active sessions by wait event.
+//! `pg_connections` (metrics.md, "PostgreSQL types beyond the seed"): one cluster-wide element over
+//! the `[postgres] database` connection, from a single read of `pg_stat_activity` (client backends)
+//! aggregated here: sessions by database and state, the total against `max_connections`,
+//! transactions open longer than `[pg_connections] long_transaction_secs`, sessions idle in a
+//! transaction, and active sessions by wait event.
 //!
 //! Query texts are cut like `pg_query_stats` texts (`[pg_query_stats] max_query_length`
 //! bytes, on a character boundary).
@@ -10,7 +10,7 @@
 use super::client::{PgError, Rows};
 use super::pool::SharedPool;
 use super::sql::connections as sql;
-use super::{Session, cluster_wide, emit_cluster, query_text, text, time};
+use super::{CollectionConn, cluster_wide, emit_cluster, query_text, text, time};
 use crate::collect::{CollectError, Collector, Now, Output, round2};
 use crate::config;
 use serde::Serialize;
@@ -172,7 +172,7 @@ impl Collector for PgConnections {
     fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
         let long_secs = self.long_transaction.as_secs_f64();
         let max_query = self.max_query_length;
-        let body = cluster_wide(&self.pool, now, out, |c: &mut Session<'_>| {
+        let body = cluster_wide(&self.pool, now, out, |c: &mut CollectionConn<'_>| {
             let rows = c.query(&sql::activity(long_secs, max_query))?;
             aggregate(&rows, long_secs, max_query as usize)
         })?;

@@ -83,9 +83,10 @@ pub fn first_line(content: &[u8]) -> String {
     String::from_utf8_lossy(line).into_owned()
 }
 
-/// What the process environment gives the resolver (read once at the edge; tests fill it).
+/// What the process environment gives the resolver, the way libpq reads it (`PGPASSFILE`,
+/// `HOME`, the user name): read once at the edge; tests fill it. Not [`crate::config::Env`].
 #[derive(Debug, Clone, Default)]
-pub struct Env {
+pub struct LibpqEnv {
     /// The operating-system user name (from `/etc/passwd`, else `USER` / `LOGNAME`).
     pub os_user: Option<String>,
     /// `HOME`, else the passwd home directory.
@@ -94,12 +95,12 @@ pub struct Env {
     pub pgpassfile: Option<PathBuf>,
 }
 
-impl Env {
+impl LibpqEnv {
     /// Reads the real environment and `/etc/passwd`.
-    pub fn read() -> Env {
+    pub fn read() -> LibpqEnv {
         let var = |n: &str| std::env::var_os(n).filter(|v| !v.is_empty());
-        let passwd = std::fs::read("/etc/passwd").unwrap_or_default();
-        let uid = rustix::process::getuid().as_raw();
+        let passwd = crate::sys::file::read(Path::new("/etc/passwd")).unwrap_or_default();
+        let uid = crate::sys::process::getuid();
         let entry = passwd_entry(&passwd, uid);
         let os_user = entry
             .as_ref()
@@ -111,7 +112,7 @@ impl Env {
                 .map(|e| PathBuf::from(e.home))
                 .filter(|p| p.is_absolute())
         });
-        Env {
+        LibpqEnv {
             os_user,
             home,
             pgpassfile: var("PGPASSFILE").map(PathBuf::from),
@@ -127,7 +128,7 @@ impl Env {
 }
 
 /// The user name to connect as: the configured one, else the operating-system user.
-pub fn user(cfg: &config::Postgres, env: &Env) -> String {
+pub fn user(cfg: &config::Postgres, env: &LibpqEnv) -> String {
     cfg.user
         .clone()
         .filter(|u| !u.is_empty())
@@ -141,14 +142,14 @@ pub fn user(cfg: &config::Postgres, env: &Env) -> String {
 #[derive(Debug, Clone)]
 pub struct Resolver {
     cfg: config::Postgres,
-    env: Env,
+    env: LibpqEnv,
     user: String,
     /// Whether the pgpass permission warning was already logged.
     warned: std::cell::Cell<bool>,
 }
 
 impl Resolver {
-    pub fn new(cfg: &config::Postgres, env: Env) -> Resolver {
+    pub fn new(cfg: &config::Postgres, env: LibpqEnv) -> Resolver {
         Resolver {
             user: user(cfg, &env),
             cfg: cfg.clone(),
@@ -167,7 +168,11 @@ impl Resolver {
 
     /// Where to connect, in order (socket files are looked for now).
     pub fn candidates(&self) -> Vec<Target> {
-        candidates(self.cfg.host.as_deref(), self.cfg.port, |p| p.exists())
+        candidates(
+            self.cfg.host.as_deref(),
+            self.cfg.port,
+            crate::sys::file::exists,
+        )
     }
 
     /// The configured target as people write it (for messages when nothing was tried yet).
@@ -199,7 +204,7 @@ impl Resolver {
     /// was named on purpose); an unusable pgpass is skipped.
     fn password(&self, target: &Target, database: &str) -> Result<Option<String>, String> {
         if let Some(path) = &self.cfg.password_file {
-            return std::fs::read(path)
+            return crate::sys::file::read(path)
                 .map(|b| Some(first_line(&b)).filter(|p| !p.is_empty()))
                 .map_err(|e| format!("password_file {}: {e}", path.display()));
         }
@@ -230,11 +235,10 @@ impl Resolver {
 
     /// The pgpass file's content, if it is a regular file only its owner can access.
     fn read_pgpass(&self, path: &Path) -> Option<Vec<u8>> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).ok()?;
-        let problem = if !meta.is_file() {
+        let meta = crate::sys::file::file_mode(path)?;
+        let problem = if !meta.regular {
             Some("is not a plain file")
-        } else if !pgpass::mode_ok(meta.mode()) {
+        } else if !pgpass::mode_ok(meta.mode) {
             Some("has group or world access; it is ignored (run chmod 0600 on it)")
         } else {
             None
@@ -249,7 +253,7 @@ impl Resolver {
             }
             return None;
         }
-        std::fs::read(path).ok()
+        crate::sys::file::read(path).ok()
     }
 }
 
@@ -337,9 +341,9 @@ mod tests {
 
     #[test]
     fn user_from_config_else_os() {
-        let env = Env {
+        let env = LibpqEnv {
             os_user: Some("alice".into()),
-            ..Env::default()
+            ..LibpqEnv::default()
         };
         let mut c = cfg();
         c.user = None;
@@ -359,7 +363,7 @@ mod tests {
         )
         .unwrap();
         std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let env = Env {
+        let env = LibpqEnv {
             os_user: Some("u".into()),
             home: None,
             pgpassfile: Some(pgpass.clone()),
@@ -413,13 +417,13 @@ mod tests {
 
     #[test]
     fn pgpass_path_prefers_pgpassfile() {
-        let env = Env {
+        let env = LibpqEnv {
             os_user: None,
             home: Some("/home/a".into()),
             pgpassfile: None,
         };
         assert_eq!(env.pgpass_path(), Some(PathBuf::from("/home/a/.pgpass")));
-        let env = Env {
+        let env = LibpqEnv {
             pgpassfile: Some("/etc/pw".into()),
             ..env
         };

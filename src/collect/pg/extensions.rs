@@ -1,10 +1,10 @@
-//! `pg_extensions` (metrics.md §6): per monitored database, over its own connection, the
-//! installed extensions (`pg_extension`) with version, schema and comment.
+//! `pg_extensions` (metrics.md, "PostgreSQL types beyond the seed"): per monitored database, over
+//! its own connection, the installed extensions (`pg_extension`) with version, schema and comment.
 
 use super::client::PgError;
 use super::pool::SharedPool;
 use super::sql::extensions as sql;
-use super::{Session, each_database, text};
+use super::{CollectionConn, each_database, text};
 use crate::collect::{CollectError, Collector, Now, Output};
 use crate::util::Rfc3339;
 use serde::Serialize;
@@ -37,7 +37,7 @@ struct Extension {
     description: Option<String>,
 }
 
-fn read(c: &mut Session<'_>) -> Result<Vec<Extension>, PgError> {
+fn read(c: &mut CollectionConn<'_>) -> Result<Vec<Extension>, PgError> {
     let mut list = Vec::new();
     for r in c.query(sql::EXTENSIONS)?.iter() {
         list.push(Extension {

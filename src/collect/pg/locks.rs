@@ -1,12 +1,12 @@
-//! `pg_locks` (metrics.md §6): one cluster-wide element over the `[postgres] database`
-//! connection: the locks held and awaited, summarized by type, mode and grant, and the
-//! (blocked, blocking) session pairs from `pg_blocking_pids()` with both query texts (cut
-//! like `pg_query_stats` texts, `[pg_query_stats] max_query_length` bytes).
+//! `pg_locks` (metrics.md, "PostgreSQL types beyond the seed"): one cluster-wide element over the
+//! `[postgres] database` connection: the locks held and awaited, summarized by type, mode and
+//! grant, and the (blocked, blocking) session pairs from `pg_blocking_pids()` with both query texts
+//! (cut like `pg_query_stats` texts, `[pg_query_stats] max_query_length` bytes).
 
 use super::client::PgError;
 use super::pool::SharedPool;
 use super::sql::locks as sql;
-use super::{Session, cluster_wide, emit_cluster, query_text, text};
+use super::{CollectionConn, cluster_wide, emit_cluster, query_text, text};
 use crate::collect::{CollectError, Collector, Now, Output, round2};
 use crate::config;
 use serde::Serialize;
@@ -48,7 +48,7 @@ struct Blocking {
     wait_seconds: Option<f64>,
 }
 
-fn read(c: &mut Session<'_>, max_query: u32) -> Result<Locks, PgError> {
+fn read(c: &mut CollectionConn<'_>, max_query: u32) -> Result<Locks, PgError> {
     let mut locks = Locks::default();
     for r in c.query(sql::SUMMARY)?.iter() {
         locks.active_locks.push(LockGroup {
@@ -78,7 +78,9 @@ impl Collector for PgLocks {
 
     fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
         let max = self.max_query_length;
-        let body = cluster_wide(&self.pool, now, out, |c: &mut Session<'_>| read(c, max))?;
+        let body = cluster_wide(&self.pool, now, out, |c: &mut CollectionConn<'_>| {
+            read(c, max)
+        })?;
         emit_cluster(out, "pg_locks", now, &body)
     }
 }

@@ -1,13 +1,14 @@
 //! The PostgreSQL collectors and what they share: connection settings found the way libpq
 //! finds them ([`conninfo`], [`pgpass`]), the connection set ([`pool`]), the SQL ([`sql`], one
 //! file per metric type under `sql/`), and one collector per metric type: [`stats`]
-//! (`pg_stats`), [`query_stats`] (`pg_query_stats`), and the types of metrics.md §6:
-//! [`replication`], [`server`], [`connections`], [`locks`] (cluster-wide, over the
-//! `[postgres] database` connection) and [`cache`], [`bloat`], [`extensions`], [`schema`]
-//! (one element per monitored database, over its own connection), and [`log`] (`pg_log`).
+//! (`pg_stats`), [`query_stats`] (`pg_query_stats`), and the types of metrics.md, "PostgreSQL types
+//! beyond the seed": [`replication`], [`server`], [`connections`], [`locks`] (cluster-wide, over
+//! the `[postgres] database` connection) and [`cache`], [`bloat`], [`extensions`], [`schema`]
+//! (one element per monitored database, over its own connection), and [`pg_log`] (the `pg_log`
+//! collector).
 //!
 //! The loops every collector needs live here once: [`cluster_wide`] and [`each_database`],
-//! with [`Session`], a connection plus the query bound and the stop signals.
+//! with [`CollectionConn`], a connection plus the query bound and the stop signals.
 //!
 //! The wire protocol is not here: [`client`] is `crate::proto::postgres`.
 
@@ -18,7 +19,7 @@ pub mod connections;
 pub mod conninfo;
 pub mod extensions;
 pub mod locks;
-pub mod log;
+pub mod pg_log;
 pub mod pgpass;
 pub mod pool;
 pub mod query_stats;
@@ -35,14 +36,15 @@ use pool::{PoolError, SharedPool};
 use std::time::Duration;
 
 /// One connection during one collection: queries are bounded by the pool's query timeout
-/// and end early on a stop signal.
-pub struct Session<'a> {
+/// and end early on a stop signal. (Not the protocol state machine, which is
+/// `proto::postgres::session::Session`.)
+pub struct CollectionConn<'a> {
     client: &'a mut Client,
     timeout: Duration,
     signals: Option<&'a Signals>,
 }
 
-impl Session<'_> {
+impl CollectionConn<'_> {
     pub fn query(&mut self, sql: &str) -> Result<Rows, PgError> {
         self.client.query(sql, self.timeout, self.signals)
     }
@@ -63,14 +65,14 @@ pub fn cluster_wide<T>(
     pool: &SharedPool,
     now: Now,
     out: &Output<'_>,
-    read: impl FnOnce(&mut Session<'_>) -> Result<T, PgError>,
+    read: impl FnOnce(&mut CollectionConn<'_>) -> Result<T, PgError>,
 ) -> Result<T, CollectError> {
     let signals = out.signals();
     let mut pool = pool.borrow_mut();
     let timeout = pool.query_timeout();
     let home = pool.home_database().to_string();
     pool.with_client(&home, now.mono_ns, signals, |client| {
-        read(&mut Session {
+        read(&mut CollectionConn {
             client,
             timeout,
             signals,
@@ -113,7 +115,7 @@ pub fn each_database<T>(
     pool: &SharedPool,
     now: Now,
     out: &mut Output<'_>,
-    mut read: impl FnMut(&mut Session<'_>, &str) -> Result<T, PgError>,
+    mut read: impl FnMut(&mut CollectionConn<'_>, &str) -> Result<T, PgError>,
     mut emit: impl FnMut(&mut Output<'_>, &str, T) -> Result<(), EmitError>,
 ) -> Result<Vec<String>, CollectError> {
     let signals = out.signals();
@@ -126,7 +128,7 @@ pub fn each_database<T>(
     for database in &databases {
         let result = pool.with_client(database, now.mono_ns, signals, |client| {
             read(
-                &mut Session {
+                &mut CollectionConn {
                     client,
                     timeout,
                     signals,

@@ -22,7 +22,7 @@
 //! collection (one thread, collections never nest).
 
 use super::client::{Client, PgError, Rows, Target};
-use super::conninfo::{Env, Resolver};
+use super::conninfo::{LibpqEnv, Resolver};
 use super::sql;
 use crate::config::{self, Databases};
 use crate::sys::signals::Signals;
@@ -57,7 +57,7 @@ impl std::fmt::Display for PoolError {
 
 /// The reconnect schedule of one database.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backoff {
+pub struct ReconnectBackoff {
     /// The current delay (doubles on each failed attempt, up to [`BACKOFF_MAX`]).
     delay: Duration,
     /// No attempt before this (monotonic ns).
@@ -66,10 +66,10 @@ pub struct Backoff {
     error: String,
 }
 
-impl Backoff {
+impl ReconnectBackoff {
     /// After the first failure at `now_ns`.
-    pub fn first(now_ns: u64, error: String) -> Backoff {
-        Backoff {
+    pub fn first(now_ns: u64, error: String) -> ReconnectBackoff {
+        ReconnectBackoff {
             delay: BACKOFF_INITIAL,
             next_try_ns: now_ns.saturating_add(ns(BACKOFF_INITIAL)),
             error,
@@ -123,17 +123,17 @@ pub struct Pool {
     /// Client-side bound of one query: the server's `statement_timeout` plus a second.
     query_timeout: Duration,
     open: Vec<Open>,
-    backoff: BTreeMap<String, Backoff>,
+    backoff: BTreeMap<String, ReconnectBackoff>,
     uses: u64,
 }
 
 impl Pool {
     /// A pool for `[postgres]`, with the real environment (user, pgpass).
     pub fn new(cfg: &config::Postgres) -> Pool {
-        Pool::with_env(cfg, Env::read())
+        Pool::with_env(cfg, LibpqEnv::read())
     }
 
-    pub fn with_env(cfg: &config::Postgres, env: Env) -> Pool {
+    pub fn with_env(cfg: &config::Postgres, env: LibpqEnv) -> Pool {
         Pool {
             resolver: Resolver::new(cfg, env),
             max_open: usize::try_from(cfg.max_connections).unwrap_or(1).max(1),
@@ -215,8 +215,10 @@ impl Pool {
                 if e.is_connection_lost() || matches!(e, PgError::Timeout { .. }) {
                     self.open.swap_remove(i).client.close();
                     if e.is_connection_lost() {
-                        self.backoff
-                            .insert(database.to_string(), Backoff::first(now_ns, msg.clone()));
+                        self.backoff.insert(
+                            database.to_string(),
+                            ReconnectBackoff::first(now_ns, msg.clone()),
+                        );
                     }
                 }
                 Err(PoolError::Failed(msg))
@@ -285,8 +287,10 @@ impl Pool {
         match self.backoff.get_mut(database) {
             Some(b) => b.failed_again(now_ns, msg.clone()),
             None => {
-                self.backoff
-                    .insert(database.to_string(), Backoff::first(now_ns, msg.clone()));
+                self.backoff.insert(
+                    database.to_string(),
+                    ReconnectBackoff::first(now_ns, msg.clone()),
+                );
             }
         }
         Err(PoolError::Failed(msg))
@@ -336,7 +340,7 @@ mod tests {
     #[test]
     fn backoff_doubles_to_the_cap() {
         let s = 1_000_000_000;
-        let mut b = Backoff::first(0, "down".into());
+        let mut b = ReconnectBackoff::first(0, "down".into());
         assert!(!b.may_try(s - 1));
         assert!(b.may_try(s));
         let mut delays = vec![b.delay().as_secs()];
@@ -364,7 +368,7 @@ mod tests {
         cfg.port = 1;
         cfg.user = Some("u".into());
         cfg.connect_timeout = Duration::from_secs(2);
-        let mut pool = Pool::with_env(&cfg, Env::default());
+        let mut pool = Pool::with_env(&cfg, LibpqEnv::default());
         let e = pool.with_client("app", 0, None, |_| Ok(())).unwrap_err();
         let PoolError::Failed(msg) = e else {
             panic!("{e:?}")

@@ -1,4 +1,4 @@
-//! `pg_query_stats` (metrics.md §4): per monitored database, its top statements from
+//! `pg_query_stats` (metrics.md, `pg_query_stats`): per monitored database, its top statements from
 //! pg_stat_statements.
 //!
 //! Each collection, per database:
@@ -18,7 +18,7 @@
 use super::client::{PgError, Row};
 use super::pool::SharedPool;
 use super::sql::{self, ExtVersion, PgssColumns};
-use super::{Session, each_database};
+use super::{CollectionConn, each_database};
 use crate::agent_log;
 use crate::collect::{CollectError, Collector, Now, Output};
 use crate::config;
@@ -208,7 +208,7 @@ struct Settings {
 }
 
 fn read(
-    c: &mut Session<'_>,
+    c: &mut CollectionConn<'_>,
     database: &str,
     s: &Settings,
     cache: &mut TextCache,

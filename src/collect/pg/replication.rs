@@ -1,6 +1,7 @@
-//! `pg_replication` (metrics.md §6): one cluster-wide element over the `[postgres] database`
-//! connection: the server's role, its WAL senders, its replication slots with the WAL they
-//! retain, its WAL receiver (standby), and every database's distance to XID wraparound.
+//! `pg_replication` (metrics.md, "PostgreSQL types beyond the seed"): one cluster-wide element over
+//! the `[postgres] database` connection: the server's role, its WAL senders, its replication slots
+//! with the WAL they retain, its WAL receiver (standby), and every database's distance to XID
+//! wraparound.
 //!
 //! A standby and a primary give the same element: what does not exist on that side is `null`
 //! (`wal_receiver` on a primary) or empty (`replication_status` on a standby that feeds no
@@ -10,7 +11,7 @@
 use super::client::PgError;
 use super::pool::SharedPool;
 use super::sql::replication as sql;
-use super::{Session, cluster_wide, emit_cluster, text, time};
+use super::{CollectionConn, cluster_wide, emit_cluster, text, time};
 use crate::collect::{CollectError, Collector, Now, Output, round2};
 use serde::Serialize;
 
@@ -136,7 +137,7 @@ fn mib(bytes: Option<i64>) -> Option<f64> {
     bytes.map(|b| round2(b as f64 / 1_048_576.0))
 }
 
-fn read(c: &mut Session<'_>) -> Result<Replication, PgError> {
+fn read(c: &mut CollectionConn<'_>) -> Result<Replication, PgError> {
     let version = c.version();
     let rows = c.query(sql::STATE)?;
     let is_standby = rows

@@ -1,6 +1,6 @@
-//! `pg_schema` (metrics.md §6): per monitored database, over its own connection, its user
-//! tables and views with their columns, constraints and indexes (`definition` from
-//! `pg_get_indexdef`).
+//! `pg_schema` (metrics.md, "PostgreSQL types beyond the seed"): per monitored database, over its
+//! own connection, its user tables and views with their columns, constraints and indexes
+//! (`definition` from `pg_get_indexdef`).
 //!
 //! A large schema does not fit one element: the tables are packed, in name order, into as
 //! many elements as the element size rule (`max_batch_bytes / 4`) needs, each carrying whole
@@ -11,7 +11,7 @@
 use super::client::{PgError, Rows};
 use super::pool::SharedPool;
 use super::sql::schema as sql;
-use super::{Session, each_database};
+use super::{CollectionConn, each_database};
 use crate::collect::{CollectError, Collector, EmitError, Now, Output, json};
 #[cfg(test)]
 use serde::Serialize;
@@ -415,7 +415,7 @@ pub fn pack(sizes: &[usize], limit: usize) -> Vec<usize> {
 }
 
 /// The tables, then their details a batch of tables at a time.
-fn read(c: &mut Session<'_>) -> Result<SchemaRows, PgError> {
+fn read(c: &mut CollectionConn<'_>) -> Result<SchemaRows, PgError> {
     let tables = c.query(&sql::tables())?;
     let mut oids = Vec::with_capacity(tables.len());
     let oid = tables.column_index("oid")?;

@@ -1,6 +1,6 @@
-//! `pg_server` (metrics.md §6): one cluster-wide element over the `[postgres] database`
-//! connection: version and uptime, role, checkpointer and background writer counters, WAL
-//! activity (PG 14+), archiver, and key settings converted to bytes and seconds with
+//! `pg_server` (metrics.md, "PostgreSQL types beyond the seed"): one cluster-wide element over the
+//! `[postgres] database` connection: version and uptime, role, checkpointer and background writer
+//! counters, WAL activity (PG 14+), archiver, and key settings converted to bytes and seconds with
 //! `pg_settings.unit`.
 //!
 //! Counters keep one set of names on every version ([`sql::checkpointer`] maps PG 12–16's
@@ -11,7 +11,7 @@
 use super::client::{PgError, Row, Rows};
 use super::pool::SharedPool;
 use super::sql::server as sql;
-use super::{Session, cluster_wide, emit_cluster, text, time};
+use super::{CollectionConn, cluster_wide, emit_cluster, text, time};
 use crate::collect::{CollectError, Collector, Now, Output};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -220,7 +220,7 @@ fn one<T>(
     rows.iter().next().map(|r| f(&r)).transpose()
 }
 
-fn read(c: &mut Session<'_>) -> Result<Server, PgError> {
+fn read(c: &mut CollectionConn<'_>) -> Result<Server, PgError> {
     let version = c.version();
     let mut s = Server::default();
     let rows = c.query(sql::IDENTITY)?;

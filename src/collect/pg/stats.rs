@@ -1,5 +1,5 @@
-//! `pg_stats` (metrics.md §3): per monitored database, its `pg_stat_database` row and size,
-//! its largest tables and indexes with their statistics.
+//! `pg_stats` (metrics.md, `pg_stats`): per monitored database, its `pg_stat_database` row and
+//! size, its largest tables and indexes with their statistics.
 //!
 //! Three queries per database over its own connection ([`super::sql`]). A database that fails
 //! is reported as `pg_stats/<database>` and the others are still sent.
@@ -11,7 +11,7 @@
 
 use super::client::PgError;
 use super::pool::SharedPool;
-use super::{Session, each_database, sql, text, time};
+use super::{CollectionConn, each_database, sql, text, time};
 use crate::collect::{CollectError, Collector, Now, Output, round2};
 use crate::config;
 use crate::util::Rfc3339;
@@ -119,7 +119,7 @@ pub fn index_status(scans: Option<i64>) -> &'static str {
 
 /// The three queries of one database.
 fn read(
-    c: &mut Session<'_>,
+    c: &mut CollectionConn<'_>,
     max_tables: u32,
     max_indexes: u32,
 ) -> Result<(DatabaseStats, Vec<Table>, Vec<Index>), PgError> {

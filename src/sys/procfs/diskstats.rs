@@ -329,7 +329,7 @@ mod tests {
             DiskstatsError::Name { line: 1 }
         );
         let mut long = b"8 0 sda ".to_vec();
-        long.extend(std::iter::repeat_n(b'1', crate::sys::file::LINE_BUF));
+        long.extend(std::iter::repeat_n(b'1', crate::sys::procfs::LINE_BUF));
         assert_eq!(
             Diskstats::parse(&long).unwrap_err(),
             DiskstatsError::LongLine { line: 1 }

@@ -217,7 +217,7 @@ mod tests {
             MeminfoError::Duplicate { key: "Cached" }
         );
         let mut long = b"MemTotal: ".to_vec();
-        long.extend(std::iter::repeat_n(b'1', crate::sys::file::LINE_BUF));
+        long.extend(std::iter::repeat_n(b'1', crate::sys::procfs::LINE_BUF));
         assert_eq!(
             Meminfo::parse(&long).unwrap_err(),
             MeminfoError::LongLine { key: "MemTotal" }
@@ -232,7 +232,7 @@ mod tests {
         .unwrap();
         assert_eq!((m.mem_total_kib, m.mem_free_kib), (10, 5));
         let mut long = b"Unknown: ".to_vec();
-        long.extend(std::iter::repeat_n(b'1', crate::sys::file::LINE_BUF));
+        long.extend(std::iter::repeat_n(b'1', crate::sys::procfs::LINE_BUF));
         long.extend_from_slice(b"\nMemTotal: 1 kB\nMemFree: 1 kB");
         assert!(Meminfo::parse(&long).is_ok());
     }

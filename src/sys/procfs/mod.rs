@@ -20,7 +20,11 @@ pub mod net_dev;
 pub mod pid_stat;
 pub mod stat;
 
-use crate::sys::file::LINE_BUF;
+/// Longest line a parser is given whole: a longer one goes to [`LineParser::long_line`] with
+/// its first `LINE_BUF` bytes. The file reader ([`crate::sys::file`]) streams through a buffer
+/// of this size; it is defined here so that the pure parsers import nothing from the file
+/// layer (the layer depends on them, not the other way).
+pub const LINE_BUF: usize = 8192;
 
 /// A parser fed one line at a time (the driver streams lines from a fixed buffer).
 pub trait LineParser {

@@ -269,7 +269,7 @@ mod tests {
             NetDevError::Number { line: 1 }
         );
         let mut long = b"eth0: ".to_vec();
-        long.extend(std::iter::repeat_n(b'1', crate::sys::file::LINE_BUF));
+        long.extend(std::iter::repeat_n(b'1', crate::sys::procfs::LINE_BUF));
         assert_eq!(
             NetDev::parse(&long).unwrap_err(),
             NetDevError::LongLine { line: 1 }

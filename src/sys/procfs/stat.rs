@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn many_cpus_and_an_intr_line_longer_than_the_buffer() {
-        assert!(CPUS_128.len() > crate::sys::file::LINE_BUF);
+        assert!(CPUS_128.len() > crate::sys::procfs::LINE_BUF);
         let s = Stat::parse(CPUS_128).unwrap();
         assert_eq!(s.cores, 128);
         let cpu = s.cpu.unwrap();
@@ -301,7 +301,7 @@ mod tests {
             StatError::CpuFields { line: 2, found: 1 }
         );
         let mut long = b"cpu ".to_vec();
-        long.extend(std::iter::repeat_n(b'1', crate::sys::file::LINE_BUF));
+        long.extend(std::iter::repeat_n(b'1', crate::sys::procfs::LINE_BUF));
         assert_eq!(
             Stat::parse(&long).unwrap_err(),
             StatError::LongCpuLine { line: 1 }

@@ -1,7 +1,8 @@
-//! Shared driver of the pglog targets: feeds the input through a small fixed buffer, as the
+//! Shared driver of the pg_log_format targets: feeds the input through a small fixed buffer, as the
 //! tailer does, and checks the parser's promises.
 use pganalytics_collector::config::PgSeverity;
-use pganalytics_collector::pglog::{Format, ParseSettings, Parser, tz::Zone};
+use pganalytics_collector::pg_log_format::{Format, ParseSettings, Parser};
+use pganalytics_collector::tz::Zone;
 
 const MESSAGE_CAP: usize = 100;
 const ENTRY_CAP: usize = 300;
@@ -30,7 +31,7 @@ pub fn drive(format: Format, prefix: &str, data: &[u8]) {
     };
     p.reset(0, cfg.get(2).is_some_and(|b| b & 1 == 1));
     let mut last_end = 0u64;
-    let mut check = |e: pganalytics_collector::pglog::Entry, end: u64| {
+    let mut check = |e: pganalytics_collector::pg_log_format::Entry, end: u64| {
         assert!(
             end > last_end || (end == last_end && end == 0),
             "ends go forward"

@@ -545,7 +545,7 @@ pub fn parse_timestamp(v: &[u8]) -> Option<(i64, u32, &[u8], bool)> {
         }
         _ => return None,
     };
-    let days = super::tz::days_from_civil(i64::from(y), mo, d);
+    let days = crate::calendar::days_from_civil(i64::from(y), mo, d);
     let secs = days * 86_400 + i64::from(h * 3600 + mi * 60 + sec);
     Some((secs, nanos, abbr, frac))
 }

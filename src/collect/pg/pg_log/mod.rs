@@ -1,16 +1,21 @@
-//! `pg_log` (metrics.md §5): new PostgreSQL log entries, each sent once, across rotations and
-//! restarts.
+//! The `pg_log` collector (metrics.md, `pg_log`): new PostgreSQL log entries, each sent once,
+//! across rotations and restarts.
+//!
+//! What it does: find the server's log (discover), follow it across rotations (tail), feed its
+//! bytes to the format parser and turn the entries into elements, and remember the acknowledged
+//! position (offsets). What it does not do: parse the log format (that is the pure
+//! [`crate::pg_log_format`]), nor write the agent's own log (that is [`crate::agent_log`]).
 //!
 //! ```text
 //!  discover ──where, format, prefix, zone──▶ tail (one fixed buffer, rotation) ──bytes──▶
-//!  pglog::Parser ──entries──▶ elements (size rule) ──▶ Output
+//!  pg_log_format::Parser ──entries──▶ elements (size rule) ──▶ Output
 //!        outcomes (delivered / dropped) ──▶ AckQueue ──▶ <state_dir>/pg_log.offsets
 //! ```
 //!
 //! - Each element's tag names the position after its last entry. The acknowledged position
-//!   moves only over the elements in front that have a final outcome (protocol.md §4.0), and
-//!   is written to `pg_log.offsets` (atomically, 0600, only when it changed) at the next
-//!   collection and when the collector is dropped (exit, reload). A restart resumes there:
+//!   moves only over the elements in front that have a final outcome (protocol.md, "Delivery
+//!   model"), and is written to `pg_log.offsets` (atomically, 0600, only when it changed) at the
+//!   next collection and when the collector is dropped (exit, reload). A restart resumes there:
 //!   exactly once without a crash, at least once across one.
 //! - With no stored offset: the end of the current file (`start_at = "end"`) or its
 //!   beginning (`"beginning"`).
@@ -29,7 +34,7 @@ pub mod tail;
 use crate::collect::pg::pool::{PoolError, SharedPool};
 use crate::collect::{CollectError, Collector, Mode, Now, Output};
 use crate::config::{self, Config, StartAt};
-use crate::pglog::{self, Entry, Format, ParseSettings, Parser};
+use crate::pg_log_format::{Entry, Format, ParseSettings, Parser};
 use crate::pipeline::Outcome;
 use crate::proto::postgres::PgError;
 use discover::{DirScan, Filter, Located, ServerLogging};
@@ -96,7 +101,7 @@ impl PgLog {
     pub fn new(config: &Config, pool: SharedPool, mode: Mode) -> PgLog {
         let cfg = config.pg_log.clone();
         let source = match &cfg.path {
-            Some(p) if p.is_dir() => Source::Dir(DirScan {
+            Some(p) if crate::sys::file::is_dir(p) => Source::Dir(DirScan {
                 dir: p.clone(),
                 filter: Filter::Glob(cfg.pattern.clone()),
             }),
@@ -104,7 +109,7 @@ impl PgLog {
             None => Source::Server,
         };
         let offsets_path = config.collector.state_dir.join(OFFSETS_FILE);
-        let (stored, load_error) = match std::fs::read(&offsets_path) {
+        let (stored, load_error) = match crate::sys::file::read(&offsets_path) {
             Ok(bytes) => match offsets::parse(&bytes) {
                 Ok(list) => (list.into_iter().next(), None),
                 Err(e) => (
@@ -319,14 +324,14 @@ impl PgLog {
             return Ok(());
         }
         let zone = match &loc.zone {
-            Some(name) => pglog::tz::Zone::load(name).unwrap_or_else(|e| {
+            Some(name) => crate::tz::Zone::load(name).unwrap_or_else(|e| {
                 out.error(
                     "pg_log",
                     format!("log_timezone {name}: {e}; reading times as UTC"),
                 );
-                pglog::tz::Zone::utc()
+                crate::tz::Zone::utc()
             }),
-            None => pglog::tz::Zone::utc(),
+            None => crate::tz::Zone::utc(),
         };
         let parser = Parser::new(ParseSettings {
             format: loc.format,
@@ -376,18 +381,18 @@ impl PgLog {
     }
 }
 
-/// A small file whole (`current_logfiles`), `None` when unreadable.
+/// A small file whole (`current_logfiles`), `None` when unreadable or longer than
+/// [`discover::CURRENT_LOGFILES_MAX`] (the server writes at most one line per destination).
 fn read_small(path: &Path) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).ok()?;
-    let mut out = Vec::new();
-    f.take(discover::CURRENT_LOGFILES_MAX as u64)
-        .read_to_end(&mut out)
-        .ok()?;
-    Some(out)
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut buf = [0u8; discover::CURRENT_LOGFILES_MAX];
+    crate::sys::file::read_small(&path, &mut buf)
+        .ok()
+        .map(<[u8]>::to_vec)
 }
 
-/// One entry as metrics.md §5 shows it: every field, `null` when unknown.
+/// One entry as metrics.md, `pg_log`, shows it: every field, `null` when unknown.
 #[derive(Serialize)]
 struct EntryJson<'a> {
     timestamp: crate::util::Rfc3339,
@@ -807,7 +812,7 @@ mod tests {
         let d = TempDir::new();
         let log = d.path().join("postgresql.log");
         append(&log, 0..3);
-        let e = tail::open_error(&log, rustix::io::Errno::ACCESS);
+        let e = tail::open_error(&log, crate::sys::logfile::Errno::ACCESS);
         assert!(
             e.contains(log.to_str().unwrap())
                 && e.contains("group adm")

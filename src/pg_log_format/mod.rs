@@ -1,4 +1,7 @@
-//! PostgreSQL server logs, from bytes to entries (metrics.md §5 `pg_log`): pure, no I/O.
+//! The PostgreSQL log format: server log bytes to entries (metrics.md, `pg_log`); pure, no I/O.
+//!
+//! Not the agent's own logging (that is [`crate::agent_log`]), and not the collector that finds,
+//! follows and acknowledges the log files ([`crate::collect::pg::pg_log`]).
 //!
 //! What this does: frame records of the three log formats (`stderr` lines, `csvlog` records
 //! whose quoted fields span lines, `jsonlog` lines), assemble multi-line entries (`DETAIL:`,
@@ -34,9 +37,9 @@
 pub mod csv;
 pub mod json;
 pub mod prefix;
-pub mod tz;
 
 use crate::config::PgSeverity;
+use crate::tz;
 use crate::util::WallTime;
 
 use prefix::{Escape, Prefix};
@@ -89,7 +92,7 @@ pub struct ParseSettings {
     pub max_entry_bytes: usize,
 }
 
-/// Bytes one entry may hold at most (metrics.md §5: one multi-line entry is cut at 64 KiB).
+/// Bytes one entry may hold at most (metrics.md, `pg_log`: one multi-line entry is cut at 64 KiB).
 pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
 
 /// One log entry.
@@ -201,9 +204,9 @@ pub fn word_at(line: &[u8], pos: usize) -> Option<(Word, usize)> {
     Some((w, pos + colon + 3))
 }
 
-/// Where continuation text of the pending entry goes.
+/// The section of the pending entry that continuation text goes to (message, `DETAIL:`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Target {
+pub(crate) enum Section {
     Message,
     Detail,
     Hint,
@@ -221,7 +224,7 @@ pub(crate) struct Pending {
     start: u64,
     /// File offset just after its last record so far.
     end: u64,
-    target: Target,
+    target: Section,
     /// Text bytes held (message + detail + hint + context + statement).
     bytes: usize,
 }
@@ -239,22 +242,22 @@ impl Pending {
             entry,
             start,
             end,
-            target: Target::Message,
+            target: Section::Message,
             bytes: 0,
         }
     }
 
     /// Appends `text` (lossy UTF-8) to field `t`, after `sep` when the field is not empty,
     /// within the caps; marks the entry truncated when anything is cut.
-    pub(crate) fn append(&mut self, t: Target, sep: &str, text: &[u8], caps: Caps) {
+    pub(crate) fn append(&mut self, t: Section, sep: &str, text: &[u8], caps: Caps) {
         let e = &mut self.entry;
         let (field, limit) = match t {
-            Target::Message => (&mut e.message, caps.message.min(caps.entry)),
-            Target::Detail => (e.detail.get_or_insert_with(String::new), caps.entry),
-            Target::Hint => (e.hint.get_or_insert_with(String::new), caps.entry),
-            Target::Context => (e.context.get_or_insert_with(String::new), caps.entry),
-            Target::Statement => (e.statement.get_or_insert_with(String::new), caps.entry),
-            Target::Drop => return,
+            Section::Message => (&mut e.message, caps.message.min(caps.entry)),
+            Section::Detail => (e.detail.get_or_insert_with(String::new), caps.entry),
+            Section::Hint => (e.hint.get_or_insert_with(String::new), caps.entry),
+            Section::Context => (e.context.get_or_insert_with(String::new), caps.entry),
+            Section::Statement => (e.statement.get_or_insert_with(String::new), caps.entry),
+            Section::Drop => return,
         };
         let room_field = limit.saturating_sub(field.len());
         let room = room_field.min(caps.entry.saturating_sub(self.bytes));
@@ -561,11 +564,11 @@ impl Parser {
                 self.pending = Some(self.stderr_entry(line, &m, r, start, end));
                 return;
             }
-            Word::Detail => Target::Detail,
-            Word::Hint => Target::Hint,
-            Word::Context => Target::Context,
-            Word::Statement => Target::Statement,
-            Word::Query | Word::Location => Target::Drop,
+            Word::Detail => Section::Detail,
+            Word::Hint => Section::Hint,
+            Word::Context => Section::Context,
+            Word::Statement => Section::Statement,
+            Word::Query | Word::Location => Section::Drop,
         };
         if self.resync {
             return;
@@ -621,7 +624,7 @@ impl Parser {
             truncated: false,
         };
         let mut p = Pending::new(entry, start, end);
-        p.append(Target::Message, "", text, self.caps);
+        p.append(Section::Message, "", text, self.caps);
         p
     }
 }

@@ -13,8 +13,8 @@
 
 use std::borrow::Cow;
 
-use super::tz::Zone;
-use super::{Caps, Entry, NO_SQLSTATE, Pending, Target, Word, level_name, local_time, word};
+use super::{Caps, Entry, NO_SQLSTATE, Pending, Section, Word, level_name, local_time, word};
+use crate::tz::Zone;
 
 /// The keys read; every other key is ignored.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -116,11 +116,11 @@ fn build(r: Record<'_>, min_rank: u8, zone: &Zone, caps: Caps) -> Option<Entry> 
     };
     let mut p = Pending::new(e, 0, 0);
     for (v, t) in [
-        (r.message, Target::Message),
-        (r.detail, Target::Detail),
-        (r.hint, Target::Hint),
-        (r.context, Target::Context),
-        (r.statement, Target::Statement),
+        (r.message, Section::Message),
+        (r.detail, Section::Detail),
+        (r.hint, Section::Hint),
+        (r.context, Section::Context),
+        (r.statement, Section::Statement),
     ] {
         if let Some(v) = v.filter(|v| !v.is_empty()) {
             p.append(t, "", v.as_bytes(), caps);

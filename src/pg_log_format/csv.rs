@@ -18,10 +18,11 @@
 
 use std::borrow::Cow;
 
-use super::tz::Zone;
 use super::{
-    Caps, Entry, NO_SQLSTATE, Pending, Target, Word, level_name, local_time, lossy, parse_i64, word,
+    Caps, Entry, NO_SQLSTATE, Pending, Section, Word, level_name, local_time, lossy, parse_i64,
+    word,
 };
+use crate::tz::Zone;
 
 /// Columns read (26 on PG 14+; more are ignored).
 pub const COLUMNS: usize = 26;
@@ -204,11 +205,11 @@ pub(crate) fn entry(rec: &[u8], min_rank: u8, zone: &Zone, caps: Caps) -> Option
     };
     let mut p = Pending::new(e, 0, 0);
     for (col, t) in [
-        (MESSAGE, Target::Message),
-        (DETAIL, Target::Detail),
-        (HINT, Target::Hint),
-        (CONTEXT, Target::Context),
-        (QUERY, Target::Statement),
+        (MESSAGE, Section::Message),
+        (DETAIL, Section::Detail),
+        (HINT, Section::Hint),
+        (CONTEXT, Section::Context),
+        (QUERY, Section::Statement),
     ] {
         let v = unquote(cols[col]);
         if !v.is_empty() {

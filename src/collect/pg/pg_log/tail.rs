@@ -2,7 +2,7 @@
 //!
 //! What this does: keep the current file open (a descriptor keeps a renamed or deleted file
 //! readable), read it from the parser's position through one fixed buffer of [`READ_BUF`]
-//! bytes, hand the bytes to the parser ([`crate::pglog::Parser`]) and its entries to the
+//! bytes, hand the bytes to the parser ([`crate::pg_log_format::Parser`]) and its entries to the
 //! caller, and decide at each collection what happened to the file:
 //!
 //! ```text
@@ -19,9 +19,9 @@
 //! file's last entry is also ended after a quiet collection (PostgreSQL writes an entry with
 //! its DETAIL/HINT lines at once, so nothing more belongs to it).
 //!
-//! What this does not do: parse lines (the parser does), find the log (`discover`), or know
-//! about elements and acknowledgements (the collector); it reports positions as
-//! ([`FileRef`], offset) pairs that the collector stores.
+//! What this does not do: parse lines (the parser does), find the log (`discover`), make the
+//! file syscalls ([`crate::sys::logfile`]), or know about elements and acknowledgements (the
+//! collector); it reports positions as ([`FileRef`], offset) pairs that the collector stores.
 //!
 //! Bounds: [`READ_BUF`] is allocated once; a line longer than it is cut by the parser (it is
 //! told the buffer is full) and counted there. At most `limit` entries and [`READ_BUDGET`]
@@ -29,10 +29,8 @@
 
 use super::discover::DirScan;
 use super::offsets::{FINGERPRINT_BYTES, FileId, Fingerprint, Stored};
-use crate::pglog::{Entry, Parser};
-use rustix::fd::OwnedFd;
-use rustix::fs::{Mode, OFlags};
-use rustix::io::Errno;
+use crate::pg_log_format::{Entry, Parser};
+use crate::sys::logfile::{self, Errno, Meta, OwnedFd, fstat, inode_at, pread, pread_full};
 use std::collections::VecDeque;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -145,52 +143,6 @@ struct Open {
     last_size: u64,
 }
 
-/// Bytes a descriptor offers: size and modification time.
-struct Meta {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-}
-
-fn fstat(fd: &OwnedFd) -> Result<Meta, Errno> {
-    let st = rustix::fs::fstat(fd)?;
-    Ok(Meta {
-        dev: st.st_dev,
-        ino: st.st_ino,
-        size: u64::try_from(st.st_size).unwrap_or(0),
-        mtime: (st.st_mtime, i64::try_from(st.st_mtime_nsec).unwrap_or(0)),
-    })
-}
-
-fn inode_at(path: &Path) -> Option<(u64, u64)> {
-    let st = rustix::fs::stat(path).ok()?;
-    ((st.st_mode & 0o170000) == 0o100000).then_some((st.st_dev, st.st_ino))
-}
-
-/// `pread` that restarts on `EINTR`.
-fn pread(fd: &OwnedFd, buf: &mut [u8], at: u64) -> Result<usize, Errno> {
-    loop {
-        match rustix::io::pread(fd, &mut *buf, at) {
-            Err(Errno::INTR) => continue,
-            r => return r,
-        }
-    }
-}
-
-/// Fills `buf` from `at` as far as the file goes.
-fn pread_full(fd: &OwnedFd, buf: &mut [u8], at: u64) -> Result<usize, Errno> {
-    let mut n = 0;
-    while n < buf.len() {
-        let got = pread(fd, &mut buf[n..], at + n as u64)?;
-        if got == 0 {
-            break;
-        }
-        n += got;
-    }
-    Ok(n)
-}
-
 /// The fingerprint of the first `len` bytes (or of what there is, if fewer).
 fn head_fingerprint(fd: &OwnedFd, len: usize) -> Result<Fingerprint, Errno> {
     let mut head = [0u8; FINGERPRINT_BYTES];
@@ -211,14 +163,7 @@ pub fn open_error(path: &Path, e: Errno) -> String {
 }
 
 fn open(path: &Path) -> Result<(OwnedFd, Meta), String> {
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
-        Mode::empty(),
-    )
-    .map_err(|e| open_error(path, e))?;
-    let meta = fstat(&fd).map_err(|e| open_error(path, e))?;
-    Ok((fd, meta))
+    logfile::open(path).map_err(|e| open_error(path, e))
 }
 
 /// How a read of one file ended.
@@ -570,23 +515,18 @@ impl Tail {
         current: Option<&Path>,
         dir: Option<&DirScan>,
     ) -> VecDeque<PathBuf> {
-        use std::os::unix::fs::MetadataExt;
         let mut files = Vec::new();
         if let Some(d) = dir
-            && let Ok(entries) = std::fs::read_dir(&d.dir)
+            && let Ok(entries) = logfile::read_dir(&d.dir)
         {
-            for e in entries.flatten() {
-                if !d.filter.matches_rotated(e.file_name().as_bytes()) {
+            for e in entries {
+                if !d.filter.matches_rotated(e.name().as_bytes()) {
                     continue;
                 }
-                let p = e.path();
-                let Ok(md) = std::fs::metadata(&p) else {
+                let Some(md) = e.stat_regular() else {
                     continue;
                 };
-                if !md.is_file() {
-                    continue;
-                }
-                files.push(((md.mtime(), md.mtime_nsec()), p));
+                files.push((md.mtime, e.path()));
             }
         }
         order_successors(files, after, current).into()
@@ -739,7 +679,7 @@ fn file_ref(fd: &OwnedFd, path: PathBuf, meta: &Meta) -> Result<Rc<FileRef>, Str
 fn open_if_exists(path: &Path) -> Result<Option<(OwnedFd, Meta)>, String> {
     match open(path) {
         Ok(x) => Ok(Some(x)),
-        Err(_) if inode_at(path).is_none() && !path.exists() => Ok(None),
+        Err(_) if inode_at(path).is_none() && !crate::sys::file::exists(path) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -747,7 +687,6 @@ fn open_if_exists(path: &Path) -> Result<Option<(OwnedFd, Meta)>, String> {
 /// The stored file, under its name or, rotated, under another name in its directory or the
 /// log directory: same device, inode and first bytes.
 fn find_stored(s: &Stored, dir: Option<&DirScan>) -> Option<(OwnedFd, Meta, PathBuf)> {
-    use std::os::unix::fs::MetadataExt;
     let matches = |p: &Path| -> Option<(OwnedFd, Meta)> {
         let (fd, meta) = open(p).ok()?;
         (s.file.same_inode(meta.dev, meta.ino)
@@ -765,12 +704,14 @@ fn find_stored(s: &Stored, dir: Option<&DirScan>) -> Option<(OwnedFd, Meta, Path
         dir.map(|d| d.dir.clone()),
     ];
     for d in dirs.iter().flatten() {
-        let Ok(entries) = std::fs::read_dir(d) else {
+        let Ok(entries) = logfile::read_dir(d) else {
             continue;
         };
-        for e in entries.flatten() {
-            let Ok(md) = e.metadata() else { continue };
-            if md.is_file() && s.file.same_inode(md.dev(), md.ino()) {
+        for e in entries {
+            let Some(md) = e.lstat_regular() else {
+                continue;
+            };
+            if s.file.same_inode(md.dev, md.ino) {
                 let p = e.path();
                 if let Some((fd, meta)) = matches(&p) {
                     return Some((fd, meta, p));
@@ -834,14 +775,14 @@ mod tests {
     }
 
     use crate::collect::tests_support::TempDir;
-    use crate::pglog::{Format, ParseSettings};
+    use crate::pg_log_format::{Format, ParseSettings};
     use std::io::Write;
 
     fn parser() -> Parser {
         Parser::new(ParseSettings {
             format: Format::Stderr,
             log_line_prefix: "%m [%p] ".into(),
-            zone: crate::pglog::tz::Zone::utc(),
+            zone: crate::tz::Zone::utc(),
             min_level: crate::config::PgSeverity::Debug5,
             max_message_bytes: 8192,
             max_entry_bytes: 64 * 1024,

@@ -267,9 +267,9 @@ pub fn find<'a>(stored: &'a [Stored], path: &Path) -> Option<&'a Stored> {
 }
 
 /// The acknowledged position, advanced over elements in emission order as their final
-/// outcomes arrive (protocol.md §4.0). Outcomes may come out of order (an overflow drops newer
-/// elements while an older batch is in flight): the position moves only over the contiguous
-/// prefix of settled elements.
+/// outcomes arrive (protocol.md, "Delivery model"). Outcomes may come out of order (an overflow
+/// drops newer elements while an older batch is in flight): the position moves only over the
+/// contiguous prefix of settled elements.
 ///
 /// ```text
 ///  pending: [e7 settled][e8 waiting][e9 settled][mark settled]   acked = cursor of e7

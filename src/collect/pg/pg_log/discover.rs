@@ -1,4 +1,4 @@
-//! Where the PostgreSQL log is and how it is written (metrics.md §5, "Formats").
+//! Where the PostgreSQL log is and how it is written (metrics.md, `pg_log`, "Formats").
 //!
 //! Order: `[pg_log] path` (a file, or a directory whose newest file matching `pattern` is the
 //! current one); else the server itself (`log_destination`, `logging_collector`,
@@ -12,7 +12,7 @@
 //! read the log (that is [`super::tail`]).
 
 use crate::config::PgLogFormat;
-use crate::pglog::Format;
+use crate::pg_log_format::Format;
 use std::path::{Path, PathBuf};
 
 /// Directory of Debian's `pg_ctlcluster` logs.
@@ -231,21 +231,16 @@ pub fn resolve(base: &Path, p: &Path) -> PathBuf {
 /// The newest regular file of `dir` matching `filter` (latest mtime, then greatest name).
 pub fn newest_in(dir: &Path, filter: &Filter) -> std::io::Result<Option<PathBuf>> {
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::MetadataExt;
     let mut best: Option<((i64, i64), std::ffi::OsString)> = None;
-    for e in std::fs::read_dir(dir)? {
-        let Ok(e) = e else { continue };
-        let name = e.file_name();
+    for e in crate::sys::logfile::read_dir(dir)? {
+        let name = e.name();
         if !filter.matches(name.as_bytes()) {
             continue;
         }
-        let Ok(md) = std::fs::metadata(e.path()) else {
+        let Some(md) = e.stat_regular() else {
             continue;
         };
-        if !md.is_file() {
-            continue;
-        }
-        let key = (md.mtime(), md.mtime_nsec());
+        let key = md.mtime;
         if best.as_ref().is_none_or(|(k, n)| (key, &name) > (*k, n)) {
             best = Some((key, name));
         }
