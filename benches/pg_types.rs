@@ -1,4 +1,4 @@
-//! Cost of the eight PostgreSQL types of metrics.md §6 together (pg_replication, pg_server,
+//! Cost of the eight PostgreSQL types of docs/metrics.md, `pg_replication` … `pg_schema` together (pg_replication, pg_server,
 //! pg_connections, pg_locks, pg_cache, pg_bloat, pg_extensions, pg_schema), measured on the
 //! shipped binary against the 1 000-table database of the pg_cycle bench.
 //!

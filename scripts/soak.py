@@ -11,7 +11,7 @@ and not growing between the checkpoints.
 import argparse, json, os, subprocess, sys, tempfile, time
 
 
-# Every PostgreSQL type on by default (config.md): the soak measures the host loop of the
+# Every PostgreSQL type on by default (docs/configuration.md): the soak measures the host loop of the
 # foundation issue; PostgreSQL collection has its own benches (pg_cycle, pg_types).
 PG_TYPES = ["pg_stats", "pg_query_stats", "pg_log", "pg_replication", "pg_server"]
 

@@ -1,4 +1,4 @@
-//! Logging to stderr, one line per event (config.md "Logging"): JSON
+//! Logging to stderr, one line per event (docs/configuration.md "Logging"): JSON
 //! (`{"ts","level","component","msg",…fields}`) or text (`TS LEVEL component: msg key=value …`).
 //!
 //! One thread, so the logger is a process-wide setting behind a mutex that is never contended.

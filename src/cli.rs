@@ -1,4 +1,4 @@
-//! The command line of config.md, with argh.
+//! The command line of docs/configuration.md, with argh.
 
 use argh::FromArgs;
 

@@ -2,8 +2,8 @@
 //!
 //! Layout:
 //! - [`app`]: the commands (`once`, `run`, `check-config`) and the poll loop that drives them;
-//! - [`collect`]: the collectors, one per metric type of `spec/metrics.md`;
-//! - [`pipeline`]: the bounded element buffer, the envelope and the sinks (protocol.md, "Delivery
+//! - [`collect`]: the collectors, one per metric type of `docs/metrics.md`;
+//! - [`pipeline`]: the bounded element buffer, the envelope and the sinks (docs/protocol.md, "Delivery
 //!   model");
 //! - [`proto`]: the protocols spoken over sockets: PostgreSQL (pure session + blocking
 //!   driver), the TLS driver they share, and the pure pieces of the backend push: HTTP/1.1,

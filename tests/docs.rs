@@ -72,6 +72,51 @@ fn every_key_of_the_sample_configuration_is_documented_and_nothing_else() {
     );
 }
 
+/// The "pull" column of docs/configuration.md says what the code lets a backend set
+/// (`config::pull::allowed`, security rule S5): "yes …" exactly for those keys.
+#[test]
+fn the_pull_column_is_what_a_backend_may_set() {
+    let mut heading = String::new();
+    let mut rows = 0;
+    for line in read("docs/configuration.md").lines() {
+        if let Some(h) = line.strip_prefix("## ") {
+            heading = h.trim().to_string();
+            continue;
+        }
+        let Some(section) = heading.strip_prefix('[').and_then(|h| h.strip_suffix(']')) else {
+            continue;
+        };
+        let Some(row) = line.strip_prefix("| `") else {
+            continue;
+        };
+        let key = row.split('`').next().unwrap();
+        let pull = line
+            .trim_end()
+            .trim_end_matches('|')
+            .rsplit('|')
+            .next()
+            .unwrap()
+            .trim();
+        let allowed = pganalytics_collector::config::pull::allowed(section, key);
+        assert_eq!(
+            pull.starts_with("yes"),
+            allowed,
+            "[{section}] {key}: the pull column says {pull:?}, the code {}",
+            if allowed {
+                "allows it"
+            } else {
+                "keeps it local"
+            }
+        );
+        assert!(
+            pull.starts_with("yes") || pull == "no",
+            "[{section}] {key}: {pull:?}"
+        );
+        rows += 1;
+    }
+    assert!(rows > 50, "{rows} rows read");
+}
+
 /// Objects whose keys are data (plugin names, settings), not fields: their keys are
 /// written `*` in the documentation.
 const MAPS: &[(&str, &str)] = &[

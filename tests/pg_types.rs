@@ -1,4 +1,4 @@
-//! The PostgreSQL types of metrics.md §6 against real throw-away clusters, through the binary
+//! The PostgreSQL types of docs/metrics.md, `pg_replication` … `pg_schema` against real throw-away clusters, through the binary
 //! (`once`): every type on the server of `PG_BIN` (scripts/pg-matrix.sh runs this file on
 //! PostgreSQL 12 to 18) with no SQL error and every documented field, the version-dependent
 //! ones present exactly where the version has them; a primary with a streaming standby and

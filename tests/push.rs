@@ -1,10 +1,10 @@
 //! End to end: the real binary (`register`, `run`, `run --once`) against the test backend of
-//! tests/support/backend.rs, which checks protocol.md independently of the collector's code and
+//! tests/support/backend.rs, which checks docs/protocol.md independently of the collector's code and
 //! injects faults. Each test runs the binary as a child process (signals are blocked
 //! process-wide in the collector, so nothing here runs in-process).
 //!
 //! The backend itself is covered by tests/backend_selftest.rs. Do not relax an assertion to
-//! make a test pass: each one is a line of protocol.md.
+//! make a test pass: each one is a line of docs/protocol.md.
 
 mod support;
 

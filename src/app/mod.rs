@@ -1,4 +1,4 @@
-//! The commands of config.md and the poll loop that runs the collector.
+//! The commands of docs/configuration.md and the poll loop that runs the collector.
 
 pub mod engine;
 pub mod pull;
@@ -17,7 +17,7 @@ use std::time::Duration;
 /// Where the configuration lives when `-c` does not say.
 pub const DEFAULT_CONFIG: &str = "/etc/pganalytics/collector.toml";
 
-/// Process exit codes of config.md.
+/// Process exit codes of docs/configuration.md.
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
@@ -222,7 +222,7 @@ fn run(r: &cli::Run) -> i32 {
         Err(code) => return code,
     };
     agent_log::configure(config.logging.level, config.logging.format);
-    // The last pulled document is re-applied at start (protocol.md §5).
+    // The last pulled document is re-applied at start (docs/protocol.md, "Config pull").
     let mut applied_version = None;
     if let Some(p) = &path
         && let Some((overlaid, version, _)) = config::pull::remote_overlay(p, &config, &env_var)
@@ -296,7 +296,7 @@ fn registration_client(
     Ok(push::client::Backend::for_registration(conn, settings))
 }
 
-/// `register`: protocol.md, registration; then the id on stdout.
+/// `register`: docs/protocol.md, registration; then the id on stdout.
 fn register(r: &cli::Register) -> i32 {
     let (config, _) = match load_config(r.config.as_deref()) {
         Ok(c) => c,

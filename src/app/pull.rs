@@ -1,4 +1,4 @@
-//! The run loop's config-pull step (protocol.md, config pull): when due, one pull through the
+//! The run loop's config-pull step (docs/protocol.md, config pull): when due, one pull through the
 //! backend client; a new document is validated whole over the config file, persisted in the
 //! state directory, and handed back for the loop to apply between cycles. A document already
 //! applied, or already rejected, is not applied or warned about again at every pull.

@@ -1,4 +1,4 @@
-//! The schedule of metrics.md "General rules", as pure arithmetic on monotonic nanoseconds.
+//! The schedule of docs/metrics.md "General rules", as pure arithmetic on monotonic nanoseconds.
 //!
 //! Each plugin (and the push) has a [`Grid`]: runs are due at `anchor + k × period`. After a
 //! run the next point is the first grid point strictly after the run's time, so a late run

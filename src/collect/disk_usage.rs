@@ -1,4 +1,4 @@
-//! `disk_usage` (metrics.md §2): filesystems from /proc/self/mountinfo and `statfs`.
+//! `disk_usage` (docs/metrics.md, `disk_usage`): filesystems from /proc/self/mountinfo and `statfs`.
 //!
 //! mountinfo is streamed line by line through the fixed line buffer; each kept mount is
 //! statted and written into the element as it comes, so a container host with thousands of

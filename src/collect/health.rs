@@ -1,4 +1,4 @@
-//! `collector_health` (metrics.md, `collector_health`): the collector describing itself, one
+//! `collector_health` (docs/metrics.md, `collector_health`): the collector describing itself, one
 //! element per push round (and one log line on SIGUSR1).
 
 use super::Errors;

@@ -1,4 +1,4 @@
-//! The collectors, one per metric type of `spec/metrics.md`, and what they share.
+//! The collectors, one per metric type of `docs/metrics.md`, and what they share.
 //!
 //! A collector is driven by the poll loop: [`Collector::baseline`] once at start (rates need a
 //! first sample), then [`Collector::collect`] each time its schedule is due. A collection

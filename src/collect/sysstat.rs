@@ -1,4 +1,4 @@
-//! `sysstat` (metrics.md, `sysstat`): CPU, memory, disk I/O, load and network from /proc.
+//! `sysstat` (docs/metrics.md, `sysstat`): CPU, memory, disk I/O, load and network from /proc.
 //!
 //! Each collection reads five files through one fixed line buffer into a preallocated
 //! [`Sample`]; rates are computed against the previous sample of this plugin (the start-up

@@ -3,13 +3,13 @@
 //! [`parse_str`] is pure (text and an injected environment in, config or diagnostics out);
 //! [`load`] adds the two edges: reading the file and the checks that need the file system
 //! (named files readable, secrets not readable by others). Neither applies a pulled document
-//! (protocol.md §5) nor decides defaults that need the host (hostname, the state directory's
+//! (docs/protocol.md, "Config pull") nor decides defaults that need the host (hostname, the state directory's
 //! files): the model keeps those as `None`.
 //!
-//! Rules from spec/config.md handled here, in one place each:
+//! Rules from docs/configuration.md handled here, in one place each:
 //! - C++ compatibility: a plugin table without `enabled` is on; `databases` may be a
 //!   comma-separated string; a file that sets `database` but not `databases` monitors just it.
-//! - `""` means "the default" for the keys config.md shows as `""` (→ `None`).
+//! - `""` means "the default" for the keys docs/configuration.md shows as `""` (→ `None`).
 //! - Seconds keys take integers or floats, at least 0.01 s, and are kept to the microsecond
 //!   (so rendering and parsing again gives the same `Duration`), at most [`MAX_SECONDS`];
 //!   `config_pull_interval = 0` means never (`None`). `_ms` keys take integers, `0` = no limit
@@ -103,7 +103,7 @@ impl std::error::Error for LoadError {}
 
 /// Largest seconds value of any key: one year. Keeps `Duration` arithmetic far from overflow.
 pub const MAX_SECONDS: f64 = 31_536_000.0;
-/// Smallest seconds value of any key (config.md: "minimum 0.01").
+/// Smallest seconds value of any key (docs/configuration.md: "minimum 0.01").
 pub const MIN_SECONDS: f64 = 0.01;
 /// Largest `_ms` value: PostgreSQL's own limit for its timeouts (`INT_MAX` milliseconds).
 pub const MAX_MILLIS: i64 = i32::MAX as i64;

@@ -1,4 +1,4 @@
-//! The validated configuration: every section and key of `spec/config.md`, with the built-in
+//! The validated configuration: every section and key of `docs/configuration.md`, with the built-in
 //! defaults. This is what the rest of the collector reads; it never sees TOML.
 //!
 //! Durations are `Duration`s (the file writes seconds with an optional fraction, or `_ms`).

@@ -1,4 +1,4 @@
-//! Config pull, the pure part (protocol.md, config pull): the document the backend serves for this collector, reduced
+//! Config pull, the pure part (docs/protocol.md, config pull): the document the backend serves for this collector, reduced
 //! to the collection settings it may set, laid over the config file and validated whole.
 //!
 //! Pure here: [`parse_document`] (TOML, or JSON when the first non-blank character is `{`),

@@ -1,5 +1,5 @@
 //! The effective configuration as TOML (`check-config`): every section and key in the order
-//! of spec/config.md, secrets replaced by `"<redacted>"`, pulled keys marked `# pulled`.
+//! of docs/configuration.md, secrets replaced by `"<redacted>"`, pulled keys marked `# pulled`.
 //!
 //! The output parses back to the same [`Config`] (but the password, which reads back as
 //! `"<redacted>"`): seconds are written to the microsecond, the precision the parser keeps.

@@ -1,4 +1,4 @@
-//! The PostgreSQL log format: server log bytes to entries (metrics.md, `pg_log`); pure, no I/O.
+//! The PostgreSQL log format: server log bytes to entries (docs/metrics.md, `pg_log`); pure, no I/O.
 //!
 //! Not the agent's own logging (that is [`crate::agent_log`]), and not the collector that finds,
 //! follows and acknowledges the log files ([`crate::collect::pg::pg_log`]).
@@ -92,7 +92,7 @@ pub struct ParseSettings {
     pub max_entry_bytes: usize,
 }
 
-/// Bytes one entry may hold at most (metrics.md, `pg_log`: one multi-line entry is cut at 64 KiB).
+/// Bytes one entry may hold at most (docs/metrics.md, `pg_log`: one multi-line entry is cut at 64 KiB).
 pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
 
 /// One log entry.

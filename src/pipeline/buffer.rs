@@ -1,5 +1,5 @@
 //! The bounded element buffer: serialized metric elements in collection order, in one block of
-//! memory allocated at start (protocol.md §4.0).
+//! memory allocated at start (docs/protocol.md, "Delivery model").
 //!
 //! The block is a byte ring of records, `[len: u32][source: u16][0u16][tag: u64][json; len]`.
 //! A record may wrap around the end of the block. `capacity` bounds the record bytes, so the

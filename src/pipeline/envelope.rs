@@ -1,4 +1,4 @@
-//! The push envelope of protocol.md §4: the header fields, then the elements' JSON texts as
+//! The push envelope of docs/protocol.md, "Push envelope": the header fields, then the elements' JSON texts as
 //! they were serialized at collection time, copied from the buffer without re-parsing.
 
 use super::{ElementBuffer, ElementMeta};

@@ -1,4 +1,4 @@
-//! From collectors to a sink (protocol.md §4.0).
+//! From collectors to a sink (docs/protocol.md, "Delivery model").
 //!
 //! ```text
 //!  collectors ──emit──▶ ElementBuffer ──take──▶ Sink (stdout, later HTTPS)

@@ -126,7 +126,7 @@ impl<W: Write> Sink for StdoutSink<W> {
                 Ok(())
             }
             // The line may be partly written: its elements are neither delivered nor dropped;
-            // like elements waiting at exit they are lost from memory (protocol.md §4.0).
+            // like elements waiting at exit they are lost from memory (docs/protocol.md, "Delivery model").
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(SinkError::Closed),
             Err(e) => Err(SinkError::Failed(format!("cannot write to stdout: {e}"))),
         }

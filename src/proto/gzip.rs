@@ -1,4 +1,4 @@
-//! gzip framing (RFC 1952) around miniz_oxide's raw DEFLATE, composed by hand (protocol.md §4).
+//! gzip framing (RFC 1952) around miniz_oxide's raw DEFLATE, composed by hand (docs/protocol.md, "Push envelope").
 //!
 //! Scope: [`compress`] writes one member with a fixed header (`1f 8b 08`, FLG 0, MTIME 0, XFL,
 //! OS 3 = Unix) and the CRC-32 + ISIZE trailer; [`decompress`] reads one member from a complete

@@ -1,4 +1,4 @@
-//! JSON Web Tokens as the backend uses them (protocol.md §3): HS256 only, compact form
+//! JSON Web Tokens as the backend uses them (docs/protocol.md, "Authentication"): HS256 only, compact form
 //! `header.payload.signature`, every part base64url without padding.
 //!
 //! Scope: signing our own tokens (`shared_secret` mode, header exactly
@@ -196,7 +196,7 @@ pub fn expiry(token: &str) -> Result<(Option<i64>, i64), JwtError> {
     Ok((iat, exp))
 }
 
-/// The claims of a token we sign (protocol.md §3 table), in that order.
+/// The claims of a token we sign (docs/protocol.md, "Authentication" table), in that order.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
 pub struct Claims {
     pub collector_id: String,

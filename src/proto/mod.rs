@@ -1,11 +1,11 @@
 //! The protocols the collector speaks over sockets: the PostgreSQL frontend/backend protocol
 //! ([`postgres`]) and the TLS driver shared by every TLS connection ([`tls`]); for the backend
-//! push (protocol.md §1, §3, §4): the sans-io HTTP/1.1 client codec ([`http`]), HS256 JWTs
+//! push (docs/protocol.md, "Transport", "Authentication", "Push envelope"): the sans-io HTTP/1.1 client codec ([`http`]), HS256 JWTs
 //! ([`jwt`]) and gzip framing ([`gzip`]), all pure.
 //!
 //! Each protocol is a pure state machine fed with bytes plus a small blocking driver. This
 //! module holds what the drivers share: [`wait_io`], the one way a driver waits on a socket
-//! (protocol.md §1 "waiting": a `poll` on the socket and the signal fd with the operation's
+//! (docs/protocol.md, "Transport" "waiting": a `poll` on the socket and the signal fd with the operation's
 //! remaining deadline), [`connect_fd`], a non-blocking connect waited for the same way,
 //! [`Stream`], a connection before or after TLS, and [`IoError`], what such a wait or
 //! transfer can end with.

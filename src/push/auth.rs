@@ -1,4 +1,4 @@
-//! The bearer token of protocol.md §3: the backend's token (read from a file, refreshed before
+//! The bearer token of docs/protocol.md, "Authentication": the backend's token (read from a file, refreshed before
 //! it expires, persisted atomically before use) or our own HS256 token signed with a shared
 //! secret. The timing rules are pure functions of an injected `now_unix`.
 //!
@@ -218,7 +218,7 @@ pub fn token_path(config: &config::Auth, state: &StateDir) -> PathBuf {
         .unwrap_or_else(|| state.file(state::TOKEN))
 }
 
-/// The claims of protocol.md §3, shared-secret mode.
+/// The claims of docs/protocol.md, "Authentication", shared-secret mode.
 pub fn claims_json(id: &str, hostname: &str, now_unix: i64, lifetime_secs: i64) -> String {
     serde_json::json!({
         "collector_id": id,

@@ -1,4 +1,4 @@
-//! Exponential backoff with full jitter (protocol.md §4.1): the ceiling starts at
+//! Exponential backoff with full jitter (docs/protocol.md, "Replies"): the ceiling starts at
 //! `retry_initial`, doubles on each failure up to `retry_max`, and the delay is a random
 //! duration in [0, ceiling]; a success resets it. Randomness is a seeded xorshift so tests are
 //! deterministic.

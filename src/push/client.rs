@@ -1,5 +1,5 @@
 //! The backend client: the one way to the pgAnalytics backend. It owns the connection and the
-//! authentication (protocol.md, authentication): the token or the shared secret, the refresh
+//! authentication (docs/protocol.md, authentication): the token or the shared secret, the refresh
 //! before expiry, the re-registration when a token can no longer be refreshed, and the one
 //! retry after a 401. The HTTPS sink pushes through it, the run loop pulls the configuration
 //! through it, and `register` registers through it.
@@ -249,7 +249,7 @@ impl<T: Transport> Backend<T> {
         Ok(request(&mut self.transport, &bearer, &id, self.deadline)?)
     }
 
-    /// Config pull (protocol.md, config pull): `GET /api/v1/config/{collector_id}` once, with
+    /// Config pull (docs/protocol.md, config pull): `GET /api/v1/config/{collector_id}` once, with
     /// the 401 recovery. `applied` is the version already applied.
     pub fn pull_config(&mut self, caller: Caller<'_>, applied: Option<i64>) -> PullResult {
         let result = self.call(caller, |t, bearer, id, cap| {
@@ -292,7 +292,7 @@ impl<T: Transport> Backend<T> {
         }
     }
 
-    /// Registration (protocol.md, registration): `POST /api/v1/collectors/register` with the
+    /// Registration (docs/protocol.md, registration): `POST /api/v1/collectors/register` with the
     /// registration secret. Nothing is persisted here.
     pub fn register(
         &mut self,

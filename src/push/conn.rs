@@ -1,4 +1,4 @@
-//! The one connection to the backend (protocol.md §1): HTTPS with TLS 1.3 only, or plaintext
+//! The one connection to the backend (docs/protocol.md, "Transport"): HTTPS with TLS 1.3 only, or plaintext
 //! HTTP where the configuration allows it; kept alive across requests and reopened when closed.
 //! Every wait is a [`wait_io`] on the socket and the signal fd with the operation's deadline:
 //! `connect_timeout` for DNS + TCP + TLS, `request_timeout` for one request/response.

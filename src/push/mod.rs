@@ -1,4 +1,4 @@
-//! Everything between the element buffer and the backend (protocol.md: connection,
+//! Everything between the element buffer and the backend (docs/protocol.md: connection,
 //! registration, authentication, push, config pull):
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! Registration (protocol.md, registration), the pure part and the files: the request body,
+//! Registration (docs/protocol.md, registration), the pure part and the files: the request body,
 //! the reply, and the id, token, certificate and key persisted in the state directory. The
 //! request itself is the backend client's (`client::Backend::register`), used by the
 //! `register` command and by `run` when its token can no longer be refreshed.

@@ -1,4 +1,4 @@
-//! The HTTPS sink: delivery as protocol.md, delivery model, and the replies table say.
+//! The HTTPS sink: delivery as docs/protocol.md, delivery model, and the replies table say.
 //!
 //! ```text
 //!            form (oldest waiting, ≤ max_batch_bytes, new batch_id)
@@ -284,7 +284,7 @@ impl<T: Transport> HttpsSink<T> {
     }
 }
 
-/// The §4.1 table, for every status but 401.
+/// The table of docs/protocol.md, "Replies", for every status but 401.
 fn classify(r: &Response) -> Sent {
     match r.status {
         200..=299 => Sent::Accepted(r.status),

@@ -136,7 +136,7 @@ pub enum Woken {
 }
 
 /// Waits until `timeout_ns` has passed, a signal is pending, or `other` (with `events`) is ready:
-/// the one wait primitive of the collector (protocol.md §1, "waiting").
+/// the one wait primitive of the collector (docs/protocol.md, "Transport", "waiting").
 pub fn wait(
     signals: &Signals,
     other: Option<(BorrowedFd<'_>, PollFlags)>,

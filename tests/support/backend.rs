@@ -1,4 +1,4 @@
-//! A test pgAnalytics backend that speaks spec/protocol.md exactly, written independently of
+//! A test pgAnalytics backend that speaks docs/protocol.md exactly, written independently of
 //! the collector's own HTTP, gzip and JWT code (flate2 reads gzip, ring computes HMAC, the
 //! HTTP/1.1 parsing and base64url are written here), so end-to-end tests catch the collector's
 //! bugs instead of sharing them.
@@ -482,7 +482,7 @@ fn serve(mut tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, shared: Sha
                     return;
                 }
             }
-            // protocol.md §1: TLS 1.3 only, SNI sent (the URL host is `localhost`).
+            // docs/protocol.md, "Transport": TLS 1.3 only, SNI sent (the URL host is `localhost`).
             let mut s = shared.lock();
             if server.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
                 let v = server.protocol_version();
@@ -992,7 +992,7 @@ fn bearer(
     Ok(claims)
 }
 
-/// The envelope rules of protocol.md §4 (field presence and types, `metrics_count`, 32-hex
+/// The envelope rules of docs/protocol.md, "Push envelope" (field presence and types, `metrics_count`, 32-hex
 /// `batch_id`, RFC 3339 `…Z` timestamps, each element an object with string `type` and
 /// `timestamp`).
 pub fn check_envelope(v: &Value) -> Result<(), String> {
@@ -1073,7 +1073,7 @@ fn raw_response(status: u16, headers: &[(&str, String)], body: &[u8]) -> Vec<u8>
 
 // --- JWT (HS256), base64url, time: written here, independent of the collector ---
 
-/// The claims protocol.md §3 lists, valid from now for `lifetime`, plus a random `jti` so two
+/// The claims docs/protocol.md, "Authentication" lists, valid from now for `lifetime`, plus a random `jti` so two
 /// tokens issued in the same second differ.
 pub fn claims(collector_id: &str, hostname: &str, lifetime: Duration) -> Value {
     let now = unix_now();

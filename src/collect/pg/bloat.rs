@@ -1,4 +1,4 @@
-//! `pg_bloat` (metrics.md, "PostgreSQL types beyond the seed"): per monitored database, over its
+//! `pg_bloat` (docs/metrics.md, `pg_replication` … `pg_schema`): per monitored database, over its
 //! own connection, the estimated bloat of its largest `[pg_bloat] max_tables` tables and of their
 //! btree indexes.
 //!

@@ -1,4 +1,4 @@
-//! `pg_cache` (metrics.md, "PostgreSQL types beyond the seed"): per monitored database, over its
+//! `pg_cache` (docs/metrics.md, `pg_replication` … `pg_schema`): per monitored database, over its
 //! own connection, the buffer cache hits and reads of its user tables (heap, indexes, TOAST, TOAST
 //! index) and indexes, from `pg_statio_user_tables` / `pg_statio_user_indexes`, with hit ratios.
 //!

@@ -1,4 +1,4 @@
-//! `pg_connections` (metrics.md, "PostgreSQL types beyond the seed"): one cluster-wide element over
+//! `pg_connections` (docs/metrics.md, `pg_replication` … `pg_schema`): one cluster-wide element over
 //! the `[postgres] database` connection, from a single read of `pg_stat_activity` (client backends)
 //! aggregated here: sessions by database and state, the total against `max_connections`,
 //! transactions open longer than `[pg_connections] long_transaction_secs`, sessions idle in a

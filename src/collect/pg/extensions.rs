@@ -1,4 +1,4 @@
-//! `pg_extensions` (metrics.md, "PostgreSQL types beyond the seed"): per monitored database, over
+//! `pg_extensions` (docs/metrics.md, `pg_replication` … `pg_schema`): per monitored database, over
 //! its own connection, the installed extensions (`pg_extension`) with version, schema and comment.
 
 use super::client::PgError;

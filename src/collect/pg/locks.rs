@@ -1,4 +1,4 @@
-//! `pg_locks` (metrics.md, "PostgreSQL types beyond the seed"): one cluster-wide element over the
+//! `pg_locks` (docs/metrics.md, `pg_replication` … `pg_schema`): one cluster-wide element over the
 //! `[postgres] database` connection: the locks held and awaited, summarized by type, mode and
 //! grant, and the (blocked, blocking) session pairs from `pg_blocking_pids()` with both query texts
 //! (cut like `pg_query_stats` texts, `[pg_query_stats] max_query_length` bytes).

@@ -1,7 +1,7 @@
 //! The PostgreSQL collectors and what they share: connection settings found the way libpq
 //! finds them ([`conninfo`], [`pgpass`]), the connection set ([`pool`]), the SQL ([`sql`], one
 //! file per metric type under `sql/`), and one collector per metric type: [`stats`]
-//! (`pg_stats`), [`query_stats`] (`pg_query_stats`), and the types of metrics.md, "PostgreSQL types
+//! (`pg_stats`), [`query_stats`] (`pg_query_stats`), and the types of docs/metrics.md, "PostgreSQL types
 //! beyond the seed": [`replication`], [`server`], [`connections`], [`locks`] (cluster-wide, over
 //! the `[postgres] database` connection) and [`cache`], [`bloat`], [`extensions`], [`schema`]
 //! (one element per monitored database, over its own connection), and [`pg_log`] (the `pg_log`

@@ -1,4 +1,4 @@
-//! `pg_query_stats` (metrics.md, `pg_query_stats`): per monitored database, its top statements from
+//! `pg_query_stats` (docs/metrics.md, `pg_query_stats`): per monitored database, its top statements from
 //! pg_stat_statements.
 //!
 //! Each collection, per database:

@@ -1,4 +1,4 @@
-//! `pg_replication` (metrics.md, "PostgreSQL types beyond the seed"): one cluster-wide element over
+//! `pg_replication` (docs/metrics.md, `pg_replication` … `pg_schema`): one cluster-wide element over
 //! the `[postgres] database` connection: the server's role, its WAL senders, its replication slots
 //! with the WAL they retain, its WAL receiver (standby), and every database's distance to XID
 //! wraparound.

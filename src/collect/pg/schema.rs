@@ -1,4 +1,4 @@
-//! `pg_schema` (metrics.md, "PostgreSQL types beyond the seed"): per monitored database, over its
+//! `pg_schema` (docs/metrics.md, `pg_replication` … `pg_schema`): per monitored database, over its
 //! own connection, its user tables and views with their columns, constraints and indexes
 //! (`definition` from `pg_get_indexdef`).
 //!

@@ -1,4 +1,4 @@
-//! `pg_server` (metrics.md, "PostgreSQL types beyond the seed"): one cluster-wide element over the
+//! `pg_server` (docs/metrics.md, `pg_replication` … `pg_schema`): one cluster-wide element over the
 //! `[postgres] database` connection: version and uptime, role, checkpointer and background writer
 //! counters, WAL activity (PG 14+), archiver, and key settings converted to bytes and seconds with
 //! `pg_settings.unit`.

@@ -1,5 +1,5 @@
 //! Every SQL statement the pg collectors send, in one place: `pg_stats` and `pg_query_stats`
-//! here, the types of metrics.md §6 one file each under `sql/` ([`replication`], [`server`],
+//! here, the types of docs/metrics.md, `pg_replication` … `pg_schema` one file each under `sql/` ([`replication`], [`server`],
 //! [`connections`], [`locks`], [`cache`], [`bloat`], [`extensions`], [`schema`]), each
 //! naming the PostgreSQL versions its variants cover.
 //!

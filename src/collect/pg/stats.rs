@@ -1,4 +1,4 @@
-//! `pg_stats` (metrics.md, `pg_stats`): per monitored database, its `pg_stat_database` row and
+//! `pg_stats` (docs/metrics.md, `pg_stats`): per monitored database, its `pg_stat_database` row and
 //! size, its largest tables and indexes with their statistics.
 //!
 //! Three queries per database over its own connection ([`super::sql`]). A database that fails

@@ -1,4 +1,4 @@
-//! HTTP/1.1 client codec for the backend API (protocol.md §1), sans-io: it writes request heads
+//! HTTP/1.1 client codec for the backend API (docs/protocol.md, "Transport"), sans-io: it writes request heads
 //! into a caller buffer ([`write_request_head`]) and parses responses fed as bytes arrive
 //! ([`ResponseParser`]); the blocking driver owns the socket.
 //!

@@ -1,4 +1,4 @@
-//! Request heads (protocol.md §1): the request line, the fixed headers every request carries,
+//! Request heads (docs/protocol.md, "Transport"): the request line, the fixed headers every request carries,
 //! then the caller's headers. The body, when there is one, is the caller's to append.
 
 use super::{HttpError, USER_AGENT, is_tchar};

@@ -1,4 +1,4 @@
-//! Where the PostgreSQL log is and how it is written (metrics.md, `pg_log`, "Formats").
+//! Where the PostgreSQL log is and how it is written (docs/metrics.md, `pg_log`, "Formats").
 //!
 //! Order: `[pg_log] path` (a file, or a directory whose newest file matching `pattern` is the
 //! current one); else the server itself (`log_destination`, `logging_collector`,

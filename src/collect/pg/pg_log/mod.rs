@@ -1,4 +1,4 @@
-//! The `pg_log` collector (metrics.md, `pg_log`): new PostgreSQL log entries, each sent once,
+//! The `pg_log` collector (docs/metrics.md, `pg_log`): new PostgreSQL log entries, each sent once,
 //! across rotations and restarts.
 //!
 //! What it does: find the server's log (discover), follow it across rotations (tail), feed its
@@ -13,7 +13,7 @@
 //! ```
 //!
 //! - Each element's tag names the position after its last entry. The acknowledged position
-//!   moves only over the elements in front that have a final outcome (protocol.md, "Delivery
+//!   moves only over the elements in front that have a final outcome (docs/protocol.md, "Delivery
 //!   model"), and is written to `pg_log.offsets` (atomically, 0600, only when it changed) at the
 //!   next collection and when the collector is dropped (exit, reload). A restart resumes there:
 //!   exactly once without a crash, at least once across one.
@@ -392,7 +392,7 @@ fn read_small(path: &Path) -> Option<Vec<u8>> {
         .map(<[u8]>::to_vec)
 }
 
-/// One entry as metrics.md, `pg_log`, shows it: every field, `null` when unknown.
+/// One entry as docs/metrics.md, `pg_log`, shows it: every field, `null` when unknown.
 #[derive(Serialize)]
 struct EntryJson<'a> {
     timestamp: crate::util::Rfc3339,

@@ -267,7 +267,7 @@ pub fn find<'a>(stored: &'a [Stored], path: &Path) -> Option<&'a Stored> {
 }
 
 /// The acknowledged position, advanced over elements in emission order as their final
-/// outcomes arrive (protocol.md, "Delivery model"). Outcomes may come out of order (an overflow
+/// outcomes arrive (docs/protocol.md, "Delivery model"). Outcomes may come out of order (an overflow
 /// drops newer elements while an older batch is in flight): the position moves only over the
 /// contiguous prefix of settled elements.
 ///
