@@ -54,6 +54,15 @@ pub struct Slot {
     pub failed: bool,
 }
 
+/// Which of a plugin's two schedules runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// Its `interval`: the element of the period.
+    Collect,
+    /// Its own second schedule ([`Collector::tick`]).
+    Tick,
+}
+
 pub struct Engine {
     pub config: Config,
     pub identity: Identity,
@@ -155,11 +164,19 @@ impl Engine {
 
     /// The earliest time a collection is due.
     pub fn next_collection(&self) -> Option<u64> {
-        self.slots.iter().map(|s| s.grid.next()).min()
+        self.slots
+            .iter()
+            .map(|s| {
+                s.grid
+                    .next()
+                    .min(s.collector.next_tick().unwrap_or(u64::MAX))
+            })
+            .min()
     }
 
-    /// Runs every collection due at `now` (in plugin order); returns how many ran. Waits
-    /// inside collections watch `signals`; a stop signal skips the remaining collections.
+    /// Runs every collection due at `now` (in plugin order), and every tick of a plugin's own
+    /// second schedule that is due; returns how many ran. Waits inside collections watch
+    /// `signals`; a stop signal skips the remaining collections.
     pub fn collect_due(&mut self, now: Now, signals: Option<&Signals>) -> usize {
         let mut ran = 0;
         for i in 0..self.slots.len() {
@@ -167,8 +184,16 @@ impl Engine {
                 break;
             }
             if self.slots[i].grid.is_due(now.mono_ns) {
-                self.collect_slot(i, now, signals);
+                self.run_slot(i, now, signals, Run::Collect);
                 self.slots[i].grid.ran(now.mono_ns);
+                ran += 1;
+            }
+            if self.slots[i]
+                .collector
+                .next_tick()
+                .is_some_and(|t| t <= now.mono_ns)
+            {
+                self.run_slot(i, now, signals, Run::Tick);
                 ran += 1;
             }
         }
@@ -177,6 +202,10 @@ impl Engine {
 
     /// Runs one collection now, whatever its schedule.
     pub fn collect_slot(&mut self, i: usize, now: Now, signals: Option<&Signals>) {
+        self.run_slot(i, now, signals, Run::Collect);
+    }
+
+    fn run_slot(&mut self, i: usize, now: Now, signals: Option<&Signals>, run: Run) {
         let max_element = self.config.backend.max_batch_bytes / 4;
         let started = crate::sys::time::monotonic_ns();
         let slot = &mut self.slots[i];
@@ -190,13 +219,18 @@ impl Engine {
             &mut self.cycle_errors,
         )
         .with_signals(signals);
-        let result = slot.collector.collect(now, &mut out);
-        slot.emitted = out.emitted();
-        slot.failed = result.is_err();
+        let result = match run {
+            Run::Collect => slot.collector.collect(now, &mut out),
+            Run::Tick => slot.collector.tick(now, &mut out),
+        };
         let name = slot.name;
-        let took = crate::sys::time::monotonic_ns().saturating_sub(started);
-        self.collect_ms
-            .insert(name, (took as f64 / 1e3).round() / 1e3);
+        if run == Run::Collect {
+            slot.emitted = out.emitted();
+            slot.failed = result.is_err();
+            let took = crate::sys::time::monotonic_ns().saturating_sub(started);
+            self.collect_ms
+                .insert(name, (took as f64 / 1e3).round() / 1e3);
+        }
         if let Err(e) = result {
             self.cycle_errors.push((name.to_string(), e.0));
         }
@@ -366,5 +400,83 @@ impl Engine {
         }
         self.identity = Identity::resolve(&self.config);
         agent_log::configure(self.config.logging.level, self.config.logging.format);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::CollectError;
+    use crate::util::WallTime;
+
+    /// Samples every 100 ms, one element per interval with the count of samples: the shape of
+    /// wait-event sampling, on the engine's schedules alone.
+    struct Sampler {
+        next: u64,
+        samples: u32,
+    }
+
+    impl Collector for Sampler {
+        fn name(&self) -> &'static str {
+            "sampler"
+        }
+        fn collect(&mut self, _now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
+            let n = std::mem::take(&mut self.samples);
+            out.emit(0, &serde_json::json!({"type": "sampler", "samples": n}))
+                .map_err(|e| CollectError(e.to_string()))
+        }
+        fn next_tick(&self) -> Option<u64> {
+            Some(self.next)
+        }
+        fn tick(&mut self, now: Now, _out: &mut Output<'_>) -> Result<(), CollectError> {
+            self.samples += 1;
+            self.next = now.mono_ns + 100_000_000;
+            Ok(())
+        }
+    }
+
+    fn at(mono_ns: u64) -> Now {
+        Now {
+            mono_ns,
+            wall: WallTime { secs: 0, nanos: 0 },
+        }
+    }
+
+    #[test]
+    fn a_plugin_with_two_schedules_is_woken_for_each() {
+        let config = Config::default();
+        let mut e = Engine::with_mode(
+            config,
+            Some(&[]),
+            Duration::ZERO,
+            at(0),
+            collect::Mode::Once,
+        );
+        e.slots.push(Slot {
+            name: "sampler",
+            source: 0,
+            collector: Box::new(Sampler {
+                next: 0,
+                samples: 0,
+            }),
+            grid: Grid::new(1_000_000_000, 1_000_000_000),
+            emitted: 0,
+            failed: false,
+        });
+        // Woken at every sample, not only at the interval.
+        let mut t = 0;
+        let mut wakeups = 0;
+        while t <= 2_000_000_000 {
+            e.collect_due(at(t), None);
+            wakeups += 1;
+            t = e.next_collection().unwrap();
+        }
+        assert_eq!(wakeups, 21, "a wake-up every 100 ms over 2 s");
+        let mut out = Vec::new();
+        while let Some(_meta) = e.buffer.pop_into(&mut out) {}
+        let text = String::from_utf8(out).unwrap();
+        // At 1 s: samples at 0, 0.1 … 0.9 (the collection runs before the 1 s sample).
+        assert!(text.contains("\"samples\":10"), "{text}");
+        assert_eq!(text.matches("\"type\":\"sampler\"").count(), 2, "{text}");
     }
 }

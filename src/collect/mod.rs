@@ -58,6 +58,21 @@ pub trait Collector {
 
     /// The final outcome of an element it emitted with `tag`.
     fn outcome(&mut self, _tag: u64, _outcome: Outcome) {}
+
+    /// A second schedule inside the plugin, for the shapes one `interval` does not fit:
+    /// samples taken between elements (wait events sampled every `sample_ms`, aggregated into
+    /// the element of each `interval`), or one schedule per configured instance (each custom
+    /// query its own interval). The monotonic time (ns) it next needs [`Collector::tick`];
+    /// `None` when it has no such schedule. The poll loop waits for it like for any deadline.
+    fn next_tick(&self) -> Option<u64> {
+        None
+    }
+
+    /// Runs what [`Collector::next_tick`] said is due at `now`: it may only accumulate (a
+    /// sample) or emit (an instance's element).
+    fn tick(&mut self, _now: Now, _out: &mut Output<'_>) -> Result<(), CollectError> {
+        Ok(())
+    }
 }
 
 /// What collectors built from one configuration share: the PostgreSQL connection set (made
