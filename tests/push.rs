@@ -535,14 +535,15 @@ fn outage_backs_off_with_jitter_then_delivers_everything_once() {
 
 #[test]
 fn buffer_overflow_drops_the_oldest_and_counts_them() {
+    const BUFFER: usize = 8000;
     let b = Backend::start(Options::default());
     let dir = TempDir::new("overflow");
     provision(&dir, &b);
     let cfg = Cfg::new(&dir, &b)
-        .set("backend", "buffer_bytes", "8000")
+        .set("backend", "buffer_bytes", &BUFFER.to_string())
         .set("backend", "max_batch_bytes", "32000")
         .write(&dir);
-    let _d = Daemon::start(&cfg);
+    let d = Daemon::start(&cfg);
     assert!(b.wait(Duration::from_secs(10), |s| s.batches.len() >= 2));
     let size = delivered_once(&b)
         .iter()
@@ -550,17 +551,24 @@ fn buffer_overflow_drops_the_oldest_and_counts_them() {
         .map(|e| e.to_string().len())
         .min()
         .unwrap();
-    let capacity = 8000 / size; // sysstat elements the buffer holds at most
+    let capacity = BUFFER / size; // sysstat elements the buffer holds at most
     let outage_from = unix_now();
+    let t0 = Instant::now();
     b.set_outage(Some(Fault::Status(503)));
-    std::thread::sleep(Duration::from_secs(4));
+    // The stimulus: an outage of ~60 collections, several buffers' worth.
+    std::thread::sleep(Duration::from_secs(6));
     let outage_to = unix_now();
     b.set_outage(None);
     let t1 = Instant::now();
-    assert!(b.wait(Duration::from_secs(5), |s| {
-        s.batches.iter().any(|x| x.at > t1)
-    }));
-    std::thread::sleep(Duration::from_millis(1000));
+    // Everything waiting is through once elements of 4 s after the outage are.
+    assert!(
+        b.wait(Duration::from_secs(30), |s| delivered_past(
+            s,
+            outage_to + 4
+        )),
+        "{}",
+        d.log()
+    );
     let elements = delivered_once(&b);
     let per_second = sysstat_per_second(&elements);
     // The batch in flight when the outage began (formed within one push interval of its
@@ -592,12 +600,74 @@ fn buffer_overflow_drops_the_oldest_and_counts_them() {
         (resumed..=last).all(|s| per_second.get(&s).copied().unwrap_or(0) > 0),
         "the newest were kept, without gaps after the dropped ones: {per_second:?}"
     );
+
+    // Lower bound: about a buffer's worth was kept, not less (clearing the buffer on overflow,
+    // or dropping more than needed, fails here). The first new batch after the outage is the
+    // buffer as it was when the retry formed it: full, so its elements' JSON fills the
+    // buffer_bytes bound to within one element (the largest) and the record headers
+    // (16 bytes each, pipeline/buffer.rs).
+    let resent: HashSet<String> = b
+        .requests_to(PUSH)
+        .iter()
+        .filter(|r| r.status == 503)
+        .filter_map(|r| r.batch_id())
+        .collect();
+    let refill = b
+        .batches()
+        .into_iter()
+        .find(|x| x.at > t1 && !resent.contains(&x.batch_id))
+        .expect("a new batch after the outage");
+    let lens: Vec<usize> = refill
+        .metrics()
+        .iter()
+        .map(|m| m.to_string().len())
+        .collect();
+    let json: usize = lens.iter().sum();
+    let largest = *lens.iter().max().unwrap();
+    assert!(
+        json <= BUFFER,
+        "{json} bytes of JSON kept, above the {BUFFER} bound"
+    );
+    assert!(
+        json + 16 * (lens.len() + 1) + largest > BUFFER,
+        "only {json} bytes ({} elements) kept of a {BUFFER}-byte buffer that was full",
+        lens.len()
+    );
+
+    // metrics_dropped ≈ collected − kept: the collections of the outage (at the rate seen
+    // after it), plus one collector_health per push round, less what the buffer kept.
+    let rate = {
+        let mut full: Vec<usize> = (outage_to + 1..=outage_to + 3)
+            .map(|s| per_second.get(&s).copied().unwrap_or(0))
+            .collect();
+        full.sort();
+        full[1] as f64
+    };
+    let rounds = b.pushes_between(t0, refill.at) as f64;
+    let collected = rate * (refill.at - t0).as_secs_f64() + rounds;
+    let expected = collected - refill.metrics().len() as f64;
     let dropped = healths(&b)
         .iter()
         .map(|h| h["metrics_dropped"].as_u64().unwrap())
         .max()
-        .unwrap();
-    assert!(dropped > 0);
+        .unwrap() as f64;
+    let tolerance = (0.25 * expected).max(2.0 * rate);
+    assert!(
+        (dropped - expected).abs() <= tolerance,
+        "metrics_dropped {dropped}, expected {expected:.0} ± {tolerance:.0} \
+         ({collected:.0} collected at {rate}/s, {} kept)",
+        refill.metrics().len()
+    );
+}
+
+/// Whether a sysstat element collected after unix second `sec` was accepted: the buffer sends
+/// in collection order, so everything collected up to `sec` is through.
+fn delivered_past(s: &backend::State, sec: i64) -> bool {
+    s.batches.iter().any(|x| {
+        x.metrics().iter().any(|m| {
+            m["type"] == "sysstat" && m["timestamp"].as_str().is_some_and(|t| unix_of(t) > sec)
+        })
+    })
 }
 
 #[test]
