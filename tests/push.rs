@@ -671,11 +671,24 @@ fn delivered_past(s: &backend::State, sec: i64) -> bool {
 }
 
 #[test]
-fn retry_after_is_honoured() {
-    let (b, _dir, _d) = pushing("429");
+fn retry_after_is_honoured_and_without_it_the_backoff_is_followed() {
+    // Backoff from 0.5 s doubling to a 2 s cap, pushes every 0.1 s when healthy: a retry paced
+    // by push_interval, or with an uncapped or undoubled ceiling, shows in the gaps.
+    const INITIAL: f64 = 0.5;
+    const CAP: f64 = 2.0;
+    let b = Backend::start(Options::default());
+    let dir = TempDir::new("429");
+    provision(&dir, &b);
+    let cfg = Cfg::new(&dir, &b)
+        .set("collector", "push_interval", "0.1")
+        .set("backend", "retry_initial_secs", &INITIAL.to_string())
+        .set("backend", "retry_max_secs", &CAP.to_string())
+        .write(&dir);
+    let _d = Daemon::start(&cfg);
+    assert!(b.wait(Duration::from_secs(10), |s| !s.batches.is_empty()));
     b.push_faults(1, Fault::TooMany(Some(2)));
     let limited = first_push_answered(&b, 429);
-    assert!(b.wait(Duration::from_secs(6), |s| {
+    assert!(b.wait(Duration::from_secs(10), |s| {
         s.batches.iter().any(|x| x.at > limited.at)
     }));
     let next = b
@@ -690,12 +703,48 @@ fn retry_after_is_honoured() {
     );
     assert_eq!(next.batch_id(), limited.batch_id(), "the buffer was kept");
 
-    // Without Retry-After: the normal backoff (no request at once, none spinning).
-    b.push_faults(3, Fault::TooMany(None));
-    std::thread::sleep(Duration::from_secs(3));
-    let all = b.requests_to(PUSH);
-    let n429: Vec<_> = all.iter().filter(|r| r.status == 429).collect();
-    assert_eq!(n429.len(), 4, "every 429 answered once, then success");
+    // Without Retry-After: the normal backoff. Attempt k (from 0) after a 429 waits a random
+    // time in [10 ms, min(INITIAL·2^k, CAP)] (full jitter, push/backoff.rs MIN_DELAY_NS), plus
+    // the loop's reaction time (given 0.5 s: a collection round and a TLS request).
+    const FAULTS: usize = 7;
+    let before = b.requests_to(PUSH).len();
+    b.push_faults(FAULTS, Fault::TooMany(None));
+    assert!(
+        b.wait(Duration::from_secs(60), |s| {
+            s.requests
+                .iter()
+                .filter(|r| r.path == PUSH)
+                .skip(before)
+                .any(|r| r.status == 200)
+        }),
+        "delivered after the 429s"
+    );
+    let series: Vec<_> = b.requests_to(PUSH).into_iter().skip(before).collect();
+    let n429 = series.iter().take_while(|r| r.status == 429).count();
+    assert_eq!(n429, FAULTS, "every 429 answered once");
+    assert_eq!(series[FAULTS].status, 200, "then success");
+    let mut total = 0.0;
+    for k in 0..FAULTS {
+        let gap = (series[k + 1].at - series[k].at).as_secs_f64();
+        let ceiling = (INITIAL * 2f64.powi(k as i32)).min(CAP);
+        assert!(
+            gap >= 0.01,
+            "attempt {k}: {gap:.3} s after a 429, below the backoff's 10 ms minimum (spinning)"
+        );
+        assert!(
+            gap <= ceiling + 0.5,
+            "attempt {k}: {gap:.3} s after a 429, above the backoff ceiling {ceiling} s"
+        );
+        assert_eq!(series[k + 1].batch_id(), series[k].batch_id(), "same batch");
+        total += gap;
+    }
+    // Paced by the 0.1 s push_interval the seven gaps would take ~0.7 s; with full jitter
+    // under ceilings 0.5, 1, 2, 2, 2, 2, 2 they take 5.75 s on average and less than 1.5 s
+    // with a probability below 1e-5.
+    assert!(
+        total >= 1.5,
+        "{total:.2} s for {FAULTS} retries: not backing off"
+    );
     delivered_once(&b);
 }
 
@@ -799,7 +848,7 @@ fn payload_too_large_splits_the_batch_into_new_smaller_ones() {
     b.set_max_body(Some(limit));
     b.set_outage(None);
     let to = unix_now();
-    std::thread::sleep(Duration::from_secs(4));
+    assert!(b.wait(Duration::from_secs(30), |s| delivered_past(s, to + 2)));
     let pushes = b.requests_to(PUSH);
     let too_large: Vec<_> = pushes.iter().filter(|r| r.status == 413).collect();
     assert!(!too_large.is_empty());
@@ -813,11 +862,50 @@ fn payload_too_large_splits_the_batch_into_new_smaller_ones() {
     for r in pushes.iter().filter(|r| r.status == 200) {
         assert!(r.wire_len <= limit);
     }
-    let per_second = sysstat_per_second(&delivered_once(&b));
+    let elements = delivered_once(&b);
+    let per_second = sysstat_per_second(&elements);
     for sec in from + 1..to {
         assert!(
             per_second.get(&sec).copied().unwrap_or(0) >= 3,
             "second {sec} lost: {per_second:?}"
+        );
+    }
+    // Each element once: a sub-batch delivered twice (under any id) would put older elements
+    // after newer ones, or more than a second's worth into a second.
+    let stamps: Vec<i64> = elements
+        .iter()
+        .filter(|e| e["type"] == "sysstat")
+        .map(|e| unix_of(e["timestamp"].as_str().unwrap()))
+        .collect();
+    assert!(
+        stamps.windows(2).all(|w| w[0] <= w[1]),
+        "delivered out of collection order (a resent part?): {stamps:?}"
+    );
+    for (sec, n) in per_second.iter().skip(1).rev().skip(1) {
+        assert!(
+            *n <= 12,
+            "{n} sysstat elements in second {sec}: {per_second:?}"
+        );
+    }
+    // And exactly: the elements of every batch that got a 413 are delivered as one run, once,
+    // in the accepted batches that followed.
+    let flat: Vec<String> = elements.iter().map(Value::to_string).collect();
+    for r in &too_large {
+        let parts: Vec<String> = r.json().unwrap()["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        let runs = flat
+            .windows(parts.len())
+            .filter(|w| *w == parts.as_slice())
+            .count();
+        assert_eq!(
+            runs,
+            1,
+            "the {} elements of a 413'd batch delivered {runs} times",
+            parts.len()
         );
     }
     assert_eq!(healths(&b).last().unwrap()["metrics_dropped"], 0);
