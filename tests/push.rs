@@ -109,9 +109,9 @@ fn pushing(tag: &str) -> (Backend, TempDir, Daemon) {
     (b, dir, d)
 }
 
-/// Waits (5 s at most) for the first push the backend answered with `status`, and returns it.
+/// Waits (20 s at most) for the first push the backend answered with `status`, and returns it.
 fn first_push_answered(b: &Backend, status: u16) -> backend::Request {
-    assert!(b.wait(Duration::from_secs(5), |s| {
+    assert!(b.wait(Duration::from_secs(20), |s| {
         s.requests.iter().any(|r| r.status == status)
     }));
     b.requests_to(PUSH)
@@ -184,6 +184,56 @@ impl Daemon {
     fn term(&self) {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    }
+    fn usr1(&self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::USR1).unwrap();
+    }
+    /// Asks for health lines (SIGUSR1) until one reports at least `bytes` of JSON waiting in
+    /// the buffer; returns that figure.
+    fn waiting_at_least(&self, bytes: u64, within: Duration) -> u64 {
+        // Signals are blocked (and so queued, not fatal) once the loop has said "started".
+        assert!(
+            self.log_line(within, |l| l.contains("\"msg\":\"started\""))
+                .is_some(),
+            "{}",
+            self.log()
+        );
+        let deadline = Instant::now() + within;
+        let health = |l: &String| -> Option<u64> {
+            let v: Value = serde_json::from_str(l).ok()?;
+            if v["msg"] != "health" {
+                return None;
+            }
+            let h: Value = serde_json::from_str(v["health"].as_str()?).ok()?;
+            h["buffer_bytes"].as_u64()
+        };
+        loop {
+            let seen = self.stderr.lock().unwrap().len();
+            self.usr1();
+            // The answer to this signal: the first health line after `seen`.
+            let answer = loop {
+                let got = self.stderr.lock().unwrap()[seen..].iter().find_map(health);
+                if let Some(w) = got {
+                    break w;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no health line on SIGUSR1: {}",
+                    self.log()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            if answer >= bytes {
+                return answer;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never {bytes} bytes waiting: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     fn hup(&self) {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
@@ -485,6 +535,7 @@ fn outage_backs_off_with_jitter_then_delivers_everything_once() {
     let t0 = Instant::now();
     let outage_from = unix_now();
     b.set_outage(Some(Fault::Status(503)));
+    // The stimulus: a 2.5 s outage.
     std::thread::sleep(Duration::from_millis(2500));
     b.set_outage(None);
     let t1 = Instant::now();
@@ -497,10 +548,11 @@ fn outage_backs_off_with_jitter_then_delivers_everything_once() {
         (2..=15).contains(&during),
         "{during} pushes during a 2.5 s outage"
     );
-    assert!(b.wait(Duration::from_secs(5), |s| {
-        s.batches.iter().any(|x| x.at > t1)
-    }));
-    std::thread::sleep(Duration::from_millis(1500));
+    // Everything collected during the outage is through once an element of a later second is.
+    assert!(b.wait(Duration::from_secs(30), |s| delivered_past(
+        s,
+        outage_to + 1
+    )));
     // Every 503'd batch id is accepted later, unchanged.
     let accepted: HashSet<String> = b.batches().iter().map(|x| x.batch_id.clone()).collect();
     for r in b.requests_to(PUSH).iter().filter(|r| r.status == 503) {
@@ -526,7 +578,7 @@ fn outage_backs_off_with_jitter_then_delivers_everything_once() {
     );
     // Logged on the first failure and on backoff steps, not every attempt at debug noise level.
     assert!(
-        d.log_line(Duration::from_secs(1), |l| l.contains("503"))
+        d.log_line(Duration::from_secs(5), |l| l.contains("503"))
             .is_some(),
         "{}",
         d.log()
@@ -753,7 +805,7 @@ fn unauthorized_once_refreshes_the_token_and_retries() {
     let (b, dir, _d) = pushing("401");
     b.push_faults(1, Fault::Unauthorized);
     let rejected = first_push_answered(&b, 401);
-    assert!(b.wait(Duration::from_secs(5), |s| {
+    assert!(b.wait(Duration::from_secs(20), |s| {
         s.batches
             .iter()
             .any(|x| Some(&x.batch_id) == rejected.batch_id().as_ref())
@@ -788,10 +840,16 @@ fn a_short_lived_token_is_refreshed_before_it_expires() {
     let dir = TempDir::new("refresh");
     provision(&dir, &b);
     let cfg = Cfg::new(&dir, &b).write(&dir);
-    let _d = Daemon::start(&cfg);
-    std::thread::sleep(Duration::from_secs(7));
+    let d = Daemon::start(&cfg);
+    // Two refreshes take two half-lifetimes (~4 s); a missed one shows as a 401'd push first.
+    assert!(
+        b.wait(Duration::from_secs(30), |s| {
+            s.requests.iter().filter(|r| r.path == REFRESH).count() >= 2
+        }),
+        "refresh at half the lifetime: {}",
+        d.log()
+    );
     let refreshes = b.requests_to(REFRESH);
-    assert!(refreshes.len() >= 2, "refresh at half the lifetime");
     assert!(refreshes.iter().all(|r| r.status == 200));
     let pushes = b.requests_to(PUSH);
     assert!(
@@ -809,7 +867,9 @@ fn bad_request_drops_the_batch_counts_it_and_later_batches_pass() {
     let (b, _dir, d) = pushing("400");
     b.push_faults(1, Fault::BadRequest);
     let bad = first_push_answered(&b, 400);
-    std::thread::sleep(Duration::from_secs(2));
+    assert!(b.wait(Duration::from_secs(20), |s| {
+        s.batches.iter().filter(|x| x.at > bad.at).count() >= 3
+    }));
     let batches = b.batches();
     assert!(
         batches
@@ -843,6 +903,7 @@ fn payload_too_large_splits_the_batch_into_new_smaller_ones() {
     // Let ~15 elements pile up, then allow only ~4 per request.
     let from = unix_now();
     b.set_outage(Some(Fault::Status(503)));
+    // The stimulus: 1.5 s of outage.
     std::thread::sleep(Duration::from_millis(1500));
     let limit = 4 * size + 600;
     b.set_max_body(Some(limit));
@@ -922,7 +983,7 @@ fn a_slow_reply_times_out_and_the_same_batch_is_retried() {
     let d = Daemon::start(&cfg);
     assert!(b.wait(Duration::from_secs(10), |s| !s.batches.is_empty()));
     b.push_faults(1, Fault::Slow(Duration::from_secs(3)));
-    assert!(b.wait(Duration::from_secs(5), |s| {
+    assert!(b.wait(Duration::from_secs(20), |s| {
         s.requests.iter().any(|r| r.note.contains("Slow"))
     }));
     let slow = b
@@ -930,7 +991,7 @@ fn a_slow_reply_times_out_and_the_same_batch_is_retried() {
         .into_iter()
         .find(|r| r.note.contains("Slow"))
         .unwrap();
-    assert!(b.wait(Duration::from_secs(6), |s| {
+    assert!(b.wait(Duration::from_secs(20), |s| {
         s.batches
             .iter()
             .any(|x| Some(&x.batch_id) == slow.batch_id().as_ref())
@@ -960,18 +1021,27 @@ fn a_slow_reply_times_out_and_the_same_batch_is_retried() {
 fn a_reset_mid_reply_resends_the_same_batch() {
     let (b, _dir, _d) = pushing("reset");
     b.push_faults(1, Fault::Reset);
-    assert!(b.wait(Duration::from_secs(5), |s| {
+    assert!(b.wait(Duration::from_secs(20), |s| {
         s.batches.iter().any(|x| x.reply_lost)
     }));
     let lost = b.batches().into_iter().find(|x| x.reply_lost).unwrap();
-    assert!(b.wait(Duration::from_secs(5), |s| {
+    assert!(b.wait(Duration::from_secs(20), |s| {
         s.batches
             .iter()
             .filter(|x| x.batch_id == lost.batch_id)
             .count()
             == 2
     }));
-    std::thread::sleep(Duration::from_millis(600));
+    // Two more batches after the resend: a second resend would have come by then.
+    let resent = b
+        .batches()
+        .into_iter()
+        .filter(|x| x.batch_id == lost.batch_id)
+        .nth(1)
+        .unwrap();
+    assert!(b.wait(Duration::from_secs(20), |s| {
+        s.batches.iter().filter(|x| x.at > resent.at).count() >= 2
+    }));
     delivered_once(&b); // the only duplicate allowed is that one
     let conns: HashSet<u64> = b.requests_to(PUSH).iter().map(|r| r.conn).collect();
     assert_eq!(conns.len(), 2, "reconnected once");
@@ -981,7 +1051,7 @@ fn a_reset_mid_reply_resends_the_same_batch() {
 fn a_garbage_reply_is_logged_clearly_and_retried() {
     let (b, _dir, d) = pushing("garbage");
     b.push_faults(1, Fault::Garbage);
-    assert!(b.wait(Duration::from_secs(5), |s| {
+    assert!(b.wait(Duration::from_secs(20), |s| {
         s.requests.iter().any(|r| r.note.contains("Garbage"))
     }));
     let bad = b
@@ -989,13 +1059,13 @@ fn a_garbage_reply_is_logged_clearly_and_retried() {
         .into_iter()
         .find(|r| r.note.contains("Garbage"))
         .unwrap();
-    assert!(b.wait(Duration::from_secs(5), |s| {
+    assert!(b.wait(Duration::from_secs(20), |s| {
         s.batches
             .iter()
             .any(|x| Some(&x.batch_id) == bad.batch_id().as_ref())
     }));
     let port = b.addr.port().to_string();
-    let line = d.log_line(Duration::from_secs(1), |l| {
+    let line = d.log_line(Duration::from_secs(5), |l| {
         (l.contains("\"level\":\"warn\"") || l.contains("\"level\":\"error\""))
             && l.contains("\"component\":\"push\"")
             && l.contains(&port)
@@ -1008,10 +1078,10 @@ fn a_garbage_reply_is_logged_clearly_and_retried() {
 fn a_redirect_is_a_configuration_error_and_is_not_followed() {
     let (b, _dir, d) = pushing("redirect");
     b.push_faults(1, Fault::Redirect);
-    assert!(b.wait(Duration::from_secs(5), |s| {
+    assert!(b.wait(Duration::from_secs(20), |s| {
         s.requests.iter().any(|r| r.status == 301)
     }));
-    let line = d.log_line(Duration::from_secs(2), |l| {
+    let line = d.log_line(Duration::from_secs(5), |l| {
         let l = l.to_lowercase();
         // A configuration error: says so, or points at the setting to change.
         l.contains("redirect") && (l.contains("config") || l.contains("[backend] url"))
@@ -1023,7 +1093,7 @@ fn a_redirect_is_a_configuration_error_and_is_not_followed() {
         .into_iter()
         .find(|r| r.status == 301)
         .unwrap();
-    assert!(b.wait(Duration::from_secs(5), |s| {
+    assert!(b.wait(Duration::from_secs(20), |s| {
         s.batches
             .iter()
             .any(|x| Some(&x.batch_id) == moved.batch_id().as_ref())
@@ -1063,7 +1133,7 @@ fn tls_with_the_test_ca_works_and_a_wrong_ca_is_refused_naming_the_host() {
     );
     assert_eq!(b.batches().len(), 1);
     // The server thread records the failed handshake on its own time.
-    assert!(b.wait(Duration::from_secs(5), |s| !s.tls_errors.is_empty()));
+    assert!(b.wait(Duration::from_secs(20), |s| !s.tls_errors.is_empty()));
 }
 
 #[test]
@@ -1287,7 +1357,7 @@ fn openssl_s_server_tls13_is_spoken_and_tls12_refused() {
 // --- signals, shared secret, config pull -----------------------------------------------------
 
 #[test]
-fn sigterm_makes_a_last_push_and_exits_0() {
+fn sigterm_makes_a_last_push_of_everything_waiting_and_exits_0_within_5_seconds() {
     let b = Backend::start(Options::default());
     let dir = TempDir::new("term");
     provision(&dir, &b);
@@ -1297,20 +1367,37 @@ fn sigterm_makes_a_last_push_and_exits_0() {
         .set("collector", "push_interval", "3600")
         .write(&dir);
     let mut d = Daemon::start(&cfg);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Several sysstat elements (under 1 kB each) waiting.
+    let waiting = d.waiting_at_least(4000, Duration::from_secs(30));
     let before = b.batches().len();
     let t = Instant::now();
     d.term();
-    assert!(d.wait_exit(Duration::from_secs(6)).success(), "{}", d.log());
-    assert!(t.elapsed() < Duration::from_secs(5));
+    let status = d.wait_exit(Duration::from_secs(10));
+    let took = t.elapsed();
+    assert!(status.success(), "{status:?} {}", d.log());
+    // config.md: one last push bounded by 5 s, then exit 0.
+    assert!(took < Duration::from_secs(5), "{took:?}");
     let batches = b.batches();
     assert!(batches.len() > before, "a last push: {}", d.log());
-    let sysstat = batches[before..]
+    let last: Vec<Value> = batches[before..]
         .iter()
-        .flat_map(types)
-        .filter(|t| *t == "sysstat")
-        .count();
-    assert!(sysstat >= 5, "what was waiting: {sysstat}");
+        .flat_map(|x| x.metrics().to_vec())
+        .collect();
+    let (health, rest) = last.split_last().unwrap();
+    assert_eq!(
+        health["type"], "collector_health",
+        "the last round's health"
+    );
+    assert_eq!(health["metrics_dropped"], 0);
+    // Everything waiting when the last round began (its health counts those bytes) went out.
+    let sent: u64 = rest.iter().map(|m| m.to_string().len() as u64).sum();
+    assert_eq!(
+        Some(sent),
+        health["buffer_bytes"].as_u64(),
+        "the last push delivers everything waiting"
+    );
+    assert!(sent >= waiting, "{sent} bytes sent, {waiting} were waiting");
+    delivered_once(&b);
 }
 
 #[test]
@@ -1328,8 +1415,7 @@ fn sigterm_with_the_backend_unreachable_exits_0_within_5_seconds() {
         .set("backend", "url", &format!("\"https://localhost:{port}\""))
         .write(&dir);
     let mut d = Daemon::start(&cfg);
-    std::thread::sleep(Duration::from_millis(1500));
-    let failure = d.log_line(Duration::from_secs(3), |l| {
+    let failure = d.log_line(Duration::from_secs(20), |l| {
         l.contains("\"level\":\"warn\"") || l.contains("\"level\":\"error\"")
     });
     assert!(
@@ -1339,12 +1425,20 @@ fn sigterm_with_the_backend_unreachable_exits_0_within_5_seconds() {
     );
     let t = Instant::now();
     d.term();
-    assert!(d.wait_exit(Duration::from_secs(8)).success());
-    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    assert!(d.wait_exit(Duration::from_secs(10)).success());
+    // A refused connection fails at once: the 5 s bound of the last push is not even needed.
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(
+        d.log_line(Duration::from_secs(5), |l| l
+            .contains("last push not delivered"))
+            .is_some(),
+        "{}",
+        d.log()
+    );
 }
 
 #[test]
-fn sigterm_with_the_backend_hanging_exits_within_5_seconds() {
+fn sigterm_with_the_backend_hanging_makes_a_last_push_and_exits_after_5_seconds() {
     let b = Backend::start(Options::default());
     let dir = TempDir::new("termdown");
     provision(&dir, &b);
@@ -1354,13 +1448,32 @@ fn sigterm_with_the_backend_hanging_exits_within_5_seconds() {
     let mut d = Daemon::start(&cfg);
     assert!(b.wait(Duration::from_secs(10), |s| !s.batches.is_empty()));
     b.set_outage(Some(Fault::Slow(Duration::from_secs(20))));
-    std::thread::sleep(Duration::from_millis(800));
+    // A push is hanging in the backend.
+    assert!(b.wait(Duration::from_secs(10), |s| {
+        s.requests.iter().any(|r| r.note.contains("Slow"))
+    }));
     let t = Instant::now();
     d.term();
-    // The hung request ends at once; the last push attempt is bounded by 5 s.
-    let status = d.wait_exit(Duration::from_secs(8));
+    // The hung request ends at once; the last push attempt is bounded by 5 s, then exit.
+    let status = d.wait_exit(Duration::from_secs(10));
+    let took = t.elapsed();
     assert!(status.success(), "{status:?}");
-    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert!(
+        b.wait(Duration::from_secs(2), |s| {
+            s.requests.iter().any(|r| r.path == PUSH && r.at > t)
+        }),
+        "no last push request after SIGTERM: {}",
+        d.log()
+    );
+    assert!(
+        d.log_line(Duration::from_secs(5), |l| l
+            .contains("\"level\":\"error\"")
+            && l.contains("last push not delivered"))
+            .is_some(),
+        "{}",
+        d.log()
+    );
 }
 
 #[test]
@@ -1461,7 +1574,9 @@ fn config_pull_is_applied_persisted_filtered_and_reapplied_after_a_restart() {
             .unwrap()
             .contains("application/toml")
     );
-    std::thread::sleep(Duration::from_secs(3));
+    assert!(b.wait(Duration::from_secs(20), |s| {
+        s.batches.iter().filter(|x| x.at > pulled.at).count() >= 4
+    }));
     // After the pull (applied between cycles: two batches of slack) no sysstat, disk_usage
     // still, pushes every ~0.5 s.
     let after: Vec<Batch> = b
@@ -1489,7 +1604,7 @@ fn config_pull_is_applied_persisted_filtered_and_reapplied_after_a_restart() {
         !remote.contains("evil.invalid"),
         "ignored keys not kept: {remote}"
     );
-    let warning = d.log_line(Duration::from_secs(1), |l| {
+    let warning = d.log_line(Duration::from_secs(5), |l| {
         l.contains("\"level\":\"warn\"") && l.contains("url")
     });
     assert!(
