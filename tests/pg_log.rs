@@ -418,11 +418,48 @@ fn scenario(dest: &str) {
         }
     }
 
-    // The offsets file names the current file.
+    // The offsets file names the current file by device and inode, read to its end (the last
+    // push after SIGTERM delivered everything, so the offset is the file's length).
     let stored = std::fs::read_to_string(dir.0.join("state/pg_log.offsets")).unwrap();
     assert!(
         stored.starts_with("# pganalytics-collector pg_log offsets v1\n"),
         "{stored}"
+    );
+    let cur = current_file(&c, dest);
+    check_offsets_name(&stored, &cur);
+}
+
+/// `stored` (pg_log.offsets) has a line for `file` (`<device> <inode> <fingerprint length>
+/// <hash> <offset> <path>`) with the file's device and inode, the fingerprint length of its
+/// first bytes, and an offset past every workload entry.
+fn check_offsets_name(stored: &str, file: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(file).unwrap();
+    let line = stored
+        .lines()
+        .skip(1)
+        .find(|l| l.splitn(6, ' ').nth(5) == Some(file.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("{} not in the offsets file:\n{stored}", file.display()));
+    let f: Vec<&str> = line.splitn(6, ' ').collect();
+    assert_eq!(f[0].parse::<u64>().unwrap(), meta.dev(), "device: {line}");
+    assert_eq!(f[1].parse::<u64>().unwrap(), meta.ino(), "inode: {line}");
+    assert_eq!(
+        f[2].parse::<u64>().unwrap(),
+        meta.len().min(1024),
+        "fingerprint length: {line}"
+    );
+    // Read to its end but for the last entry, which stays pending until a next line shows it
+    // is complete (here the collector's own statement, logged after the last workload item).
+    let at = f[4].parse::<usize>().unwrap();
+    let text = std::fs::read(file).unwrap();
+    let rest = String::from_utf8_lossy(&text[at.min(text.len())..]).into_owned();
+    assert!(
+        at <= text.len() && (at == 0 || text[at - 1] == b'\n'),
+        "offset: {line}"
+    );
+    assert!(
+        !rest.contains("wl-") && rest.len() < 1024,
+        "more than the last entry after the offset: {line}: {rest:?}"
     );
 }
 
