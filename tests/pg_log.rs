@@ -764,3 +764,94 @@ fn push_sink_restart_while_the_backend_fails_delivers_each_entry_once() {
     let stored = std::fs::read_to_string(state.join("pg_log.offsets")).unwrap();
     check_offsets_name(&stored, &current_file(&c, "stderr"));
 }
+
+/// Size rotations, counted: each chunk of the workload logs more than `log_rotation_size`
+/// (16 kB; an item logs about 300 bytes) and less than twice it, so it rotates the file
+/// exactly once; every file is read, in order, every entry once.
+#[test]
+fn size_rotations_are_counted_and_each_file_is_read_in_order() {
+    const CHUNKS: u32 = 4;
+    const ITEMS: u32 = 70;
+    let c = Cluster::start(Options {
+        settings: vec![
+            "logging_collector=on".into(),
+            "log_destination=stderr".into(),
+            "log_rotation_size=16kB".into(),
+            "log_rotation_age=0".into(),
+            "log_min_duration_statement=0".into(),
+            "log_line_prefix='%m [%p] %q%u@%d '".into(),
+            "lc_messages=C".into(),
+        ],
+        pg_stat_statements: false,
+        ..Options::default()
+    });
+    let dir = Dir::shared("pglog-size");
+    let cfg = config(&dir, &c, "start_at = \"beginning\"");
+    let entries = Arc::new(Mutex::new(Vec::new()));
+    let logs = Arc::new(Mutex::new(String::new()));
+    let d = Daemon::start(&cfg, entries.clone(), logs.clone());
+    d.wait_log("from offset 0");
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let mut files = vec![current_file(&c, "stderr")];
+    for k in 0..CHUNKS {
+        // Log file names have a one-second resolution (a rotation within the second that
+        // named the current file appends to it): start each chunk in a later second.
+        let named = unix();
+        while unix() == named {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        run_workload(&c, &dir, k * ITEMS..(k + 1) * ITEMS);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = current_file(&c, "stderr");
+            if now != *files.last().unwrap() {
+                files.push(now);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chunk {k} did not rotate the log:\n{}",
+                listing(&c)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    d.wait_for(&c, CHUNKS * ITEMS - 1);
+    d.stop();
+    assert_eq!(
+        files.len() as u32,
+        CHUNKS + 1,
+        "one size rotation per chunk: {files:?}\n{}",
+        listing(&c)
+    );
+    let mut in_dir: Vec<_> = std::fs::read_dir(c.dir.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    in_dir.sort();
+    assert_eq!(in_dir, files, "the files the rotations made, and no others");
+    let all = entries.lock().unwrap().clone();
+    let got: Vec<(u32, String)> = all
+        .iter()
+        .filter_map(|e| Some((marker(e)?, e["level"].as_str()?.to_string())))
+        .collect();
+    assert_eq!(
+        got,
+        want_entries(0..CHUNKS * ITEMS),
+        "every entry once, in order"
+    );
+    // The sources of the workload's entries, in order: every rotated file, none skipped.
+    let mut sources: Vec<PathBuf> = Vec::new();
+    for e in all.iter().filter(|e| marker(e).is_some()) {
+        let s = PathBuf::from(e["source"].as_str().unwrap());
+        if sources.last() != Some(&s) {
+            sources.push(s);
+        }
+    }
+    assert_eq!(sources, files, "entries read from each file in turn");
+}
