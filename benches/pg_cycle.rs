@@ -8,6 +8,10 @@
 //! - wall time per collection: `collector_health.collect_ms` of each plugin;
 //! - peak RSS: VmHWM of the process at the end.
 //!
+//! Each measured cycle also brings new statements into the top 100 (`NEW_PER_CYCLE` shapes
+//! not seen before, each run long enough to rank), so the collector fetches new query texts
+//! every cycle, as on a server whose workload changes, not only the cached ones.
+//!
 //! `cargo build --release --target x86_64-unknown-linux-musl && cargo bench --bench pg_cycle
 //! [-- CYCLES]` (default 40). `PGAC_BIN` names another binary. Prints numbers; asserts nothing
 //! about time.
@@ -19,6 +23,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
 const TABLES: usize = 1000;
+/// New statements per measured cycle (each a shape never run before).
+const NEW_PER_CYCLE: usize = 10;
 
 fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default();
@@ -181,6 +187,18 @@ fn main() {
         if rounds == warmup {
             ticks_start = cpu_ns(pid);
             wall_start = std::time::Instant::now();
+        }
+        if rounds >= warmup {
+            // New shapes (a table never counted this way before), each sleeping a little
+            // longer than the last cycle's so that the newest rank first by total time.
+            let sleep = 0.02 + rounds as f64 * 0.001;
+            let sql: String = (0..NEW_PER_CYCLE)
+                .map(|k| {
+                    let t = (rounds * NEW_PER_CYCLE + k) % TABLES;
+                    format!("select (select count(*) from t{t} where v >= 0), pg_sleep({sleep});")
+                })
+                .collect();
+            cluster.psql("postgres", &sql);
         }
         if rounds == warmup + cycles {
             break;
