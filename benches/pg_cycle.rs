@@ -150,6 +150,8 @@ fn main() {
     let mut first = (0.0, 0.0);
     let mut sizes = (0usize, 0usize);
     let mut seen_queries = 0usize;
+    let mut hashes = std::collections::HashSet::new();
+    let mut new_per_cycle = Vec::new();
     let mut rounds = 0usize;
     for line in lines.map_while(Result::ok) {
         rounds += 1;
@@ -160,6 +162,13 @@ fn main() {
                 Some("pg_stats") => sizes.0 = m.to_string().len(),
                 Some("pg_query_stats") => {
                     sizes.1 = m.to_string().len();
+                    let mut new = 0;
+                    for q in m["queries"].as_array().into_iter().flatten() {
+                        new += usize::from(hashes.insert(q["hash"].as_i64().unwrap_or(0)));
+                    }
+                    if rounds > warmup + 1 {
+                        new_per_cycle.push(new as f64);
+                    }
                     seen_queries = m["queries"].as_array().map_or(0, Vec::len);
                     if let Some(e) = m.get("error") {
                         eprintln!("pg_query_stats error: {e}");
@@ -233,5 +242,9 @@ fn main() {
     println!(
         "  element sizes: pg_stats {} B, pg_query_stats {} B ({seen_queries} queries, limit 100)",
         sizes.0, sizes.1
+    );
+    println!(
+        "  new statements in pg_query_stats per measured cycle (median): {} (texts fetched for them; {NEW_PER_CYCLE} run per cycle)",
+        median(&mut new_per_cycle)
     );
 }
