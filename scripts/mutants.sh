@@ -26,4 +26,7 @@ for f in ${MUTANTS_FILES:-src/sys/procfs/*.rs src/proto/http/response.rs}; do
     files+=(--file "$f")
 done
 
-exec cargo mutants --no-shuffle "${files[@]}" "$@" -- --lib
+# cargo-mutants runs its own jobserver (one task per CPU by default): give it CARGO_BUILD_JOBS.
+tasks=()
+[ -n "${CARGO_BUILD_JOBS:-}" ] && tasks=(--jobserver-tasks "$CARGO_BUILD_JOBS")
+exec cargo mutants --no-shuffle "${tasks[@]+"${tasks[@]}"}" "${files[@]}" "$@" -- --lib
