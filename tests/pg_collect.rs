@@ -92,6 +92,11 @@ fn pg_stats_and_query_stats_match_psql() {
          insert into t1 select g, 'v' || g from generate_series(1, 1000) g; \
          delete from t1 where id > 901; insert into t2 values (1); analyze t1",
     );
+    // A few MB more than `postgres`, so that its size cannot pass for app's.
+    c.psql(
+        "app",
+        "create table t3 as select g, repeat('x', 200) as pad from generate_series(1, 20000) g",
+    );
     for _ in 0..3 {
         c.psql("app", "select count(*) from t1");
     }
@@ -112,8 +117,21 @@ fn pg_stats_and_query_stats_match_psql() {
     // pg_stats of app, against psql.
     let s = for_db(&v, "pg_stats", "app").unwrap_or_else(|| panic!("{v}\n{err}"));
     let db_size = num(c.psql("app", "select pg_database_size('app')"));
+    let other_size = num(c.psql("app", "select pg_database_size('postgres')"));
+    assert!(
+        (db_size - other_size).abs() > 1 << 20,
+        "the test's databases differ"
+    );
     let size = s["size_bytes"].as_i64().unwrap();
-    assert!((size - db_size).abs() < 1 << 20, "{size} vs {db_size}");
+    // Within 64 KiB (8 pages: statistics and hint bits written since) of psql's figure.
+    assert!((size - db_size).abs() < 64 << 10, "{size} vs {db_size}");
+    let other = for_db(&v, "pg_stats", "postgres").unwrap()["size_bytes"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        (other - other_size).abs() < 64 << 10,
+        "{other} vs {other_size}"
+    );
     assert!(s["numbackends"].as_i64().unwrap() >= 1);
     assert!(s["cache_hit_ratio"].as_f64().unwrap() > 0.0);
     for k in [
@@ -125,8 +143,9 @@ fn pg_stats_and_query_stats_match_psql() {
         assert!(s[k].is_i64(), "{k}: {s}");
     }
     let tables = s["tables"].as_array().unwrap();
-    assert_eq!(tables[0]["name"], "t1", "largest first: {tables:?}");
-    let t1 = &tables[0];
+    assert_eq!(tables[0]["name"], "t3", "largest first: {tables:?}");
+    assert_eq!(tables[1]["name"], "t1", "largest first: {tables:?}");
+    let t1 = &tables[1];
     let q = |col: &str| {
         num(c.psql(
             "app",
@@ -174,33 +193,114 @@ fn pg_stats_and_query_stats_match_psql() {
         num(c.psql("app", "select pg_relation_size('t1_v')"))
     );
 
-    // pg_query_stats of app: the known statement, hash = queryid.
+    // pg_query_stats of app: each statement this test ran, every field equal to psql's row
+    // for the same queryid (nothing runs them again in between, so the row is unchanged).
     let qs = for_db(&v, "pg_query_stats", "app").unwrap();
     assert!(qs.get("error").is_none(), "{qs}");
-    let row = c.psql(
-        "app",
-        "select queryid || '|' || calls from pg_stat_statements where query = 'select count(*) from t1'",
-    );
-    let (id, calls) = row.split_once('|').unwrap();
-    let stmt = qs["queries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["hash"].as_i64() == Some(id.parse().unwrap()))
-        .unwrap_or_else(|| panic!("{id} not in {qs}"));
-    assert_eq!(
-        stmt["calls"].as_i64().unwrap(),
-        calls.parse::<i64>().unwrap()
-    );
-    assert_eq!(stmt["text"], "select count(*) from t1");
-    assert!(stmt["total_time"].is_f64() && stmt["query_exec_time"].is_f64());
-    assert!(stmt["shared_blks_hit"].is_i64() && stmt["rows"].is_i64());
-    // PG 13+: WAL counters and planning time are present.
-    if c.version_num() >= 130000 {
-        assert!(
-            stmt["wal_records"].is_i64() && stmt["query_plan_time"].is_f64(),
-            "{stmt}"
+    let version = c.version_num();
+    let (exec, plan) = if version >= 130000 {
+        ("_exec_time", "total_plan_time")
+    } else {
+        ("_time", "null::float8")
+    };
+    let (blk_read, blk_write) = if version >= 170000 {
+        ("shared_blk_read_time", "shared_blk_write_time")
+    } else {
+        ("blk_read_time", "blk_write_time")
+    };
+    let wal = |col: &str| {
+        if version >= 130000 {
+            col.to_string()
+        } else {
+            "null::bigint".to_string()
+        }
+    };
+    let checked = [
+        ("select count(*) from t1", "count", "text"),
+        ("select * from t1 where id = $1", "by id", "text"),
+        ("insert into t1 select g, %", "insert", "prefix"),
+        ("delete from t1 where id > $1", "delete", "text"),
+    ];
+    let queries = qs["queries"].as_array().unwrap();
+    for (text, what, how) in checked {
+        let filter = if how == "prefix" {
+            format!("query like '{text}'")
+        } else {
+            format!("query = '{}'", text.replace('\'', "''"))
+        };
+        let row = c.psql(
+            "app",
+            &format!(
+                "select json_build_object(\
+                 'hash', queryid, 'text', query, 'calls', calls, \
+                 'total_time', total{exec}, 'mean_time', mean{exec}, 'min_time', min{exec}, \
+                 'max_time', max{exec}, 'stddev_time', stddev{exec}, 'rows', rows, \
+                 'shared_blks_hit', shared_blks_hit, 'shared_blks_read', shared_blks_read, \
+                 'shared_blks_dirtied', shared_blks_dirtied, \
+                 'shared_blks_written', shared_blks_written, 'local_blks_hit', local_blks_hit, \
+                 'local_blks_read', local_blks_read, 'local_blks_dirtied', local_blks_dirtied, \
+                 'local_blks_written', local_blks_written, 'temp_blks_read', temp_blks_read, \
+                 'temp_blks_written', temp_blks_written, 'blk_read_time', {blk_read}, \
+                 'blk_write_time', {blk_write}, 'wal_records', {}, 'wal_fpi', {}, \
+                 'wal_bytes', {}, 'query_plan_time', {plan}, 'query_exec_time', total{exec}) \
+                 from pg_stat_statements \
+                 where dbid = (select oid from pg_database where datname = 'app') and {filter}",
+                wal("wal_records"),
+                wal("wal_fpi"),
+                wal("wal_bytes")
+            ),
         );
+        let want: Value =
+            serde_json::from_str(&row).unwrap_or_else(|e| panic!("{what}: {e}: {row}"));
+        let id = want["hash"].as_i64().unwrap();
+        let got = queries
+            .iter()
+            .find(|q| q["hash"].as_i64() == Some(id))
+            .unwrap_or_else(|| panic!("{what}: {id} not in {qs}"));
+        let keys: Vec<&String> = got.as_object().unwrap().keys().collect();
+        let mut want_keys: Vec<&String> = want.as_object().unwrap().keys().collect();
+        want_keys.sort();
+        let mut got_keys = keys.clone();
+        got_keys.retain(|k| *k != "user");
+        got_keys.sort();
+        assert_eq!(got_keys, want_keys, "{what}: the fields of metrics.md §4");
+        for (k, w) in want.as_object().unwrap() {
+            let g = &got[k];
+            match w {
+                Value::Null => assert!(g.is_null(), "{what}: {k} = {g}, psql: null"),
+                Value::String(_) => assert_eq!(g, w, "{what}: {k}"),
+                Value::Number(_) if k.ends_with("_time") => assert_eq!(
+                    g.as_f64(),
+                    w.as_f64(),
+                    "{what}: {k} = {g}, psql: {w} ({got})"
+                ),
+                Value::Number(_) => {
+                    assert!(g.is_i64(), "{what}: {k} = {g} is not an integer");
+                    assert_eq!(
+                        g.as_i64(),
+                        w.as_i64(),
+                        "{what}: {k} = {g}, psql: {w} ({got})"
+                    );
+                }
+                _ => panic!("{what}: {k} = {w}?"),
+            }
+        }
+        // The figures are not all zeros (a swap of two zero columns would go unseen).
+        if what == "insert" {
+            assert_eq!(got["rows"], 1000, "{got}");
+            assert!(got["shared_blks_dirtied"].as_i64().unwrap() > 0, "{got}");
+            if version >= 130000 {
+                assert!(got["wal_records"].as_i64().unwrap() > 0, "{got}");
+            }
+        }
+        if what == "by id" {
+            assert_eq!(got["calls"], 5, "{got}");
+            assert_eq!(got["rows"], 4, "ids 1 to 4 exist: {got}");
+            assert!(
+                got["total_time"].as_f64() > got["max_time"].as_f64(),
+                "{got}"
+            );
+        }
     }
 
     // postgres: no extension there → empty list + error.

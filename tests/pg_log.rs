@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::backend::{Backend, Fault, PUSH};
 use support::pg::{Cluster, Options, SUPERPASS, SUPERUSER};
 use support::tmp::TempDir as Dir;
 
@@ -73,8 +74,19 @@ struct Daemon {
 
 impl Daemon {
     fn start(cfg: &Path, entries: Arc<Mutex<Vec<Value>>>, stderr: Arc<Mutex<String>>) -> Daemon {
+        Daemon::start_as(&["run", "--stdout"], cfg, entries, stderr)
+    }
+
+    /// `args` (`run` pushing to a backend prints nothing on stdout).
+    fn start_as(
+        args: &[&str],
+        cfg: &Path,
+        entries: Arc<Mutex<Vec<Value>>>,
+        stderr: Arc<Mutex<String>>,
+    ) -> Daemon {
         let mut child = cmd()
-            .args(["run", "--stdout", "-c"])
+            .args(args)
+            .arg("-c")
             .arg(cfg)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -126,6 +138,35 @@ impl Daemon {
 
     fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Asks for a health line (SIGUSR1) and returns its `buffer_bytes`. The collector must be
+    /// past its "started" line (signals are blocked from then on).
+    fn health_buffer_bytes(&self) -> u64 {
+        self.wait_log("\"msg\":\"started\"");
+        let health = |text: &str| -> Vec<u64> {
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|v| v["msg"] == "health")
+                .filter_map(|v| serde_json::from_str::<Value>(v["health"].as_str()?).ok())
+                .filter_map(|h| h["buffer_bytes"].as_u64())
+                .collect()
+        };
+        let seen = health(&self.stderr()).len();
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::USR1).unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(b) = health(&self.stderr()).get(seen) {
+                return *b;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no health line:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until the collector logged a line containing `needle`.
@@ -418,11 +459,48 @@ fn scenario(dest: &str) {
         }
     }
 
-    // The offsets file names the current file.
+    // The offsets file names the current file by device and inode, read to its end (the last
+    // push after SIGTERM delivered everything, so the offset is the file's length).
     let stored = std::fs::read_to_string(dir.0.join("state/pg_log.offsets")).unwrap();
     assert!(
         stored.starts_with("# pganalytics-collector pg_log offsets v1\n"),
         "{stored}"
+    );
+    let cur = current_file(&c, dest);
+    check_offsets_name(&stored, &cur);
+}
+
+/// `stored` (pg_log.offsets) has a line for `file` (`<device> <inode> <fingerprint length>
+/// <hash> <offset> <path>`) with the file's device and inode, the fingerprint length of its
+/// first bytes, and an offset past every workload entry.
+fn check_offsets_name(stored: &str, file: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(file).unwrap();
+    let line = stored
+        .lines()
+        .skip(1)
+        .find(|l| l.splitn(6, ' ').nth(5) == Some(file.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("{} not in the offsets file:\n{stored}", file.display()));
+    let f: Vec<&str> = line.splitn(6, ' ').collect();
+    assert_eq!(f[0].parse::<u64>().unwrap(), meta.dev(), "device: {line}");
+    assert_eq!(f[1].parse::<u64>().unwrap(), meta.ino(), "inode: {line}");
+    assert_eq!(
+        f[2].parse::<u64>().unwrap(),
+        meta.len().min(1024),
+        "fingerprint length: {line}"
+    );
+    // Read to its end but for the last entry, which stays pending until a next line shows it
+    // is complete (here the collector's own statement, logged after the last workload item).
+    let at = f[4].parse::<usize>().unwrap();
+    let text = std::fs::read(file).unwrap();
+    let rest = String::from_utf8_lossy(&text[at.min(text.len())..]).into_owned();
+    assert!(
+        at <= text.len() && (at == 0 || text[at - 1] == b'\n'),
+        "offset: {line}"
+    );
+    assert!(
+        !rest.contains("wl-") && rest.len() < 1024,
+        "more than the last entry after the offset: {line}: {rest:?}"
     );
 }
 
@@ -485,4 +563,295 @@ fn once_finds_the_log_from_the_server() {
         !dir.0.join("state/pg_log.offsets").exists(),
         "once is a look: no offsets stored"
     );
+}
+
+/// The workload entries (marker, level) of the pg_log elements in `batches`, in order.
+fn pushed_entries(batches: &[support::backend::Batch]) -> Vec<(u32, String)> {
+    batches
+        .iter()
+        .flat_map(|b| b.metrics().to_vec())
+        .filter(|m| m["type"] == "pg_log")
+        .flat_map(|m| m["entries"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| Some((marker(&e)?, e["level"].as_str()?.to_string())))
+        .collect()
+}
+
+fn want_entries(range: std::ops::Range<u32>) -> Vec<(u32, String)> {
+    range
+        .flat_map(|n| expected(n).into_iter().map(move |l| (n, l.to_string())))
+        .collect()
+}
+
+/// Waits until a push request answered `status` carries an entry of workload item `n`.
+fn wait_pushed(b: &Backend, status: u16, n: u32, d: &Daemon) {
+    let ok = b.wait(WAIT, |s| {
+        s.requests.iter().any(|r| {
+            r.path == PUSH
+                && r.status == status
+                && r.json().is_some_and(|v| {
+                    v["metrics"].as_array().is_some_and(|ms| {
+                        ms.iter().any(|m| {
+                            m["entries"]
+                                .as_array()
+                                .is_some_and(|es| es.iter().any(|e| marker(e) == Some(n)))
+                        })
+                    })
+                })
+        })
+    });
+    assert!(ok, "item {n} never pushed (HTTP {status}):\n{}", d.stderr());
+}
+
+/// The real push sink, not `--stdout`: log offsets advance only over entries whose elements
+/// the backend acknowledged. A stop while the backend fails keeps the unacknowledged entries
+/// behind the offset; the restart reads them again, and once the backend recovers every entry
+/// is delivered exactly once, in order.
+#[test]
+fn push_sink_restart_while_the_backend_fails_delivers_each_entry_once() {
+    const HOST: &str = "pglog-push-host";
+    // One log file (no size rotation), so offsets are positions in it.
+    let c = Cluster::start(Options {
+        settings: vec![
+            "logging_collector=on".into(),
+            "log_destination=stderr".into(),
+            "log_rotation_size=0".into(),
+            "log_rotation_age=0".into(),
+            "log_min_duration_statement=0".into(),
+            "log_line_prefix='%m [%p] %q%u@%d '".into(),
+            "lc_messages=C".into(),
+        ],
+        pg_stat_statements: false,
+        ..Options::default()
+    });
+    let b = Backend::start(support::backend::Options::default());
+    let dir = Dir::shared("pglog-push");
+    let state = dir.0.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let id = "c-pglog-push";
+    std::fs::write(state.join("collector.id"), format!("{id}\n")).unwrap();
+    std::fs::write(
+        state.join("collector.token"),
+        format!("{}\n", b.issue_token(id, HOST)),
+    )
+    .unwrap();
+    let ca = b.certs.write(&dir.0).ca;
+    let cfg = config(&dir, &c, "start_at = \"beginning\"");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[collector]\n",
+        &format!("[collector]\nhostname = \"{HOST}\"\nconfig_pull_interval = 0\n"),
+    ) + &format!(
+        "[backend]\nurl = \"{}\"\nretry_initial_secs = 0.2\nretry_max_secs = 1\n\
+             [tls]\nca_file = {:?}\n",
+        b.url,
+        ca.display().to_string()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let entries = Arc::new(Mutex::new(Vec::new()));
+    let logs = Arc::new(Mutex::new(String::new()));
+    let run = ["run"];
+
+    // Healthy: items 0..100 delivered.
+    let d = Daemon::start_as(&run, &cfg, entries.clone(), logs.clone());
+    run_workload(&c, &dir, 0..100);
+    wait_pushed(&b, 200, 99, &d);
+
+    // Failing: items 100..200 are read into the buffer, never acknowledged; then a stop. The
+    // batch in flight when the outage began is resent unchanged, so the requests do not show
+    // what was read: the health line (SIGUSR1) does, as bytes waiting. Items 100..200 log the
+    // same entries as 0..100 but for the digits of numbers, so most of them are read once
+    // nine tenths of the JSON size of 0..100's entries is waiting.
+    let phase1: usize = b
+        .batches()
+        .iter()
+        .flat_map(|x| x.metrics().to_vec())
+        .filter(|m| m["type"] == "pg_log")
+        .flat_map(|m| m["entries"].as_array().cloned().unwrap_or_default())
+        .filter(|e| marker(e).is_some_and(|n| n < 100))
+        .map(|e| e.to_string().len())
+        .sum();
+    b.set_outage(Some(Fault::Status(503)));
+    assert!(b.wait(WAIT, |s| s.requests.iter().any(|r| r.status == 503)));
+    run_workload(&c, &dir, 100..200);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let waiting = d.health_buffer_bytes();
+        if waiting >= phase1 as u64 * 9 / 10 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{waiting} bytes waiting, {phase1} expected:\n{}",
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    d.stop();
+    let file = current_file(&c, "stderr");
+    let stored = std::fs::read_to_string(state.join("pg_log.offsets")).unwrap();
+    let line = stored
+        .lines()
+        .skip(1)
+        .find(|l| l.splitn(6, ' ').nth(5) == Some(file.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("{} not in the offsets file:\n{stored}", file.display()));
+    let at: usize = line.split(' ').nth(4).unwrap().parse().unwrap();
+    let log = std::fs::read_to_string(&file).unwrap();
+    let line_start = |i: usize| log[..i].rfind('\n').map_or(0, |p| p + 1);
+    let first_unacked = line_start(log.find("wl-00100").unwrap());
+    let last_acked = log.rfind("wl-00099").unwrap();
+    assert!(
+        at <= first_unacked,
+        "the offset ({at}) moved past unacknowledged entries (item 100 at {first_unacked}): {line}"
+    );
+    assert!(
+        at > last_acked,
+        "the offset ({at}) stayed before acknowledged entries (item 99 at {last_acked}): {line}"
+    );
+
+    // Restart while the backend still fails: item 100, behind the offset, is read again and
+    // pushed (and refused); more items; then recovery.
+    let restarted = Instant::now();
+    let d = Daemon::start_as(&run, &cfg, entries.clone(), logs.clone());
+    wait_pushed(&b, 503, 100, &d);
+    assert!(
+        b.requests_to(PUSH).iter().any(|r| r.at > restarted
+            && r.status == 503
+            && r.body.windows(8).any(|w| w == b"wl-00100")),
+        "item 100 read again after the restart"
+    );
+    run_workload(&c, &dir, 200..250);
+    b.set_outage(None);
+    wait_pushed(&b, 200, 249, &d);
+    d.stop();
+
+    // A batch may be accepted twice only as the same batch (same id, same elements: a request
+    // cut by the stop signal after the backend stored it is resent by the last push, which the
+    // backend dedups by batch_id); count it once.
+    let mut batches: Vec<support::backend::Batch> = Vec::new();
+    for x in b.batches() {
+        if let Some(first) = batches.iter().find(|y| y.batch_id == x.batch_id) {
+            eprintln!(
+                "resent: {} ({:?} after the first)",
+                x.batch_id,
+                x.at - first.at
+            );
+            assert_eq!(
+                first.metrics(),
+                x.metrics(),
+                "a resend carries the same elements"
+            );
+            continue;
+        }
+        batches.push(x);
+    }
+    assert!(b.violations().is_empty(), "{:?}", b.violations());
+    let got = pushed_entries(&batches);
+    let want = want_entries(0..250);
+    if got != want {
+        let first = got
+            .iter()
+            .zip(&want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        panic!(
+            "{} entries delivered, {} written; first difference at {first}: got {:?}, want {:?}\ncollector:\n{}",
+            got.len(),
+            want.len(),
+            got.get(first.saturating_sub(2)..(first + 3).min(got.len())),
+            want.get(first.saturating_sub(2)..(first + 3).min(want.len())),
+            logs.lock().unwrap()
+        );
+    }
+    let stored = std::fs::read_to_string(state.join("pg_log.offsets")).unwrap();
+    check_offsets_name(&stored, &current_file(&c, "stderr"));
+}
+
+/// Size rotations, counted: each chunk of the workload logs more than `log_rotation_size`
+/// (16 kB; an item logs about 300 bytes) and less than twice it, so it rotates the file
+/// exactly once; every file is read, in order, every entry once.
+#[test]
+fn size_rotations_are_counted_and_each_file_is_read_in_order() {
+    const CHUNKS: u32 = 4;
+    const ITEMS: u32 = 70;
+    let c = Cluster::start(Options {
+        settings: vec![
+            "logging_collector=on".into(),
+            "log_destination=stderr".into(),
+            "log_rotation_size=16kB".into(),
+            "log_rotation_age=0".into(),
+            "log_min_duration_statement=0".into(),
+            "log_line_prefix='%m [%p] %q%u@%d '".into(),
+            "lc_messages=C".into(),
+        ],
+        pg_stat_statements: false,
+        ..Options::default()
+    });
+    let dir = Dir::shared("pglog-size");
+    let cfg = config(&dir, &c, "start_at = \"beginning\"");
+    let entries = Arc::new(Mutex::new(Vec::new()));
+    let logs = Arc::new(Mutex::new(String::new()));
+    let d = Daemon::start(&cfg, entries.clone(), logs.clone());
+    d.wait_log("from offset 0");
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let mut files = vec![current_file(&c, "stderr")];
+    for k in 0..CHUNKS {
+        // Log file names have a one-second resolution (a rotation within the second that
+        // named the current file appends to it): start each chunk in a later second.
+        let named = unix();
+        while unix() == named {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        run_workload(&c, &dir, k * ITEMS..(k + 1) * ITEMS);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = current_file(&c, "stderr");
+            if now != *files.last().unwrap() {
+                files.push(now);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chunk {k} did not rotate the log:\n{}",
+                listing(&c)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    d.wait_for(&c, CHUNKS * ITEMS - 1);
+    d.stop();
+    assert_eq!(
+        files.len() as u32,
+        CHUNKS + 1,
+        "one size rotation per chunk: {files:?}\n{}",
+        listing(&c)
+    );
+    let mut in_dir: Vec<_> = std::fs::read_dir(c.dir.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    in_dir.sort();
+    assert_eq!(in_dir, files, "the files the rotations made, and no others");
+    let all = entries.lock().unwrap().clone();
+    let got: Vec<(u32, String)> = all
+        .iter()
+        .filter_map(|e| Some((marker(e)?, e["level"].as_str()?.to_string())))
+        .collect();
+    assert_eq!(
+        got,
+        want_entries(0..CHUNKS * ITEMS),
+        "every entry once, in order"
+    );
+    // The sources of the workload's entries, in order: every rotated file, none skipped.
+    let mut sources: Vec<PathBuf> = Vec::new();
+    for e in all.iter().filter(|e| marker(e).is_some()) {
+        let s = PathBuf::from(e["source"].as_str().unwrap());
+        if sources.last() != Some(&s) {
+            sources.push(s);
+        }
+    }
+    assert_eq!(sources, files, "entries read from each file in turn");
 }

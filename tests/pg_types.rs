@@ -228,7 +228,228 @@ fn every_type_on_this_server_with_every_field() {
         // A small element size rule: pg_schema of `app` must be split.
         &format!("[backend]\nmax_batch_bytes = 131072\n{ENABLE_ALL}"),
     );
+    // Counters that only grow, read before and after the collection: the collector's figure
+    // lies between (the server is quiet, so the two are close or equal).
+    let counters = |c: &Cluster| -> Vec<i64> {
+        let (alloc, req) = if version >= 170_000 {
+            (
+                "(select buffers_alloc from pg_stat_bgwriter)",
+                "(select num_requested from pg_stat_checkpointer)",
+            )
+        } else {
+            (
+                "(select buffers_alloc from pg_stat_bgwriter)",
+                "(select checkpoints_req from pg_stat_bgwriter)",
+            )
+        };
+        let wal = if version >= 140_000 {
+            "(select wal_records || ',' || wal_bytes from pg_stat_wal)"
+        } else {
+            "'0,0'"
+        };
+        c.psql(
+            "app",
+            &format!(
+                "select extract(epoch from now() - pg_postmaster_start_time())::bigint \
+                 || ',' || {alloc} || ',' || {req} || ',' || {wal} \
+                 || ',' || (select pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint \
+                            from pg_replication_slots where slot_name = 'physical_slot') \
+                 || ',' || (select age(datfrozenxid) from pg_database where datname = 'app') \
+                 || ',' || (select heap_blks_hit from pg_statio_user_tables where relname = 't')"
+            ),
+        )
+        .split(',')
+        .map(|x| x.trim().parse().unwrap_or_else(|_| panic!("{x:?}")))
+        .collect()
+    };
+    let before = counters(&c);
     let v = once(&cfg, ALL);
+    let after = counters(&c);
+    let between = |what: &str, got: i64, i: usize, slack: i64| {
+        assert!(
+            before[i] - slack <= got && got <= after[i] + slack,
+            "{what}: {got}, psql {} before and {} after",
+            before[i],
+            after[i]
+        );
+    };
+    {
+        let s = one(&v, "pg_server");
+        between("uptime_secs", s["uptime_secs"].as_i64().unwrap(), 0, 1);
+        between(
+            "bgwriter.buffers_alloc",
+            s["bgwriter"]["buffers_alloc"].as_i64().unwrap(),
+            1,
+            0,
+        );
+        between(
+            "checkpointer.num_requested",
+            s["checkpointer"]["num_requested"].as_i64().unwrap(),
+            2,
+            0,
+        );
+        if version >= 140_000 {
+            between(
+                "wal.wal_records",
+                s["wal"]["wal_records"].as_i64().unwrap(),
+                3,
+                0,
+            );
+            between(
+                "wal.wal_bytes",
+                s["wal"]["wal_bytes"].as_i64().unwrap(),
+                4,
+                0,
+            );
+        }
+        let r = one(&v, "pg_replication");
+        let physical = slot(r, "physical_slot");
+        between(
+            "physical_slot.bytes_retained",
+            physical["bytes_retained"].as_i64().unwrap(),
+            5,
+            0,
+        );
+        let app = r["wraparound_risk"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["database"] == "app")
+            .unwrap();
+        between("app xid_age", app["xid_age"].as_i64().unwrap(), 6, 0);
+        let cache = for_db(&v, "pg_cache", "app");
+        let t = cache[0]["table_cache_hit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "t")
+            .unwrap();
+        between(
+            "t heap_blks_hit",
+            t["heap_blks_hit"].as_i64().unwrap(),
+            7,
+            0,
+        );
+
+        // Inactive slots do not move: their LSNs are psql's, exactly.
+        for name in ["physical_slot", "logical_slot"] {
+            let row = c.psql(
+                "postgres",
+                &format!(
+                    "select coalesce(restart_lsn::text, '') || ',' || \
+                     coalesce(confirmed_flush_lsn::text, '') \
+                     from pg_replication_slots where slot_name = '{name}'"
+                ),
+            );
+            let (restart, confirmed) = row.split_once(',').unwrap();
+            let got = slot(r, name);
+            assert_eq!(got["restart_lsn"], restart, "{name}: {got}");
+            if confirmed.is_empty() {
+                assert!(got["confirmed_flush_lsn"].is_null(), "{name}: {got}");
+            } else {
+                assert_eq!(got["confirmed_flush_lsn"], confirmed, "{name}: {got}");
+            }
+        }
+
+        // Settings with units, converted to bytes, milliseconds or seconds as psql would.
+        let mut converted = 0;
+        for (key, value) in s.as_object().unwrap() {
+            let (name, factor) = if let Some(n) = key.strip_suffix("_bytes") {
+                (
+                    n,
+                    "pg_size_bytes(case when unit ~ '^[0-9]' then unit else '1' || unit end)",
+                )
+            } else if let Some(n) = key.strip_suffix("_ms") {
+                (
+                    n,
+                    "case unit when 'ms' then 1 when 's' then 1000 when 'min' then 60000 \
+                     when 'h' then 3600000 when 'd' then 86400000 end",
+                )
+            } else if let Some(n) = key.strip_suffix("_secs") {
+                (
+                    n,
+                    "case unit when 's' then 1 when 'min' then 60 when 'h' then 3600 \
+                     when 'd' then 86400 end",
+                )
+            } else {
+                continue;
+            };
+            let want = c.psql(
+                "app",
+                &format!(
+                    "select (setting::numeric * {factor})::bigint from pg_settings \
+                     where name = '{name}' and unit is not null and setting <> '-1'"
+                ),
+            );
+            if want.is_empty() {
+                continue; // not a setting (uptime_secs), or unset (-1)
+            }
+            assert_eq!(
+                value.as_f64(),
+                want.parse().ok(),
+                "{key}: {value}, psql {want}"
+            );
+            converted += 1;
+        }
+        assert!(
+            converted >= 2,
+            "settings with units compared: {converted} ({s})"
+        );
+        assert_eq!(
+            s["max_connections"].to_string(),
+            c.psql("app", "show max_connections")
+        );
+        let n = c.psql("app", "select count(*) from pg_stat_bgwriter");
+        assert_eq!(n, "1");
+
+        // Extensions: the same (name, version, schema) list as pg_extension's.
+        let ext = for_db(&v, "pg_extensions", "app");
+        let mut got: Vec<String> = ext[0]["extensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}|{}|{}",
+                    e["name"].as_str().unwrap(),
+                    e["version"].as_str().unwrap(),
+                    e["schema"].as_str().unwrap()
+                )
+            })
+            .collect();
+        got.sort();
+        let want = c.psql(
+            "app",
+            "select string_agg(extname || '|' || extversion || '|' || nspname, ',' order by extname) \
+             from pg_extension join pg_namespace n on n.oid = extnamespace",
+        );
+        assert_eq!(got.join(","), want);
+
+        // Bloat: the estimate against pgstattuple's measure (dead tuples and free space as a
+        // share of the table), within 15 points.
+        c.psql("app", "create extension pgstattuple");
+        let measured: f64 = c
+            .psql(
+                "app",
+                "select (dead_tuple_len + free_space) * 100.0 / table_len from pgstattuple('t')",
+            )
+            .parse()
+            .unwrap();
+        let bloat = for_db(&v, "pg_bloat", "app");
+        let t = bloat[0]["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "t")
+            .unwrap();
+        let estimate = t["bloat_ratio"].as_f64().unwrap();
+        eprintln!("bloat of t: estimate {estimate:.1} %, pgstattuple {measured:.1} %");
+        assert!(
+            (estimate - measured).abs() <= 15.0,
+            "bloat estimate {estimate} %, pgstattuple {measured} %"
+        );
+        c.psql("app", "drop extension pgstattuple");
+    }
 
     // pg_replication on a primary.
     let r = one(&v, "pg_replication");

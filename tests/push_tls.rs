@@ -171,6 +171,22 @@ fn settings(p: &Pki, dir: &std::path::Path, port: u16, identity: bool) -> ConnSe
     }
 }
 
+/// The connection settings the collector builds from its configuration (`[backend] url`,
+/// `[tls] ca_file`): the production TLS policy, not one chosen by the test.
+fn production_settings(p: &Pki, dir: &std::path::Path, port: u16) -> ConnSettings {
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &p.ca).unwrap();
+    let text = format!(
+        "[collector]\nstate_dir = {:?}\n[backend]\nurl = \"https://localhost:{port}\"\n\
+         [tls]\nca_file = {:?}\n",
+        dir.display().to_string(),
+        ca.display().to_string()
+    );
+    let loaded = pganalytics_collector::config::parse_str("test.toml", &text, &|_| None)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    ConnSettings::from_config(&loaded.config).unwrap()
+}
+
 fn tmp(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("pgac-pushtls-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -213,13 +229,25 @@ fn tls13_requests_share_one_kept_alive_connection() {
 fn a_tls12_only_server_is_refused_with_a_clear_message() {
     let p = pki();
     let dir = tmp("t12");
-    let (port, _) = tls_server(&p, &[&rustls::version::TLS12], false);
-    let mut conn = Conn::new(settings(&p, &dir, port, false), None);
+    let (port, seen) = tls_server(&p, &[&rustls::version::TLS12], false);
+    // The settings the collector itself derives from its configuration: if its policy let
+    // TLS 1.2 through, this request would succeed.
+    let mut conn = Conn::new(production_settings(&p, &dir, port), None);
     let err = post(&mut conn, b"{}").unwrap_err().to_string();
-    assert!(
-        err.contains(&format!("localhost:{port} offers no TLS 1.3")) && err.contains("upgrade"),
-        "{err}"
+    assert_eq!(
+        err,
+        format!(
+            "localhost:{port} offers no TLS 1.3: pganalytics-collector speaks TLS 1.3 only; upgrade the proxy"
+        )
     );
+    assert!(
+        seen.requests.lock().unwrap().is_empty(),
+        "no request over TLS 1.2"
+    );
+    // The same settings reach a TLS 1.3 server (so the failure above is the version alone).
+    let (port13, _) = tls_server(&p, &[&rustls::version::TLS13], false);
+    let mut conn = Conn::new(production_settings(&p, &dir, port13), None);
+    assert_eq!(post(&mut conn, b"{}").unwrap(), 202);
 }
 
 #[test]

@@ -1,6 +1,21 @@
+//! /proc/diskstats through the production line reader at several read sizes: the same result (value or
+//! error) as the slice driver's `Diskstats::parse`.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use pganalytics_collector::sys::procfs::diskstats::Diskstats;
+
+#[path = "common/lines.rs"]
+mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = pganalytics_collector::sys::procfs::diskstats::Diskstats::parse(data);
+    let twin = format!("{:?}", Diskstats::parse(data));
+    for chunk in common::CHUNKS {
+        let mut p = Diskstats::default();
+        let streamed = common::stream(&mut p, data, chunk).map(|()| p);
+        assert_eq!(
+            format!("{streamed:?}"),
+            twin,
+            "read {chunk} bytes at a time"
+        );
+    }
 });

@@ -146,8 +146,9 @@ impl LineReader {
         r
     }
 
-    /// Hands out the lines of what `next` reads (`Ok(0)` = end of file).
-    fn stream<E>(
+    /// Hands out the lines of what `next` reads (`Ok(0)` = end of file). Public so that the
+    /// fuzz targets drive the production line splitting from memory.
+    pub fn stream<E>(
         &mut self,
         mut next: impl FnMut(&mut [u8]) -> Result<usize, Errno>,
         mut f: impl FnMut(Line<'_>) -> Result<(), E>,

@@ -1,7 +1,9 @@
 //! Shared driver of the pg_log_format targets: feeds the input through a small fixed buffer, as the
-//! tailer does, and checks the parser's promises.
+//! tailer does, and checks the parser's promises; then feeds it again through a buffer that
+//! holds it whole and checks that the entries are the same (the buffer size is the tailer's
+//! business, never the parser's output).
 use pganalytics_collector::config::PgSeverity;
-use pganalytics_collector::pg_log_format::{Format, ParseSettings, Parser};
+use pganalytics_collector::pg_log_format::{Entry, Format, ParseSettings, Parser};
 use pganalytics_collector::tz::Zone;
 
 const MESSAGE_CAP: usize = 100;
@@ -26,12 +28,36 @@ pub fn drive(format: Format, prefix: &str, data: &[u8]) {
         max_message_bytes: MESSAGE_CAP,
         max_entry_bytes: ENTRY_CAP,
     };
-    let Ok(mut p) = Parser::new(settings) else {
+    let resync = cfg.get(2).is_some_and(|b| b & 1 == 1);
+    let Some(small) = run(&settings, cap, input, resync) else {
         return;
     };
-    p.reset(0, cfg.get(2).is_some_and(|b| b & 1 == 1));
+    // A record that does not fit the small buffer is cut there (by design), so the two runs
+    // are compared when every record fits: lines shorter than the buffer, and for csvlog no
+    // quotes (a quoted field may hold newlines, making a record of several lines).
+    let fits = input.split(|&b| b == b'\n').all(|l| l.len() + 1 < cap)
+        && (format != Format::Csvlog || !input.contains(&b'"'));
+    if fits {
+        let whole = run(&settings, input.len() + 8, input, resync).unwrap();
+        assert_eq!(
+            small, whole,
+            "entries differ between a {cap}-byte buffer and one holding the input"
+        );
+    }
+}
+
+/// The entries (with their end offsets) of `input` fed through a `cap`-byte buffer.
+fn run(
+    settings: &ParseSettings,
+    cap: usize,
+    input: &[u8],
+    resync: bool,
+) -> Option<Vec<(Entry, u64)>> {
+    let mut p = Parser::new(settings.clone()).ok()?;
+    p.reset(0, resync);
+    let mut entries = Vec::new();
     let mut last_end = 0u64;
-    let mut check = |e: pganalytics_collector::pg_log_format::Entry, end: u64| {
+    let mut check = |e: Entry, end: u64| {
         assert!(
             end > last_end || (end == last_end && end == 0),
             "ends go forward"
@@ -44,6 +70,7 @@ pub fn drive(format: Format, prefix: &str, data: &[u8]) {
             .sum::<usize>()
             + e.message.len();
         assert!(total <= ENTRY_CAP);
+        entries.push((e, end));
     };
     let mut buf: Vec<u8> = Vec::with_capacity(cap);
     let mut at = 0;
@@ -61,4 +88,5 @@ pub fn drive(format: Format, prefix: &str, data: &[u8]) {
     }
     p.finish(&mut check);
     assert!(p.position() <= input.len() as u64);
+    Some(entries)
 }

@@ -412,8 +412,8 @@ struct EntryJson<'a> {
     source: &'a str,
 }
 
-/// Serializes `e` into `buf` (cleared first).
-fn entry_json(buf: &mut Vec<u8>, e: &Entry, source: &str, read_time: crate::util::WallTime) {
+/// Serializes `e` into `buf` (cleared first). Public for the log_parse bench.
+pub fn entry_json(buf: &mut Vec<u8>, e: &Entry, source: &str, read_time: crate::util::WallTime) {
     buf.clear();
     let j = EntryJson {
         timestamp: e.timestamp.unwrap_or(read_time).rfc3339_millis(),
