@@ -1654,11 +1654,12 @@ fn config_pull_is_applied_persisted_filtered_and_reapplied_after_a_restart() {
         d.log()
     );
     assert!(
-        b.requests()
+        b.wait(Duration::from_secs(20), |s| s
+            .requests
             .iter()
             .filter(|r| r.path.starts_with("/api/v1/config/"))
             .count()
-            >= 3,
+            >= 3),
         "pulled every 0.5 s; version 2 skipped once applied"
     );
     d.term();
