@@ -5,7 +5,7 @@
 use super::schedule::Grid;
 use crate::agent_log::{self, Repeated};
 use crate::collect::registry::{self, PLUGINS};
-use crate::collect::{self, Collector, Errors, Now, Output, health};
+use crate::collect::{self, CollectError, Collector, Errors, Now, Output, health};
 use crate::config::Config;
 use crate::pipeline::sink::{Round, Sink, SinkError};
 use crate::pipeline::{ElementBuffer, ElementMeta, HEALTH_SOURCE, Outcome, Stats};
@@ -226,13 +226,14 @@ impl Engine {
         let name = slot.name;
         if run == Run::Collect {
             slot.emitted = out.emitted();
-            slot.failed = result.is_err();
+            slot.failed = matches!(result, Err(CollectError::Failed(_)));
             let took = crate::sys::time::monotonic_ns().saturating_sub(started);
             self.collect_ms
                 .insert(name, (took as f64 / 1e3).round() / 1e3);
         }
-        if let Err(e) = result {
-            self.cycle_errors.push((name.to_string(), e.0));
+        match result {
+            Ok(()) | Err(CollectError::Interrupted) => {}
+            Err(CollectError::Failed(msg)) => self.cycle_errors.push((name.to_string(), msg)),
         }
         self.note_errors(name);
         self.route_outcomes();
@@ -406,7 +407,6 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::CollectError;
     use crate::util::WallTime;
 
     /// Samples every 100 ms, one element per interval with the count of samples: the shape of
@@ -423,7 +423,7 @@ mod tests {
         fn collect(&mut self, _now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
             let n = std::mem::take(&mut self.samples);
             out.emit(0, &serde_json::json!({"type": "sampler", "samples": n}))
-                .map_err(|e| CollectError(e.to_string()))
+                .map_err(|e| CollectError::Failed(e.to_string()))
         }
         fn next_tick(&self) -> Option<u64> {
             Some(self.next)

@@ -237,9 +237,12 @@ impl Collector for DiskUsage {
         let r = match result {
             Ok(()) => out
                 .emit_raw(0, &json)
-                .map_err(|e| CollectError(e.to_string())),
+                .map_err(|e| CollectError::Failed(e.to_string())),
             Err(FileError::Parse(never)) => match never {},
-            Err(e) => Err(CollectError(format!("{}: {e}", self.mountinfo_name))),
+            Err(e) => Err(CollectError::Failed(format!(
+                "{}: {e}",
+                self.mountinfo_name
+            ))),
         };
         self.json = json;
         r
@@ -338,7 +341,7 @@ mod tests {
         let cfg = crate::config::Config::default().disk_usage;
         let mut c = DiskUsage::with_proc_root(&cfg, root.path());
         let err = c.collect(now(), &mut h.output("disk_usage")).unwrap_err();
-        assert!(err.0.contains("self/mountinfo"), "{err}");
+        assert!(err.to_string().contains("self/mountinfo"), "{err}");
         assert!(h.buffer.is_empty());
     }
 

@@ -36,13 +36,22 @@ impl Now {
     }
 }
 
-/// Why a collection sent nothing: one line naming the file or host and the problem.
+/// Why a collection sent nothing. The engine branches on the kind: a failure is recorded
+/// (`collector_health.errors`, the log on backoff steps), an interruption is not.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CollectError(pub String);
+pub enum CollectError {
+    /// A stop signal arrived while it waited: the process is ending, nothing failed.
+    Interrupted,
+    /// The source failed: one line naming the file or host and the problem.
+    Failed(String),
+}
 
 impl std::fmt::Display for CollectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            CollectError::Interrupted => f.write_str("interrupted by a stop signal"),
+            CollectError::Failed(msg) => f.write_str(msg),
+        }
     }
 }
 

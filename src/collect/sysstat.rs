@@ -266,7 +266,7 @@ impl Collector for Sysstat {
     fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
         let failed = self.read(now, Some(out));
         if failed == 5 {
-            return Err(CollectError(
+            return Err(CollectError::Failed(
                 "every /proc source failed (see the sysstat/ errors); is /proc mounted?".into(),
             ));
         }
@@ -303,7 +303,7 @@ impl Collector for Sysstat {
         };
         let r = out.emit(0, &element);
         core::mem::swap(&mut self.prev, &mut self.cur);
-        r.map_err(|e| CollectError(e.to_string()))
+        r.map_err(|e| CollectError::Failed(e.to_string()))
     }
 }
 
@@ -696,7 +696,10 @@ mod tests {
         let mut c = Sysstat::with_proc_root(&config::Config::default().sysstat, dir.path());
         c.baseline(at(0));
         let err = c.collect(at(1), &mut h.output("sysstat")).unwrap_err();
-        assert!(err.0.contains("every /proc source failed"), "{err}");
+        assert!(
+            err.to_string().contains("every /proc source failed"),
+            "{err}"
+        );
         assert!(h.buffer.is_empty());
         assert_eq!(h.errors.len(), 5);
     }

@@ -56,7 +56,10 @@ impl CollectionConn<'_> {
 }
 
 fn collect_error(e: PoolError) -> CollectError {
-    CollectError(e.to_string())
+    match e {
+        PoolError::Interrupted => CollectError::Interrupted,
+        other => CollectError::Failed(other.to_string()),
+    }
 }
 
 /// Runs `read` over the `[postgres] database` connection (cluster-wide types). A failure
@@ -104,7 +107,7 @@ pub fn emit_cluster<T: serde::Serialize>(
         body,
     };
     out.emit(0, &element)
-        .map_err(|e| CollectError(e.to_string()))
+        .map_err(|e| CollectError::Failed(e.to_string()))
 }
 
 /// For each monitored database, over its own connection: `read`, then `emit` what it read.
@@ -123,7 +126,7 @@ pub fn each_database<T>(
     let mut pool = pool.borrow_mut();
     let databases = pool
         .databases(now.mono_ns, signals)
-        .map_err(|e| CollectError(format!("listing databases: {e}")))?;
+        .map_err(|e| CollectError::Failed(format!("listing databases: {e}")))?;
     let timeout = pool.query_timeout();
     for database in &databases {
         let result = pool.with_client(database, now.mono_ns, signals, |client| {

@@ -218,7 +218,7 @@ impl PgLog {
         match asked {
             Some(Ok(s)) => self.server = Some(s),
             Some(Err(PoolError::Interrupted)) => {
-                return Err(CollectError("interrupted by a stop signal".into()));
+                return Err(CollectError::Interrupted);
             }
             Some(Err(PoolError::Failed(e))) => ask_error = Some(e),
             None => {}
@@ -227,7 +227,7 @@ impl PgLog {
             Source::File(p) => (Some(p.clone()), None),
             Source::Dir(d) => (
                 discover::newest_in(&d.dir, &d.filter).map_err(|e| {
-                    CollectError(format!(
+                    CollectError::Failed(format!(
                         "cannot list the PostgreSQL log directory {}: {e}",
                         d.dir.display()
                     ))
@@ -279,7 +279,7 @@ impl PgLog {
                 _ => None,
             };
             let Some(place) = s.locate(self.cfg.format, logfiles.as_deref()) else {
-                return Err(CollectError(format!(
+                return Err(CollectError::Failed(format!(
                     "PostgreSQL writes no log file the collector can read (log_destination = '{}'); set [pg_log] path",
                     s.log_destination
                 )));
@@ -309,8 +309,8 @@ impl PgLog {
         ) {
             (Ok(Some(p)), _) => Ok((Some(p), None)),
             // The server is the way to find the log here: its error says what to fix.
-            (_, Some(e)) => Err(CollectError(e.to_string())),
-            (_, None) => Err(CollectError(format!(
+            (_, Some(e)) => Err(CollectError::Failed(e.to_string())),
+            (_, None) => Err(CollectError::Failed(format!(
                 "cannot find the PostgreSQL log: {} has no postgresql-*-*.log; set [pg_log] path",
                 discover::DEBIAN_LOG_DIR
             ))),
@@ -341,7 +341,7 @@ impl PgLog {
             max_message_bytes: usize::try_from(self.cfg.max_message_bytes).unwrap_or(usize::MAX),
             max_entry_bytes: MAX_ENTRY_BYTES,
         })
-        .map_err(|e| CollectError(format!("log_line_prefix '{}': {e}", loc.prefix)))?;
+        .map_err(|e| CollectError::Failed(format!("log_line_prefix '{}': {e}", loc.prefix)))?;
         match &mut self.tail {
             Some(t) => t.set_parser(parser),
             None => {
@@ -543,7 +543,7 @@ impl Collector for PgLog {
         if let Some(pos) = tail.position() {
             self.acks.push_mark(pos);
         }
-        let report = result.map_err(CollectError)?;
+        let report = result.map_err(CollectError::Failed)?;
         if self.mode == Mode::Run {
             for e in &report.events {
                 crate::agent_log::info("pg_log", e, &[]);
