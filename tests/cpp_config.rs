@@ -80,12 +80,16 @@ fn the_sample_file_loads_with_its_ignored_sections_named() {
     assert_eq!(
         names(&w),
         [
+            "[tls] cert_file: /etc/pganalytics/collector.crt (the C++ collector's default) does not exist",
+            "[tls] key_file: /etc/pganalytics/collector.key (the C++ collector's default) does not exist",
             "unknown section [collector_threading]",
             "unknown section [postgresql]",
             "unknown section [registration]",
         ]
     );
     assert!(config.contains("databases = [\"postgres\"]"), "{config}");
+    // The missing C++ identity files are taken as unset: the state directory's are used.
+    assert!(config.contains("cert_file = \"\"\n"), "{config}");
     // The sample turns six plugins off; a table with `enabled = false` stays off.
     let pg_schema = config.split("[pg_schema]").nth(1).unwrap();
     assert!(pg_schema.contains("enabled = false"), "{config}");

@@ -1061,6 +1061,7 @@ pub fn load(path: &Path, env: Env) -> Result<Loaded, LoadError> {
     let (mut loaded, seen) = parse_inner(&file, &text, env).map_err(LoadError::Invalid)?;
     let mut ctx = Ctx::new(&text);
     ctx.seen = seen;
+    cpp_identity_defaults(&mut ctx, &mut loaded.config);
     check_files(&mut ctx, &loaded.config, path);
     if !ctx.errors.is_empty() {
         return Err(LoadError::Invalid(ctx.diagnostics(&file, &ctx.errors)));
@@ -1072,6 +1073,34 @@ pub fn load(path: &Path, env: Env) -> Result<Loaded, LoadError> {
         .warnings
         .sort_by_key(|d| (d.line, d.col, d.message.clone()));
     Ok(loaded)
+}
+
+/// The C++ collector's client certificate and key, which its files name at its defaults.
+const CPP_CERT_FILE: &str = "/etc/pganalytics/collector.crt";
+const CPP_KEY_FILE: &str = "/etc/pganalytics/collector.key";
+
+/// C++ compatibility: `[tls] cert_file` / `key_file` at the C++ collector's defaults are used
+/// when the files exist, as there; when they do not, a warning, and the key is taken as unset
+/// (the registration's files in the state directory, if any), instead of the error any other
+/// unreadable file named by the configuration is.
+fn cpp_identity_defaults(ctx: &mut Ctx, c: &mut Config) {
+    for (key, default, slot) in [
+        ("cert_file", CPP_CERT_FILE, &mut c.tls.cert_file),
+        ("key_file", CPP_KEY_FILE, &mut c.tls.key_file),
+    ] {
+        if slot.as_deref() == Some(Path::new(default)) && !Path::new(default).exists() {
+            let at = ctx.key_at("tls", key).unwrap_or(0);
+            ctx.warn(
+                at,
+                format!(
+                    "[tls] {key}: {default} (the C++ collector's default) does not exist, \
+                     ignored: the client certificate of `register` in the state directory is \
+                     used when there is one"
+                ),
+            );
+            *slot = None;
+        }
+    }
 }
 
 /// Others may read it (`o+r`); group read is fine (packages give the file to our group).
