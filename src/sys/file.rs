@@ -351,9 +351,13 @@ pub fn read_capped(path: &std::path::Path, max: usize) -> std::io::Result<Vec<u8
 
 /// Writes `bytes` to `path` atomically with mode 0600: a temporary file in the same directory,
 /// fsync, rename, fsync of the directory. The directory is created (0700) when missing.
+///
+/// The temporary name is random and created with `O_CREAT | O_EXCL | O_NOFOLLOW` (security
+/// rule S7, "secrets at rest"): a file or symlink planted under a predictable name can neither
+/// receive the secret nor redirect the write.
 pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => std::path::Path::new("."),
@@ -365,15 +369,19 @@ pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()
     let name = path
         .file_name()
         .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let mut attempt = 0;
+    let (tmp, mut f) = loop {
+        let mut random = [0u8; 8];
+        crate::util::random_bytes(&mut random).map_err(std::io::Error::other)?;
+        let suffix = crate::util::hex::<16>(&random);
+        match create_temp(dir, &name, &suffix) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 8 => {
+                attempt += 1;
+            }
+            other => break other?,
+        }
+    };
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -388,9 +396,57 @@ pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()
     result
 }
 
+/// Creates `<dir>/.<name>.<suffix>.tmp` new (never an existing file, never through a symlink),
+/// mode 0600.
+fn create_temp(
+    dir: &std::path::Path,
+    name: &str,
+    suffix: &str,
+) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let tmp = dir.join(format!(".{name}.{suffix}.tmp"));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC).bits() as i32)
+        .open(&tmp)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok((tmp, f))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Security rule S7, played by a local user who plants a symlink where the temporary
+    /// file goes: the create fails instead of following it, the target is untouched, and
+    /// `write_private` (random names) still writes the file.
+    #[test]
+    fn a_planted_symlink_never_receives_the_secret() {
+        let dir = std::env::temp_dir().join(format!("pgac-tmpname-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(".collector.token.0123.tmp")).unwrap();
+        let err = create_temp(&dir, "collector.token", "0123").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        write_private(&dir.join("collector.token"), b"secret\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("collector.token")).unwrap(),
+            "secret\n"
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp") && n != ".collector.token.0123.tmp")
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn private_files_are_0600_and_replace_atomically() {
