@@ -4,6 +4,9 @@
 //!   and 900 statements, repeated until a push round holds about 200 KB of JSON;
 //! - build the envelope (`pipeline::envelope::build`) and gzip it (`proto::gzip`, default level
 //!   3): median of 50, and the compression ratio;
+//! - the compression ratio on a realistic payload as well: one push round holding everything a
+//!   real `once` with every metric type on collects from a cluster with 1 000 tables (2 000
+//!   indexes) and as many distinct statements, as a `pg_monitor` member (not repeated);
 //! - one push over loopback TLS 1.3 with the connection reused (`push::conn::Conn`, the
 //!   collector's HTTPS client) to the contract backend of tests/support/backend.rs: median of 50;
 //! - peak RSS (VmHWM) of the shipped binary `run` pushing over TLS with a nearly empty buffer,
@@ -17,6 +20,7 @@
 #[allow(dead_code)]
 mod support;
 
+use pganalytics_collector::collect::registry;
 use pganalytics_collector::config::Config;
 use pganalytics_collector::pipeline::envelope::{self, Header};
 use pganalytics_collector::pipeline::{ElementBuffer, ElementMeta};
@@ -96,6 +100,71 @@ fn real_elements(bin: &str, dir: &Path) -> Vec<String> {
             "--only",
             "sysstat,disk_usage,pg_stats,pg_query_stats,collector_health",
         ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    env["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.to_string())
+        .collect()
+}
+
+/// Every element of one `once` with every metric type on, as a `pg_monitor` member, against a
+/// cluster with `tables` tables (an index each besides the key), one distinct statement per
+/// table in pg_stat_statements and `logging_collector` writing a log for pg_log.
+fn every_type_elements(bin: &str, dir: &Path, tables: usize) -> Vec<String> {
+    let cluster = pg::Cluster::start(pg::Options {
+        settings: vec![
+            "pg_stat_statements.max=10000".to_string(),
+            "max_locks_per_transaction=256".to_string(),
+            "logging_collector=on".to_string(),
+            "log_min_duration_statement=0".to_string(),
+        ],
+        ..pg::Options::default()
+    });
+    let mut sql = String::from("create extension pg_stat_statements;\n");
+    sql.push_str(&pg::bench_tables_sql(tables));
+    for i in 0..tables {
+        sql.push_str(&format!(
+            "select count(*), max(w) from t{i} where v = {};\n",
+            i % 7
+        ));
+    }
+    sql.push_str(&format!(
+        "analyze;\ncreate role collector login password '{pw}' in role pg_monitor;\n\
+         grant select on all tables in schema public to collector;\n",
+        pw = pg::SUPERPASS
+    ));
+    let file = dir.join("every-type.sql");
+    std::fs::write(&file, sql).unwrap();
+    if let Err(e) = cluster.psql_file("postgres", &file) {
+        panic!("every-type.sql: {e}");
+    }
+    let pw = dir.join("pgpw-every");
+    write_secret(&pw, pg::SUPERPASS);
+    let mut cfg_text = format!(
+        "[collector]\nstate_dir = \"{d}\"\n[postgres]\nhost = \"{h}\"\nport = {p}\n\
+         user = \"collector\"\npassword_file = \"{pw}\"\nsslmode = \"disable\"\n",
+        d = dir.display(),
+        h = cluster.dir.display(),
+        p = cluster.port,
+        pw = pw.display()
+    );
+    for name in registry::PLUGIN_NAMES {
+        cfg_text.push_str(&format!("[{name}]\nenabled = true\n"));
+    }
+    let cfg = dir.join("every-type.toml");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let out = Command::new(bin)
+        .args(["once", "--sample-ms", "100", "-c"])
+        .arg(&cfg)
         .output()
         .unwrap();
     assert!(
@@ -283,6 +352,38 @@ fn main() {
     println!(
         "  compressed {} B: ratio {ratio:.1} % smaller (goal: >= 80 %)",
         gz.len()
+    );
+
+    // The realistic payload: one round of everything an every-type `once` collects, as is.
+    let every = every_type_elements(&bin, &dir, 1000);
+    let mut buffer = ElementBuffer::new(every.iter().map(String::len).sum::<usize>() * 2 + 4096);
+    for (i, e) in every.iter().enumerate() {
+        let meta = ElementMeta {
+            source: 0,
+            tag: i as u64,
+        };
+        buffer.push(meta, e.as_bytes(), &mut |_, _| {}).unwrap();
+    }
+    let (mut body, mut taken, mut gz) = (Vec::new(), Vec::new(), Vec::new());
+    envelope::build(&header, &mut buffer, None, &mut body, &mut taken);
+    gzip::compress(&body, gzip::DEFAULT_LEVEL, &mut gz);
+    let mut types: Vec<String> = every
+        .iter()
+        .filter_map(|e| {
+            serde_json::from_str::<serde_json::Value>(e).ok()?["type"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    types.sort();
+    types.dedup();
+    println!(
+        "  realistic payload (every type, 1 000 tables, pg_monitor): {} elements, {} B of JSON -> {} B gzip: ratio {:.1} % smaller (types {:?})",
+        taken.len(),
+        body.len(),
+        gz.len(),
+        100.0 * (1.0 - gz.len() as f64 / body.len() as f64),
+        types
     );
 
     // One push over loopback TLS 1.3, connection reused, with the collector's client. The
