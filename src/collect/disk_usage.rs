@@ -1,14 +1,19 @@
 //! `disk_usage` (docs/metrics.md, `disk_usage`): filesystems from /proc/self/mountinfo and `statfs`.
 //!
-//! mountinfo is streamed line by line through the fixed line buffer; each kept mount is
-//! statted and written into the element as it comes, so a container host with thousands of
-//! mounts costs no more memory than one with ten.
+//! mountinfo is read only when the kernel says the mount table changed (`poll` on the kept-open
+//! file reports `POLLPRI`), and at the first collection; the mounts it keeps are remembered in
+//! a bounded table ([`KEPT_BYTES`] of paths, [`MAX_DEVICES`] mounts) and `statfs` runs on each
+//! of them every collection. A steady host therefore pays one `poll` and one `statfs` per
+//! filesystem per collection, not the kernel's generation of its whole mount table. It is
+//! streamed line by line through the fixed line buffer, so a container host with thousands of
+//! mounts costs no more memory than the mounts kept.
 //!
 //! Kept: sources that are block devices (`/dev/…`) plus the fstypes of `include_fstypes` (an
 //! allowlist: statfs cannot be bounded in time and hangs on a dead network mount, so network and
 //! FUSE filesystems are statted only when the user asks). A device (major:minor) mounted several
-//! times (bind mounts) is reported once, at its first mount point. A mount that cannot be
-//! statted is reported in `collector_health.errors` as `disk_usage/<mount point>` and skipped.
+//! times (bind mounts) is reported once, at its first mount point that can be statted. A mount
+//! that cannot be statted is reported in `collector_health.errors` as `disk_usage/<mount point>`
+//! and skipped.
 
 use super::{CollectError, Collector, Now, Output, round2};
 use crate::config;
@@ -16,12 +21,28 @@ use crate::sys::file::{FileError, Line, LineReader, ProcFile};
 use crate::sys::procfs::mountinfo::{self, MOUNT_PATH_CAP, MountInfo};
 use crate::sys::statfs::{FsUsage, statfs};
 use core::ffi::CStr;
+use core::ops::Range;
 use serde::Serialize;
 
-/// Devices remembered per collection for bind-mount de-duplication.
+/// Devices remembered per collection for bind-mount de-duplication, and mounts kept.
 pub const MAX_DEVICES: usize = 4096;
 
+/// Bytes of mount points, sources and fstypes kept between reads of mountinfo. Past it, the
+/// further bind mounts of a device already kept are dropped first (it is reported at its
+/// first mount point anyway), then other mounts, counted in an error.
+pub const KEPT_BYTES: usize = 256 * 1024;
+
 const GIB: u64 = 1 << 30;
+
+/// A mount kept from mountinfo: ranges into [`DiskUsage::names`].
+struct Kept {
+    dev: u64,
+    read_only: bool,
+    /// The decoded mount point; `names[mount.end]` is its NUL.
+    mount: Range<usize>,
+    source: Range<usize>,
+    fstype: Range<usize>,
+}
 
 pub struct DiskUsage {
     include_fstypes: Vec<String>,
@@ -29,11 +50,22 @@ pub struct DiskUsage {
     mountinfo: ProcFile,
     mountinfo_name: String,
     reader: LineReader,
+    /// The mounts kept at the last read of mountinfo, in its order.
+    kept: Vec<Kept>,
+    /// Their names, back to back.
+    names: Vec<u8>,
+    /// Whether `kept` reflects a complete read (false: read mountinfo at the next collection).
+    loaded: bool,
+    /// Lines of the last read that could not be parsed, and the first one's story.
+    bad_lines: usize,
+    first_bad: Option<String>,
+    /// Mounts of the last read that did not fit [`KEPT_BYTES`] or [`MAX_DEVICES`].
+    not_kept: usize,
     /// major:minor of the devices reported in this collection.
     seen: Box<heapless::Vec<u64, MAX_DEVICES>>,
-    /// Decoded mount point, NUL-terminated for statfs.
-    mount: Box<[u8; MOUNT_PATH_CAP + 1]>,
-    /// Decoded source.
+    /// Decoded mount point (scratch of a read).
+    mount: Box<[u8; MOUNT_PATH_CAP]>,
+    /// Decoded source (scratch of a read).
     source: Box<[u8; MOUNT_PATH_CAP]>,
     /// The element being written.
     json: Vec<u8>,
@@ -55,11 +87,105 @@ impl DiskUsage {
                 std::ffi::CString::new(path.into_os_string().into_vec()).unwrap_or_default(),
             ),
             reader: LineReader::new(),
+            kept: Vec::new(),
+            names: Vec::new(),
+            loaded: false,
+            bad_lines: 0,
+            first_bad: None,
+            not_kept: 0,
             seen: Box::default(),
-            mount: Box::new([0; MOUNT_PATH_CAP + 1]),
+            mount: Box::new([0; MOUNT_PATH_CAP]),
             source: Box::new([0; MOUNT_PATH_CAP]),
             json: Vec::new(),
         }
+    }
+
+    /// Reads mountinfo into `kept` (the mounts [`wanted`], in order). On a read error the
+    /// table is left incomplete and marked so: the next collection reads again.
+    fn load(&mut self) -> Result<(), FileError<core::convert::Infallible>> {
+        let DiskUsage {
+            include_fstypes,
+            mountinfo: file,
+            reader,
+            kept,
+            names,
+            loaded,
+            bad_lines,
+            first_bad,
+            not_kept,
+            mount,
+            source,
+            ..
+        } = self;
+        kept.clear();
+        names.clear();
+        *loaded = false;
+        *bad_lines = 0;
+        *first_bad = None;
+        *not_kept = 0;
+        let mut line_no = 0usize;
+        reader.for_each_file_line(file, |line| {
+            line_no += 1;
+            let mut bad = |story: String| {
+                *bad_lines += 1;
+                first_bad.get_or_insert(story);
+            };
+            let raw = match line {
+                Line::Full(l) => l,
+                Line::Long(_) => {
+                    bad(format!(
+                        "line {line_no}: longer than the read buffer, skipped"
+                    ));
+                    return Ok(());
+                }
+            };
+            let m = match mountinfo::parse_line(raw) {
+                Ok(m) => m,
+                Err(e) => {
+                    bad(format!("line {line_no}: {e}"));
+                    return Ok(());
+                }
+            };
+            if !wanted(include_fstypes, &m) {
+                return Ok(());
+            }
+            let mount_point = match mountinfo::unescape(m.mount_point, &mut mount[..]) {
+                Ok(p) => p,
+                Err(e) => {
+                    bad(format!("line {line_no}: {e}"));
+                    return Ok(());
+                }
+            };
+            let src = mountinfo::unescape(m.source, &mut source[..]).unwrap_or(&[]);
+            let dev = (u64::from(m.major) << 32) | u64::from(m.minor);
+            let need = mount_point.len() + 1 + src.len() + m.fstype.len();
+            if names.len() + need > KEPT_BYTES || kept.len() >= MAX_DEVICES {
+                // Another bind mount of a device already kept adds nothing but a fallback.
+                if !kept.iter().any(|k| k.dev == dev) {
+                    *not_kept += 1;
+                }
+                return Ok(());
+            }
+            let push = |names: &mut Vec<u8>, bytes: &[u8]| {
+                let start = names.len();
+                names.extend_from_slice(bytes);
+                start..names.len()
+            };
+            let mount_range = push(names, mount_point);
+            names.push(0);
+            let source_range = push(names, src);
+            let fstype_range = push(names, m.fstype);
+            kept.push(Kept {
+                dev,
+                read_only: m.read_only(),
+                mount: mount_range,
+                source: source_range,
+                fstype: fstype_range,
+            });
+            Ok::<(), core::convert::Infallible>(())
+        })?;
+        *loaded = true;
+        Ok(())
     }
 }
 
@@ -130,6 +256,18 @@ impl Collector for DiskUsage {
     }
 
     fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
+        if !self.loaded || self.mountinfo.changed() {
+            match self.load() {
+                Ok(()) => {}
+                Err(FileError::Parse(never)) => match never {},
+                Err(e) => {
+                    return Err(CollectError::Failed(format!(
+                        "{}: {e}",
+                        self.mountinfo_name
+                    )));
+                }
+            }
+        }
         self.seen.clear();
         let mut json = core::mem::take(&mut self.json);
         json.clear();
@@ -140,63 +278,20 @@ impl Collector for DiskUsage {
         }
         json.extend_from_slice(b"\",\"filesystems\":[");
         let mut count = 0usize;
-        let mut bad_lines = 0usize;
-        let mut first_bad: Option<String> = None;
-        let mut line_no = 0usize;
-
-        let DiskUsage {
-            include_fstypes,
-            mountinfo: mountinfo_path,
-            reader,
-            seen,
-            mount,
-            source,
-            ..
-        } = self;
-        let result = reader.for_each_file_line(mountinfo_path, |line| {
-            line_no += 1;
-            let raw = match line {
-                Line::Full(l) => l,
-                Line::Long(_) => {
-                    bad_lines += 1;
-                    first_bad.get_or_insert_with(|| {
-                        format!("line {line_no}: longer than the read buffer, skipped")
-                    });
-                    return Ok::<(), core::convert::Infallible>(());
-                }
-            };
-            let m = match mountinfo::parse_line(raw) {
-                Ok(m) => m,
-                Err(e) => {
-                    bad_lines += 1;
-                    first_bad.get_or_insert_with(|| format!("line {line_no}: {e}"));
-                    return Ok(());
-                }
-            };
-            if !wanted(include_fstypes, &m) {
-                return Ok(());
+        for k in &self.kept {
+            if self.seen.contains(&k.dev) {
+                continue;
             }
-            let dev = (u64::from(m.major) << 32) | u64::from(m.minor);
-            if seen.contains(&dev) {
-                return Ok(());
-            }
-            let mount_len = match mountinfo::unescape(m.mount_point, &mut mount[..MOUNT_PATH_CAP]) {
-                Ok(s) => s.len(),
-                Err(e) => {
-                    bad_lines += 1;
-                    first_bad.get_or_insert_with(|| format!("line {line_no}: {e}"));
-                    return Ok(());
-                }
-            };
-            mount[mount_len] = 0;
-            let mount_text = text(&mount[..mount_len]);
-            let Ok(path) = CStr::from_bytes_with_nul(&mount[..=mount_len]) else {
+            let name = |r: &Range<usize>| text(self.names.get(r.clone()).unwrap_or(&[]));
+            let mount_text = name(&k.mount);
+            let with_nul = self.names.get(k.mount.start..=k.mount.end).unwrap_or(&[]);
+            let Ok(path) = CStr::from_bytes_with_nul(with_nul) else {
                 // A NUL inside a decoded path (\000): not a path statfs can take.
                 out.error(
                     &format!("disk_usage/{mount_text}"),
                     format_args!("{mount_text}: mount point contains a NUL byte; skipped"),
                 );
-                return Ok(());
+                continue;
             };
             let usage = match statfs(path) {
                 Ok(u) => u,
@@ -205,45 +300,46 @@ impl Collector for DiskUsage {
                         &format!("disk_usage/{mount_text}"),
                         format_args!("statfs {mount_text}: {e}; skipped"),
                     );
-                    return Ok(());
+                    continue;
                 }
             };
-            let _ = seen.push(dev);
-            let source_len = mountinfo::unescape(m.source, &mut source[..])
-                .map(|s| s.len())
-                .unwrap_or(0);
-            let source = text(&source[..source_len]);
-            let fstype = text(m.fstype);
+            let _ = self.seen.push(k.dev);
             if count > 0 {
                 json.push(b',');
             }
-            let fs = fs_json(&source, &mount_text, &fstype, &usage, m.read_only());
+            let (source, fstype) = (name(&k.source), name(&k.fstype));
+            let fs = fs_json(&source, &mount_text, &fstype, &usage, k.read_only);
             // unwrap: serializing plain fields into a Vec cannot fail.
             serde_json::to_writer(&mut json, &fs).unwrap();
             count += 1;
-            Ok(())
-        });
+        }
         json.extend_from_slice(b"]}");
-        if bad_lines > 0 {
+        if self.bad_lines > 0 {
             out.error(
                 "disk_usage/self/mountinfo",
                 format_args!(
-                    "{}: {bad_lines} unreadable lines skipped (first: {})",
+                    "{}: {} unreadable lines skipped (first: {})",
                     self.mountinfo_name,
-                    first_bad.as_deref().unwrap_or("?")
+                    self.bad_lines,
+                    self.first_bad.as_deref().unwrap_or("?")
                 ),
             );
         }
-        let r = match result {
-            Ok(()) => out
-                .emit_raw(0, &json)
-                .map_err(|e| CollectError::Failed(e.to_string())),
-            Err(FileError::Parse(never)) => match never {},
-            Err(e) => Err(CollectError::Failed(format!(
-                "{}: {e}",
-                self.mountinfo_name
-            ))),
-        };
+        if self.not_kept > 0 {
+            out.error(
+                "disk_usage/kept",
+                format_args!(
+                    "{}: {} mounts not reported: more than {MAX_DEVICES} mounts or {} KiB of names kept; \
+                     narrow include_fstypes",
+                    self.mountinfo_name,
+                    self.not_kept,
+                    KEPT_BYTES / 1024
+                ),
+            );
+        }
+        let r = out
+            .emit_raw(0, &json)
+            .map_err(|e| CollectError::Failed(e.to_string()));
         self.json = json;
         r
     }
@@ -352,6 +448,69 @@ mod tests {
         c.collect(now(), &mut h.output("disk_usage")).unwrap();
         let v = h.single();
         assert!(!v["filesystems"].as_array().unwrap().is_empty());
+    }
+
+    /// mountinfo is read once, then only when the kernel reports a change: a captured file
+    /// (a regular file never reports one) rewritten after the first collection is not read
+    /// again, while statfs still runs every collection.
+    #[test]
+    fn mountinfo_is_not_read_again_without_a_change() {
+        let root = proc_with_mountinfo("1 0 254:0 / / rw - ext4 /dev/vda rw\n");
+        let mut c =
+            DiskUsage::with_proc_root(&crate::config::Config::default().disk_usage, root.path());
+        let mut h = OutputHarness::new();
+        c.collect(now(), &mut h.output("disk_usage")).unwrap();
+        std::fs::write(
+            root.path().join("self/mountinfo"),
+            "1 0 254:0 / / rw - ext4 /dev/vda rw\n2 1 8:1 / /tmp rw - ext4 /dev/sdb1 rw\n",
+        )
+        .unwrap();
+        let mut h = OutputHarness::new();
+        c.collect(now(), &mut h.output("disk_usage")).unwrap();
+        let v = h.single();
+        assert_eq!(v["filesystems"].as_array().unwrap().len(), 1, "{v}");
+    }
+
+    /// The real thing: a tmpfs mounted (tests run as root) after the first collection appears
+    /// in the next one, because the kept-open /proc/self/mountinfo reports POLLPRI; unmounted,
+    /// it goes. Without a change, the second collection reuses the table.
+    #[test]
+    fn a_mount_and_an_unmount_are_seen_through_pollpri() {
+        struct Mounted(std::path::PathBuf);
+        impl Drop for Mounted {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let tmp = TempDir::new();
+        let point = tmp.path().join("pollpri tmpfs");
+        std::fs::create_dir_all(&point).unwrap();
+        let mut cfg = crate::config::Config::default().disk_usage;
+        cfg.include_fstypes = vec!["tmpfs".into()];
+        let mut c = DiskUsage::new(&cfg);
+        let mounts = |c: &mut DiskUsage| -> Vec<String> {
+            let mut h = OutputHarness::new();
+            c.collect(now(), &mut h.output("disk_usage")).unwrap();
+            h.single()["filesystems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["mount"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let want = point.to_str().unwrap().to_string();
+        assert!(!mounts(&mut c).contains(&want));
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "pollpri-test"])
+            .arg(&point)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount (tests run as root)");
+        let guard = Mounted(point.clone());
+        assert!(mounts(&mut c).contains(&want));
+        assert!(mounts(&mut c).contains(&want), "kept without a change");
+        drop(guard);
+        assert!(!mounts(&mut c).contains(&want));
     }
 
     #[test]

@@ -3,10 +3,11 @@
 
 use super::Errors;
 use crate::pipeline::Stats;
-use crate::sys::file::read_small;
+use crate::sys::file::{ProcFile, read_small_file};
 use crate::sys::procfs::pid_stat;
 use crate::util::Rfc3339;
 use serde::Serialize;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 /// Resident memory and CPU time of this process, from /proc/self/stat.
@@ -17,10 +18,20 @@ pub struct ProcessUsage {
     pub cpu_system_secs: f64,
 }
 
+thread_local! {
+    /// /proc/self/stat, kept open (one thread, one process: `self` is resolved at the open).
+    static SELF_STAT: RefCell<ProcFile> = RefCell::new(ProcFile::new(c"/proc/self/stat".into()));
+}
+
 /// Reads /proc/self/stat (None when /proc is unreadable: the fields are then `null`).
 pub fn process_usage() -> Option<ProcessUsage> {
     let mut buf = [0u8; 1024];
-    let bytes = read_small(c"/proc/self/stat", &mut buf).ok()?;
+    let bytes = SELF_STAT
+        .with(|f| {
+            let mut f = f.try_borrow_mut().ok()?;
+            read_small_file(&mut f, &mut buf).ok().map(<[u8]>::len)
+        })
+        .and_then(|n| buf.get(..n))?;
     let st = pid_stat::parse(bytes).ok()?;
     let ticks = crate::sys::process::clock_ticks_per_second().max(1) as f64;
     let page = crate::sys::process::page_size() as u64;

@@ -22,9 +22,11 @@ use core::fmt;
 
 use std::ffi::CString;
 
+use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
+use rustix::time::Timespec;
 
 // LINE_BUF: bytes of the read buffer every /proc file is streamed through, the parsers'
 // longest line.
@@ -298,6 +300,27 @@ impl ProcFile {
 
     pub fn path(&self) -> &CStr {
         &self.path
+    }
+
+    /// Whether the file must be read again, for a file whose changes the kernel signals with
+    /// `POLLPRI` (`/proc/self/mountinfo`: the mount table changed). True when no descriptor is
+    /// open (nothing read yet, or the last read failed) or when `poll` with a zero timeout
+    /// reports `POLLPRI` or `POLLERR` (the kernel clears that report as it gives it, so call
+    /// this before reading, never after). A regular file never reports it. Never waits.
+    pub fn changed(&mut self) -> bool {
+        let Some(fd) = self.fd.as_ref() else {
+            return true;
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::PRI)];
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match poll(&mut fds, Some(&now)) {
+            Ok(_) => fds[0].revents().intersects(PollFlags::PRI | PollFlags::ERR),
+            // Unknown: read it again rather than keep a table that may be stale.
+            Err(_) => true,
+        }
     }
 
     /// The open descriptor, opening the file when it is not.

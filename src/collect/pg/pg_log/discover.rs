@@ -126,15 +126,24 @@ pub fn format_for(config: PgLogFormat, file: &Path) -> Format {
     })
 }
 
-/// The destination to follow when `log_destination` names several: the structured ones first
-/// (they carry every field), then stderr. `None` when none of the three is written to a file.
-pub fn pick_destination(log_destination: &str) -> Option<&'static str> {
+/// The destination to follow when `log_destination` names several: the one of `[pg_log]
+/// format` when it is set and written; otherwise the structured ones first (they carry every
+/// field), then stderr. `None` when none of the three is written to a file.
+pub fn pick_destination(log_destination: &str, format: PgLogFormat) -> Option<&'static str> {
     let has = |d: &str| {
         log_destination
             .split(',')
             .any(|x| x.trim().eq_ignore_ascii_case(d))
     };
-    ["jsonlog", "csvlog", "stderr"].into_iter().find(|d| has(d))
+    let asked = match format {
+        PgLogFormat::Auto => None,
+        PgLogFormat::Stderr => Some("stderr"),
+        PgLogFormat::Csvlog => Some("csvlog"),
+        PgLogFormat::Jsonlog => Some("jsonlog"),
+    };
+    asked
+        .filter(|d| has(d))
+        .or_else(|| ["jsonlog", "csvlog", "stderr"].into_iter().find(|d| has(d)))
 }
 
 /// The file suffix PostgreSQL gives a destination's file (`log_filename` then gets `.csv` or
@@ -268,7 +277,7 @@ impl ServerLogging {
     pub fn locate(&self, format: PgLogFormat, current_logfiles: Option<&[u8]>) -> Option<Place> {
         let data = self.data_directory.as_deref().map(Path::new);
         if self.logging_collector {
-            let dest = pick_destination(&self.log_destination)?;
+            let dest = pick_destination(&self.log_destination, format)?;
             let dir = self.log_directory.as_deref().map(|d| match data {
                 Some(base) => resolve(base, Path::new(d)),
                 None => PathBuf::from(d),
@@ -375,10 +384,32 @@ mod tests {
             format_for(PgLogFormat::Csvlog, p("/l/a.log")),
             Format::Csvlog
         );
-        assert_eq!(pick_destination("stderr"), Some("stderr"));
-        assert_eq!(pick_destination("stderr, csvlog"), Some("csvlog"));
-        assert_eq!(pick_destination("csvlog,jsonlog"), Some("jsonlog"));
-        assert_eq!(pick_destination("syslog"), None);
+        assert_eq!(
+            pick_destination("stderr", PgLogFormat::Auto),
+            Some("stderr")
+        );
+        assert_eq!(
+            pick_destination("stderr, csvlog", PgLogFormat::Auto),
+            Some("csvlog")
+        );
+        assert_eq!(
+            pick_destination("csvlog,jsonlog", PgLogFormat::Auto),
+            Some("jsonlog")
+        );
+        // `[pg_log] format` names the destination to follow when the server writes it.
+        assert_eq!(
+            pick_destination("stderr,jsonlog", PgLogFormat::Stderr),
+            Some("stderr")
+        );
+        assert_eq!(
+            pick_destination("stderr,csvlog,jsonlog", PgLogFormat::Csvlog),
+            Some("csvlog")
+        );
+        assert_eq!(
+            pick_destination("jsonlog", PgLogFormat::Stderr),
+            Some("jsonlog")
+        );
+        assert_eq!(pick_destination("syslog", PgLogFormat::Stderr), None);
     }
 
     /// Captured from PostgreSQL 15.18 (Debian 12) with `logging_collector = on` and
@@ -475,6 +506,18 @@ mod tests {
             .unwrap();
         assert_eq!(p.current.as_deref(), Some(Path::new("/var/log/pg/a.csv")));
         assert_eq!(p.dir.unwrap().filter, Filter::Suffix(".csv".into()));
+        // `format = "stderr"` follows the stderr file even when a structured one is written.
+        let mut s = settings();
+        s.log_destination = "stderr,jsonlog".into();
+        s.log_directory = Some("/var/log/pg".into());
+        let p = s
+            .locate(
+                PgLogFormat::Stderr,
+                Some(b"stderr /var/log/pg/a.log\njsonlog /var/log/pg/a.json\n"),
+            )
+            .unwrap();
+        assert_eq!(p.current.as_deref(), Some(Path::new("/var/log/pg/a.log")));
+        assert_eq!(p.dir.unwrap().filter, Filter::Suffix(".log".into()));
         // No logging collector: Debian's file.
         let mut s = settings();
         s.logging_collector = false;

@@ -154,6 +154,7 @@ impl PgLog {
 
     /// Asks the server for its logging settings and current file.
     fn ask_server(&mut self, now: Now, out: &Output<'_>) -> Result<ServerLogging, PoolError> {
+        let format = self.cfg.format;
         let timeout = self.pool.borrow().query_timeout();
         let signals = out.signals();
         self.pool
@@ -183,7 +184,7 @@ impl PgLog {
                     s.version_num = c.server_version_num();
                 }
                 if s.logging_collector
-                    && let Some(dest) = discover::pick_destination(&s.log_destination)
+                    && let Some(dest) = discover::pick_destination(&s.log_destination, format)
                 {
                     // Needs superuser or pg_monitor: without it, current_logfiles or the
                     // directory's newest file answer.
