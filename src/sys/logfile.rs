@@ -6,8 +6,11 @@
 //! decide anything: whether a file was rotated, truncated or replaced is decided from the
 //! [`Meta`] returned here by the tailer's pure `check` and `order_successors`.
 //!
-//! A file is opened `O_RDONLY | O_CLOEXEC | O_NONBLOCK` (a FIFO in the log directory must not
-//! block the one thread); the descriptor keeps a renamed or deleted file readable.
+//! A file is opened `O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW` (a FIFO in the log
+//! directory must not block the one thread, a symbolic link is not followed), either by path
+//! ([`open_nofollow`]) or inside a directory opened `O_DIRECTORY` ([`open_at`], after
+//! [`stat_at`]); which to use and what to accept is decided by the pg_log collector's
+//! `contain`. The descriptor keeps a renamed or deleted file readable.
 
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
@@ -37,17 +40,6 @@ impl Meta {
             mtime: (md.mtime(), md.mtime_nsec()),
         }
     }
-}
-
-/// `open(2)` for reading, then `fstat(2)` of what was opened.
-pub fn open(path: &Path) -> Result<(OwnedFd, Meta), Errno> {
-    let fd = rustix::fs::open(
-        path,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
-        Mode::empty(),
-    )?;
-    let meta = fstat(&fd)?;
-    Ok((fd, meta))
 }
 
 /// `fstat(2)`.
@@ -105,12 +97,6 @@ impl DirEntry {
 
     pub fn path(&self) -> PathBuf {
         self.0.path()
-    }
-
-    /// `stat(2)` of the entry, following a symbolic link: `None` unless a regular file.
-    pub fn stat_regular(&self) -> Option<Meta> {
-        let md = std::fs::metadata(self.0.path()).ok()?;
-        md.is_file().then(|| Meta::of(&md))
     }
 
     /// `lstat(2)` of the entry (a symbolic link is not followed): `None` unless a regular file.
