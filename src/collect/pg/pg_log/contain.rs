@@ -324,6 +324,40 @@ mod tests {
         }
     }
 
+    /// A server that claims `data_directory = '/'` and `log_directory = 'etc'` makes `/etc` its
+    /// log directory; `/etc/shadow` (and `/etc/passwd`) still belong to root, the owner of the
+    /// claimed data directory, and are refused as root's; `../etc/shadow` is outside.
+    #[test]
+    fn a_claimed_data_directory_does_not_open_root_files() {
+        use super::super::discover::ServerLogging;
+        let s = ServerLogging {
+            log_destination: "stderr".into(),
+            logging_collector: true,
+            log_directory: Some("etc".into()),
+            data_directory: Some("/".into()),
+            current_logfile: Some("etc/passwd".into()),
+            version_num: 150_004,
+            ..ServerLogging::default()
+        };
+        let place = s.locate(crate::config::PgLogFormat::Auto, None).unwrap();
+        let dir = place.dir.unwrap().dir;
+        assert_eq!(dir, Path::new("/etc"));
+        let rule = Rule::Server {
+            dir: dir.clone(),
+            owner: logfile::owner_of(Path::new("/")),
+            me: logfile::euid().wrapping_add(1),
+        };
+        let current = place.current.unwrap();
+        assert_eq!(
+            open(&rule, &current).err(),
+            Some(OpenError::Refused(Refusal::Owner { uid: 0, want: None }))
+        );
+        assert_eq!(
+            check(&rule, Path::new("/etc/../etc/shadow")).err(),
+            Some(OpenError::Refused(Refusal::Outside(dir)))
+        );
+    }
+
     /// Real files, real modes: a regular file, a symbolic link to it, a FIFO, `/dev/zero`,
     /// under both rules. Nothing blocks (the FIFO has no writer).
     #[test]
