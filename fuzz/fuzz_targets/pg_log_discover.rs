@@ -41,10 +41,12 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(n) = name_in(Path::new(&log_dir), Path::new(&path)) {
         let mut comps = Path::new(n).components();
         assert!(matches!(comps.next(), Some(Component::Normal(_))) && comps.next().is_none());
-        assert!(Path::new(&log_dir)
-            .join(n)
-            .components()
-            .eq(Path::new(&path).components()));
+        assert!(
+            Path::new(&log_dir)
+                .join(n)
+                .components()
+                .eq(Path::new(&path).components())
+        );
     }
 
     let server = ServerLogging {
