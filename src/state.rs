@@ -74,6 +74,55 @@ impl StateDir {
     }
 }
 
+/// What is wrong with the state directory at `dir` for a collector running as `uid`
+/// (SECURITY.md, "Secrets at rest"): one line per problem, each saying what to run. The
+/// directory must belong to `uid` and not be writable by group or others (anyone who can
+/// write there can replace `remote-config.toml` or the offsets); the private key and the
+/// token in it must not be readable by others. A directory that does not exist yet is fine
+/// (it is created 0700).
+pub fn check(dir: &Path, uid: u32) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut problems = Vec::new();
+    let md = match std::fs::metadata(dir) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return problems,
+        Err(e) => {
+            problems.push(format!("state directory {}: {e}", dir.display()));
+            return problems;
+        }
+    };
+    let d = dir.display();
+    if !md.is_dir() {
+        problems.push(format!(
+            "state directory {d} is not a directory; set [collector] state_dir to a directory"
+        ));
+        return problems;
+    }
+    if md.uid() != uid {
+        problems.push(format!(
+            "state directory {d} belongs to uid {}, not to the collector's uid {uid}; run chown {uid} {d}",
+            md.uid()
+        ));
+    }
+    if md.mode() & 0o022 != 0 {
+        problems.push(format!(
+            "state directory {d} is writable by group or others (mode {:o}); run chmod go-w {d}",
+            md.mode() & 0o7777
+        ));
+    }
+    for name in [KEY, TOKEN] {
+        let f = dir.join(name);
+        if std::fs::metadata(&f).is_ok_and(|m| m.mode() & 0o004 != 0) {
+            problems.push(format!(
+                "{} holds a secret and is readable by others; run chmod o-r {}",
+                f.display(),
+                f.display()
+            ));
+        }
+    }
+    problems
+}
+
 /// The private atomic write, for files kept elsewhere by configuration (`[auth] token_file`).
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     crate::sys::file::write_private(path, bytes)
@@ -83,6 +132,42 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// Real directories and modes: the owner, group/other write, a token readable by others.
+    #[test]
+    fn the_state_directory_must_be_ours_and_closed() {
+        let root = std::env::temp_dir().join(format!("pgac-statecheck-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("state");
+        let me = rustix::process::geteuid().as_raw();
+        assert!(check(&dir, me).is_empty(), "missing: created later");
+        let state = StateDir::new(&dir);
+        state.write(TOKEN, b"t\n").unwrap();
+        assert!(check(&dir, me).is_empty());
+        let other = me.wrapping_add(1);
+        let p = check(&dir, other);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("not to the collector's uid") && p[0].contains("run chown"));
+        let set = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        set(&dir, 0o770).unwrap();
+        let p = check(&dir, me);
+        assert_eq!(
+            p,
+            vec![format!(
+                "state directory {} is writable by group or others (mode 770); run chmod go-w {}",
+                dir.display(),
+                dir.display()
+            )]
+        );
+        set(&dir, 0o700).unwrap();
+        set(&state.file(TOKEN), 0o644).unwrap();
+        let p = check(&dir, me);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("collector.token holds a secret") && p[0].contains("chmod o-r"));
+        set(&state.file(TOKEN), 0o640).unwrap();
+        assert!(check(&dir, me).is_empty(), "group read is fine");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn files_are_private_and_the_id_is_its_first_line() {

@@ -18,6 +18,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_pganalytics-collector");
 fn config(dir: &Dir, c: &Cluster, collector: &str, postgres_extra: &str, extra: &str) -> PathBuf {
     let pw = dir.0.join("pw");
     std::fs::write(&pw, format!("{SUPERPASS}\n")).unwrap();
+    // Secret files others can read are refused (SECURITY.md).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
     let cfg = dir.0.join("collector.toml");
     std::fs::write(
         &cfg,

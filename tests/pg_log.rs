@@ -634,6 +634,12 @@ fn push_sink_restart_while_the_backend_fails_delivers_each_entry_once() {
         format!("{}\n", b.issue_token(id, HOST)),
     )
     .unwrap();
+    // A token others can read is refused at start (SECURITY.md).
+    std::fs::set_permissions(
+        state.join("collector.token"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let ca = b.certs.write(&dir.0).ca;
     let cfg = config(&dir, &c, "start_at = \"beginning\"");
     let text = std::fs::read_to_string(&cfg).unwrap().replace(

@@ -22,6 +22,9 @@ const ALL: &str = "pg_replication,pg_server,pg_connections,pg_locks,pg_cache,pg_
 fn config(dir: &Dir, c: &Cluster, postgres_extra: &str, extra: &str) -> PathBuf {
     let pw = dir.0.join("pw");
     std::fs::write(&pw, format!("{SUPERPASS}\n")).unwrap();
+    // Secret files others can read are refused (SECURITY.md).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
     let cfg = dir.0.join(format!("collector-{}.toml", c.port));
     std::fs::write(
         &cfg,

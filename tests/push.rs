@@ -1371,7 +1371,9 @@ fn openssl_s_server_tls13_is_spoken_and_tls12_refused() {
              [pg_replication]\nenabled = false\n[pg_server]\nenabled = false\n",
             dir.0.display().to_string(),
             files.ca.display().to_string(),
-            dir.file("jwt", "k\n").display().to_string(),
+            dir.file("jwt", "k-0123456789abcdef0123456789abcdef\n")
+                .display()
+                .to_string(),
         );
         let cfg = dir.file("c.toml", &cfg_text);
         let (_, err) = run_once(&cfg);
@@ -1524,11 +1526,11 @@ fn sigterm_with_the_backend_hanging_makes_a_last_push_and_exits_after_5_seconds(
 #[test]
 fn shared_secret_tokens_verify_and_carry_exactly_the_protocol_claims() {
     let b = Backend::start(Options {
-        shared_key: Some(b"the shared key".to_vec()),
+        shared_key: Some(b"the shared key, at least 32 bytes long".to_vec()),
         ..Options::default()
     });
     let dir = TempDir::new("shared");
-    let key = dir.file("jwt.key", "the shared key\n");
+    let key = dir.file("jwt.key", "the shared key, at least 32 bytes long\n");
     let cfg = Cfg::new(&dir, &b)
         .set("collector", "id", "\"shared-1\"")
         .set("auth", "mode", "\"shared_secret\"")
@@ -1547,8 +1549,8 @@ fn shared_secret_tokens_verify_and_carry_exactly_the_protocol_claims() {
         !token.contains(' ') && !token.contains('='),
         "one space, no padding"
     );
-    let claims =
-        backend::verify(b"the shared key", token).expect("HMAC over the key without its newline");
+    let claims = backend::verify(b"the shared key, at least 32 bytes long", token)
+        .expect("HMAC over the key without its newline");
     let header: Value =
         serde_json::from_slice(&backend::b64url_decode(token.split('.').next().unwrap()).unwrap())
             .unwrap();
@@ -1684,7 +1686,7 @@ fn config_pull_is_applied_persisted_filtered_and_reapplied_after_a_restart() {
 fn the_configs_these_tests_write_are_valid() {
     let b = Backend::start(Options::default());
     let dir = TempDir::new("cfgcheck");
-    let key = dir.file("jwt.key", "k\n");
+    let key = dir.file("jwt.key", "k-0123456789abcdef0123456789abcdef\n");
     let files = b.certs.write(&dir.0);
     let path = |p: &Path| format!("{:?}", p.display().to_string());
     let mut cfg = Cfg::new(&dir, &b);

@@ -291,7 +291,8 @@ fn run_once_pushes_to_a_loopback_backend() {
         }
     });
     let key = dir.join("jwt.key");
-    std::fs::write(&key, "secret\n").unwrap();
+    std::fs::write(&key, "secret-0123456789abcdef0123456789abcdef\n").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let config = dir.join("collector.toml");
     std::fs::write(
         &config,
@@ -369,7 +370,8 @@ fn run_backs_off_resends_the_same_batch_pulls_config_and_stops_on_sigterm() {
         }
     });
     let key = dir.join("jwt.key");
-    std::fs::write(&key, "secret\n").unwrap();
+    std::fs::write(&key, "secret-0123456789abcdef0123456789abcdef\n").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let state = dir.join("state");
     let config = dir.join("collector.toml");
     std::fs::write(

@@ -112,6 +112,9 @@ fn once(o: &cli::Once) -> i32 {
         Err(code) => return code,
     };
     agent_log::configure(config.logging.level, config.logging.format);
+    for p in state_dir_problems(&config) {
+        agent_log::warn("state", &p, &[]);
+    }
     let only: Option<Vec<&str>> = o.only.as_deref().map(|s| {
         s.split(',')
             .map(str::trim)
@@ -222,6 +225,9 @@ fn run(r: &cli::Run) -> i32 {
         Err(code) => return code,
     };
     agent_log::configure(config.logging.level, config.logging.format);
+    if !state_dir_usable("run", &config) {
+        return EXIT_USAGE;
+    }
     // The last pulled document is re-applied at start (docs/protocol.md, "Config pull").
     let mut applied_version = None;
     if let Some(p) = &path
@@ -277,6 +283,21 @@ fn run(r: &cli::Run) -> i32 {
     }
 }
 
+/// What is wrong with the state directory for this process (SECURITY.md, "Secrets at rest").
+fn state_dir_problems(config: &Config) -> Vec<String> {
+    crate::state::check(&config.collector.state_dir, crate::sys::logfile::euid())
+}
+
+/// `run` and `register` refuse a state directory another user owns or may write: one line
+/// per problem, then exit 2 (`once` and `check-config` only warn).
+fn state_dir_usable(command: &str, config: &Config) -> bool {
+    let problems = state_dir_problems(config);
+    for p in &problems {
+        eprintln!("{command}: {p}");
+    }
+    problems.is_empty()
+}
+
 /// The backend client of `config` (connection settings and `[auth]` read now).
 fn backend_client<'s>(
     config: &Config,
@@ -303,6 +324,9 @@ fn register(r: &cli::Register) -> i32 {
         Err(code) => return code,
     };
     agent_log::configure(config.logging.level, config.logging.format);
+    if !state_dir_usable("register", &config) {
+        return EXIT_USAGE;
+    }
     let state_dir = &config.collector.state_dir;
     let id_path = state_dir.join(crate::state::COLLECTOR_ID);
     if !r.force && id_path.exists() {
@@ -373,6 +397,9 @@ fn check_config(c: &cli::CheckConfig) -> i32 {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!("warning: {w}");
+            }
+            for p in state_dir_problems(&loaded.config) {
+                eprintln!("warning: {p}");
             }
             match config::pull::remote_overlay(&path, &loaded.config, &env_var) {
                 Some((overlaid, _, pulled)) => {

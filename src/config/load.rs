@@ -1050,8 +1050,9 @@ pub fn read_pg_log(k: &mut PluginKeys<'_, '_, '_, '_>, c: &mut Config) {
 
 /// Reads the file at `path`, then [`parse_str`], then the file-system checks: files the
 /// config names must be readable (except `token_file`, which registration writes); secret
-/// files readable by others and a `password` in a config file readable by others are
-/// warnings. These diagnostics point at the key that named the file.
+/// files readable by others are errors (SECURITY.md, "Secrets at rest"), and so is a shared
+/// secret shorter than [`MIN_SHARED_SECRET`]; a `password` in a config file readable by others
+/// is a warning. These diagnostics point at the key that named the file.
 pub fn load(path: &Path, env: Env) -> Result<Loaded, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|error| LoadError::Read {
         path: path.to_path_buf(),
@@ -1102,6 +1103,10 @@ fn cpp_identity_defaults(ctx: &mut Ctx, c: &mut Config) {
         }
     }
 }
+
+/// Fewest bytes of the `shared_secret` mode's key (HS256: a key shorter than the hash is
+/// guessable offline from one token).
+pub const MIN_SHARED_SECRET: usize = 32;
 
 /// Others may read it (`o+r`); group read is fine (packages give the file to our group).
 fn readable_by_others(meta: &std::fs::Metadata) -> bool {
@@ -1158,9 +1163,29 @@ fn check_files(ctx: &mut Ctx, c: &Config, config_path: &Path) {
             ),
             Ok(meta) => {
                 if secret && readable_by_others(&meta) {
-                    warn_others(ctx, at, section, key, path);
+                    refuse_others(ctx, at, section, key, path);
                 }
             }
+        }
+    }
+    if c.auth.mode == AuthMode::SharedSecret
+        && let Some(path) = &c.auth.jwt_secret_file
+        && let Ok(mut key) = std::fs::read(path)
+    {
+        while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            key.pop();
+        }
+        if key.len() < MIN_SHARED_SECRET {
+            let at = ctx.key_at("auth", "jwt_secret_file").unwrap_or(0);
+            ctx.error(
+                at,
+                format!(
+                    "[auth] jwt_secret_file: {} holds {} bytes; the shared secret needs at least {MIN_SHARED_SECRET} (make one with `head -c 32 /dev/urandom | base64 > {}`, and give the backend the same)",
+                    path.display(),
+                    key.len(),
+                    path.display()
+                ),
+            );
         }
     }
     if let Some(path) = &c.auth.token_file {
@@ -1169,7 +1194,7 @@ fn check_files(ctx: &mut Ctx, c: &Config, config_path: &Path) {
             && readable_by_others(&meta)
         {
             let at = ctx.key_at("auth", "token_file").unwrap_or(0);
-            warn_others(ctx, at, "auth", "token_file", path);
+            refuse_others(ctx, at, "auth", "token_file", path);
         }
     }
     if let Some(at) = ctx.key_at("postgres", "password")
@@ -1187,11 +1212,12 @@ fn check_files(ctx: &mut Ctx, c: &Config, config_path: &Path) {
     }
 }
 
-fn warn_others(ctx: &mut Ctx, at: usize, section: &str, key: &str, path: &Path) {
-    ctx.warn(
+fn refuse_others(ctx: &mut Ctx, at: usize, section: &str, key: &str, path: &Path) {
+    ctx.error(
         at,
         format!(
-            "[{section}] {key}: {} holds a secret and is readable by others; run chmod o-r on it",
+            "[{section}] {key}: {} holds a secret and is readable by others, so it is refused; run chmod o-r {}",
+            path.display(),
             path.display()
         ),
     );

@@ -109,10 +109,12 @@ impl Auth {
                 while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     key.pop();
                 }
-                if key.is_empty() {
+                if key.len() < config::MIN_SHARED_SECRET {
                     return Err(format!(
-                        "[auth] jwt_secret_file {} is empty",
-                        path.display()
+                        "[auth] jwt_secret_file {} holds {} bytes; the shared secret needs at least {}",
+                        path.display(),
+                        key.len(),
+                        config::MIN_SHARED_SECRET
                     ));
                 }
                 Ok(Auth::Shared {

@@ -534,7 +534,7 @@ mod tests {
         c.backend.max_batch_bytes = 1000;
         c.collector.state_dir = dir.to_path_buf();
         let key = dir.join("jwt.key");
-        std::fs::write(&key, "k\n").unwrap();
+        std::fs::write(&key, "k-0123456789abcdef0123456789abcdef\n").unwrap();
         c.auth.mode = AuthMode::SharedSecret;
         c.auth.jwt_secret_file = Some(key);
         c
@@ -787,8 +787,10 @@ mod tests {
             .header("authorization")
             .unwrap();
         let token = auth.strip_prefix("Bearer ").unwrap();
-        let claims: serde_json::Value =
-            serde_json::from_slice(&jwt::verify_hs256(token, b"k").unwrap()).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &jwt::verify_hs256(token, b"k-0123456789abcdef0123456789abcdef").unwrap(),
+        )
+        .unwrap();
         assert_eq!(claims["collector_id"], "c-1");
         assert_eq!(claims["exp"], 1_772_366_400 + 900);
         // A second 401 after the retry is a failure, not a loop.

@@ -752,34 +752,44 @@ fn load_checks_named_files() {
     let Err(LoadError::Invalid(e)) = load(&config, &no_env) else {
         panic!("expected the missing key_file to be an error");
     };
-    assert_eq!(e.len(), 1, "{e:?}");
-    assert_eq!((e[0].line, e[0].col), (10, 1));
-    assert!(
-        e[0].message.starts_with("[tls] key_file: cannot read"),
-        "{}",
-        e[0]
-    );
-    assert!(e[0].message.contains("missing.key"));
-
-    let key = dir.file("client.key", "k", 0o600);
-    let text = text.replace(&p(&missing), &p(&key));
-    let config = dir.file("collector.toml", &text, 0o640);
-    let l = load(&config, &no_env).unwrap();
-    let w: Vec<String> = l.warnings.iter().map(ToString::to_string).collect();
+    // Secrets others can read are refused (SECURITY.md, "Secrets at rest"), and so is a
+    // shared secret shorter than 32 bytes; each error names the chmod or what to make.
     let file = p(&config);
-    assert_eq!(w.len(), 2, "{w:?}");
+    let all: Vec<String> = e.iter().map(ToString::to_string).collect();
+    assert_eq!(e.len(), 4, "{all:?}");
+    let at = |line: usize, start: &str| {
+        all.iter()
+            .find(|s| s.starts_with(&format!("{file}:{line}:1: {start}")))
+            .unwrap_or_else(|| panic!("no {line}:{start} in {all:?}"))
+            .clone()
+    };
+    assert!(at(10, "[tls] key_file: cannot read").contains("missing.key"));
+    let open = at(5, "[auth] jwt_secret_file: ");
     assert!(
-        w[0].starts_with(&format!("{file}:5:1: [auth] jwt_secret_file: ")),
-        "{w:?}"
+        open.contains("readable by others")
+            && open.contains(&format!("run chmod o-r {}", p(&open_secret))),
+        "{open}"
     );
-    assert!(w[0].contains("readable by others"));
-    assert!(
-        w[1].starts_with(&format!("{file}:6:1: [auth] token_file: ")),
-        "{w:?}"
-    );
-    for s in w {
+    let short = all
+        .iter()
+        .filter(|s| s.contains("holds 17 bytes; the shared secret needs at least 32"))
+        .count();
+    assert_eq!(short, 1, "{all:?}");
+    assert!(at(6, "[auth] token_file: ").contains("readable by others"));
+    for s in &all {
         assert!(!s.contains("topsecret"), "{s}");
     }
+
+    // Group-readable is fine; 32 bytes are enough.
+    let key = dir.file("client.key", "k", 0o600);
+    let long = "topsecret-0123456789abcdef0123456789\n";
+    let jwt = dir.file("jwt", long, 0o640);
+    let token = dir.file("token", "topsecret-in-file", 0o640);
+    let text = text.replace(&p(&missing), &p(&key));
+    assert!(text.contains(&p(&jwt)) && text.contains(&p(&token)));
+    let config = dir.file("collector.toml", &text, 0o640);
+    let l = load(&config, &no_env).unwrap();
+    assert!(l.warnings.is_empty(), "{:?}", l.warnings);
 
     // token_file may not exist yet; a directory is not a readable file.
     let text = format!(

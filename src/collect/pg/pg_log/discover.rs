@@ -11,6 +11,7 @@
 //! Debian name) have no I/O; [`Located`] is what one collection found. What this does not do:
 //! read the log (that is [`super::tail`]).
 
+use super::contain::Rule;
 use crate::config::PgLogFormat;
 use crate::pg_log_format::Format;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,8 @@ pub struct Located {
     pub prefix: String,
     /// Zone name of the timestamps (`None`: UTC).
     pub zone: Option<String>,
+    /// Which files may be read (`None`: as before).
+    pub rule: Option<Rule>,
 }
 
 /// Whether `name` is a compressed rotated file.
@@ -237,8 +240,9 @@ pub fn resolve(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
-/// The newest regular file of `dir` matching `filter` (latest mtime, then greatest name).
-pub fn newest_in(dir: &Path, filter: &Filter) -> std::io::Result<Option<PathBuf>> {
+/// The newest regular file of `dir` matching `filter` that `rule` allows (latest mtime, then
+/// greatest name); symbolic links are not candidates.
+pub fn newest_in(dir: &Path, filter: &Filter, rule: &Rule) -> std::io::Result<Option<PathBuf>> {
     use std::os::unix::ffi::OsStrExt;
     let mut best: Option<((i64, i64), std::ffi::OsString)> = None;
     for e in crate::sys::logfile::read_dir(dir)? {
@@ -246,9 +250,12 @@ pub fn newest_in(dir: &Path, filter: &Filter) -> std::io::Result<Option<PathBuf>
         if !filter.matches(name.as_bytes()) {
             continue;
         }
-        let Some(md) = e.stat_regular() else {
+        let Some(md) = e.lstat_regular() else {
             continue;
         };
+        if !super::contain::allowed(rule, &e.path()) {
+            continue;
+        }
         let key = md.mtime;
         if best.as_ref().is_none_or(|(k, n)| (key, &name) > (*k, n)) {
             best = Some((key, name));

@@ -27,6 +27,7 @@
 //! - At most `max_entries` entries per collection (the rest is read next time); cut entries
 //!   are counted in `collector_health.log_entries_truncated`.
 
+pub mod contain;
 pub mod discover;
 pub mod offsets;
 pub mod tail;
@@ -37,6 +38,7 @@ use crate::config::{self, Config, StartAt};
 use crate::pg_log_format::{Entry, Format, ParseSettings, Parser};
 use crate::pipeline::Outcome;
 use crate::proto::postgres::PgError;
+use contain::{OpenError, Rule};
 use discover::{DirScan, Filter, Located, ServerLogging};
 use offsets::{AckQueue, Stored};
 use serde::Serialize;
@@ -83,6 +85,9 @@ pub struct PgLog {
     load_error: Option<String>,
     /// The server's settings at the last successful ask.
     server: Option<ServerLogging>,
+    /// The owner of the server's `data_directory` at the last successful ask: the user its log
+    /// files must belong to.
+    data_owner: Option<u32>,
     /// The reader, made at the first collection that found the log.
     tail: Option<Tail>,
     /// (format, prefix, zone) the parser was made with.
@@ -142,6 +147,7 @@ impl PgLog {
             stored,
             load_error,
             server: None,
+            data_owner: None,
             tail: None,
             parser_key: None,
             acks: AckQueue::new(None),
@@ -217,26 +223,33 @@ impl PgLog {
         };
         let mut ask_error = None;
         match asked {
-            Some(Ok(s)) => self.server = Some(s),
+            Some(Ok(s)) => {
+                self.data_owner = s
+                    .data_directory
+                    .as_deref()
+                    .and_then(|d| crate::sys::logfile::owner_of(Path::new(d)));
+                self.server = Some(s);
+            }
             Some(Err(PoolError::Interrupted)) => {
                 return Err(CollectError::Interrupted);
             }
             Some(Err(PoolError::Failed(e))) => ask_error = Some(e),
             None => {}
         }
-        let (current, dir) = match &self.source {
-            Source::File(p) => (Some(p.clone()), None),
+        let (current, dir, rule) = match &self.source {
+            Source::File(p) => (Some(p.clone()), None, Some(Rule::Operator)),
             Source::Dir(d) => (
-                discover::newest_in(&d.dir, &d.filter).map_err(|e| {
+                discover::newest_in(&d.dir, &d.filter, &Rule::Operator).map_err(|e| {
                     CollectError::Failed(format!(
                         "cannot list the PostgreSQL log directory {}: {e}",
                         d.dir.display()
                     ))
                 })?,
                 Some(d.clone()),
+                Some(Rule::Operator),
             ),
             Source::Server => {
-                let place = self.server_place(ask_error.as_deref())?;
+                let place = self.server_place(ask_error.as_deref(), out)?;
                 if let Some(e) = &ask_error {
                     // Same key shape and text as the other pg collectors: `once` shows them
                     // in one line.
@@ -266,17 +279,43 @@ impl PgLog {
             format,
             prefix,
             zone,
+            rule,
         })
     }
 
-    /// The server's log: from its settings (asked now or before), else Debian's file.
+    /// What the server may name: regular files it owns directly in `dir`.
+    fn server_rule(&self, dir: &Path) -> Rule {
+        Rule::Server {
+            dir: dir.to_path_buf(),
+            owner: self.data_owner,
+            me: crate::sys::logfile::euid(),
+        }
+    }
+
+    /// The server's log: from its settings (asked now or before), else Debian's file; with
+    /// the rule of what may be read there (SECURITY.md, "Files named by the server"). A file
+    /// the rule refuses is one warning, and the directory's newest allowed file is read.
+    #[allow(clippy::type_complexity)]
     fn server_place(
         &self,
         ask_error: Option<&str>,
-    ) -> Result<(Option<PathBuf>, Option<DirScan>), CollectError> {
+        out: &mut Output<'_>,
+    ) -> Result<(Option<PathBuf>, Option<DirScan>, Option<Rule>), CollectError> {
         if let Some(s) = &self.server {
             let logfiles = match (&s.current_logfile, &s.data_directory, ask_error) {
-                (None, Some(data), _) => read_small(&Path::new(data).join("current_logfiles")),
+                (None, Some(data), _) => {
+                    let data = Path::new(data);
+                    let path = data.join("current_logfiles");
+                    let mut buf = [0u8; discover::CURRENT_LOGFILES_MAX];
+                    match contain::read_small(&self.server_rule(data), &path, &mut buf) {
+                        Ok(text) => text.map(<[u8]>::to_vec),
+                        Err(OpenError::Refused(why)) => {
+                            out.error("pg_log", contain::refusal_line(&path, &why));
+                            None
+                        }
+                        Err(OpenError::Sys(_)) => None,
+                    }
+                }
                 _ => None,
             };
             let Some(place) = s.locate(self.cfg.format, logfiles.as_deref()) else {
@@ -285,30 +324,47 @@ impl PgLog {
                     s.log_destination
                 )));
             };
+            let log_dir = match (&place.dir, &place.current) {
+                (Some(d), _) => Some(d.dir.clone()),
+                (None, Some(c)) => c.parent().map(Path::to_path_buf),
+                (None, None) => None,
+            };
+            let Some(log_dir) = log_dir else {
+                return Ok((None, place.dir, None));
+            };
+            let rule = self.server_rule(&log_dir);
             let mut current = place.current;
+            if let Some(c) = &current
+                && let Err(OpenError::Refused(why)) = contain::check(&rule, c)
+            {
+                out.error("pg_log", contain::refusal_line(c, &why));
+                current = None;
+            }
             if (current.is_none() || ask_error.is_some())
                 && let Some(d) = &place.dir
             {
-                // Not told (no pg_monitor, server down now): the directory's newest file.
-                current = discover::newest_in(&d.dir, &d.filter)
+                // Not told (no pg_monitor, server down now) or told wrong: the directory's
+                // newest file.
+                current = discover::newest_in(&d.dir, &d.filter, &rule)
                     .ok()
                     .flatten()
                     .or(current);
             }
-            return Ok((current, place.dir));
+            return Ok((current, place.dir, Some(rule)));
         }
         let following =
             self.stored.is_some() || self.tail.as_ref().is_some_and(|t| t.position().is_some());
         if following {
             // Never asked yet, but a file is known: keep following it by name.
-            return Ok((None, None));
+            return Ok((None, None, None));
         }
         let debian = Filter::Glob("postgresql-*-*.log".into());
+        let rule = self.server_rule(Path::new(discover::DEBIAN_LOG_DIR));
         match (
-            discover::newest_in(Path::new(discover::DEBIAN_LOG_DIR), &debian),
+            discover::newest_in(Path::new(discover::DEBIAN_LOG_DIR), &debian, &rule),
             ask_error,
         ) {
-            (Ok(Some(p)), _) => Ok((Some(p), None)),
+            (Ok(Some(p)), _) => Ok((Some(p), None, Some(rule))),
             // The server is the way to find the log here: its error says what to fix.
             (_, Some(e)) => Err(CollectError::Failed(e.to_string())),
             (_, None) => Err(CollectError::Failed(format!(
@@ -380,17 +436,6 @@ impl PgLog {
         self.saved = Some(text);
         Ok(())
     }
-}
-
-/// A small file whole (`current_logfiles`), `None` when unreadable or longer than
-/// [`discover::CURRENT_LOGFILES_MAX`] (the server writes at most one line per destination).
-fn read_small(path: &Path) -> Option<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut buf = [0u8; discover::CURRENT_LOGFILES_MAX];
-    crate::sys::file::read_small(&path, &mut buf)
-        .ok()
-        .map(<[u8]>::to_vec)
 }
 
 /// One entry as docs/metrics.md, `pg_log`, shows it: every field, `null` when unknown.
@@ -533,6 +578,9 @@ impl Collector for PgLog {
             entry_json(&mut entry_buf, &e, path, now.wall);
             elements.add(&entry_buf, (file.clone(), end), out, acks, instance);
         };
+        if let Some(rule) = &loc.rule {
+            tail.set_rule(rule.clone());
+        }
         let result = tail.step(loc.current.as_deref(), loc.dir.as_ref(), limit, &mut sink);
         if self.mode == Mode::Once {
             tail.end_pending(&mut sink);

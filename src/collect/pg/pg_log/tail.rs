@@ -27,6 +27,7 @@
 //! told the buffer is full) and counted there. At most `limit` entries and [`READ_BUDGET`]
 //! bytes are read per collection: the rest stays in the file for the next one.
 
+use super::contain::{self, OpenError, Rule};
 use super::discover::DirScan;
 use super::offsets::{FINGERPRINT_BYTES, FileId, Fingerprint, Stored};
 use crate::pg_log_format::{Entry, Parser};
@@ -162,8 +163,12 @@ pub fn open_error(path: &Path, e: Errno) -> String {
     }
 }
 
-fn open(path: &Path) -> Result<(OwnedFd, Meta), String> {
-    logfile::open(path).map_err(|e| open_error(path, e))
+/// Opens `path` as `rule` allows (SECURITY.md, "Files named by the server").
+fn open(rule: &Rule, path: &Path) -> Result<(OwnedFd, Meta), String> {
+    contain::open(rule, path).map_err(|e| match e {
+        OpenError::Refused(why) => contain::refusal_line(path, &why),
+        OpenError::Sys(e) => open_error(path, e),
+    })
 }
 
 /// How a read of one file ended.
@@ -202,6 +207,8 @@ pub struct Tail {
     start: Option<Start>,
     /// The end of the last file finished, for positions while no file is open.
     last: Option<Position>,
+    /// Which files may be opened (the operator's path, or the server's log directory).
+    rule: Rule,
 }
 
 /// What one step did, for the caller's log.
@@ -226,7 +233,13 @@ impl Tail {
             done: VecDeque::new(),
             start: Some(start),
             last: None,
+            rule: Rule::Operator,
         }
+    }
+
+    /// Which files may be opened from now on (the server's log directory may move).
+    pub fn set_rule(&mut self, rule: Rule) {
+        self.rule = rule;
     }
 
     /// Replaces the parser (the server's settings changed); it goes on at the resume offset.
@@ -523,10 +536,14 @@ impl Tail {
                 if !d.filter.matches_rotated(e.name().as_bytes()) {
                     continue;
                 }
-                let Some(md) = e.stat_regular() else {
+                // A symbolic link, a FIFO or a file of another owner is not a log.
+                let Some(md) = e.lstat_regular() else {
                     continue;
                 };
-                files.push((md.mtime, e.path()));
+                let path = e.path();
+                if contain::allowed(&self.rule, &path) {
+                    files.push((md.mtime, path));
+                }
             }
         }
         order_successors(files, after, current).into()
@@ -547,10 +564,10 @@ impl Tail {
         }
         let current_inode = current.and_then(inode_at);
         while let Some(p) = self.queue.pop_front() {
-            let (fd, meta) = match open(&p) {
+            let (fd, meta) = match contain::open(&self.rule, &p) {
                 Ok(x) => x,
-                Err(_) if inode_at(&p).is_none() => continue, // gone meanwhile
-                Err(e) => return Err(e),
+                Err(e) if e.not_found() => continue, // gone meanwhile
+                Err(_) => open(&self.rule, &p)?,
             };
             if self.done_at(&fd, &meta).is_some() {
                 continue;
@@ -576,7 +593,7 @@ impl Tail {
         // one finished too early that is written again (its owner says it is current): it goes
         // on where it was finished, nothing is read twice.
         if let Some(c) = current
-            && let Some((fd, meta)) = open_if_exists(c)?
+            && let Some((fd, meta)) = open_if_exists(&self.rule, c)?
         {
             let from = match self.done_at(&fd, &meta) {
                 None => 0,
@@ -607,7 +624,7 @@ impl Tail {
         report: &mut Report,
     ) -> Result<(), String> {
         if let Start::Stored(s) = &start {
-            if let Some((fd, meta, path)) = find_stored(s, dir) {
+            if let Some((fd, meta, path)) = find_stored(&self.rule, s, dir) {
                 let offset = if meta.size < s.offset { 0 } else { s.offset };
                 self.parser.reset(offset, false);
                 // Unknown current file (the server cannot be asked): follow this one by name.
@@ -635,7 +652,7 @@ impl Tail {
             self.start = Some(start);
             return Ok(());
         };
-        let Some((fd, meta)) = open_if_exists(c)? else {
+        let Some((fd, meta)) = open_if_exists(&self.rule, c)? else {
             self.start = Some(start);
             return Ok(());
         };
@@ -676,19 +693,19 @@ fn file_ref(fd: &OwnedFd, path: PathBuf, meta: &Meta) -> Result<Rc<FileRef>, Str
 }
 
 /// Opens `path`; `None` when it does not exist.
-fn open_if_exists(path: &Path) -> Result<Option<(OwnedFd, Meta)>, String> {
-    match open(path) {
+fn open_if_exists(rule: &Rule, path: &Path) -> Result<Option<(OwnedFd, Meta)>, String> {
+    match contain::open(rule, path) {
         Ok(x) => Ok(Some(x)),
-        Err(_) if inode_at(path).is_none() && !crate::sys::file::exists(path) => Ok(None),
-        Err(e) => Err(e),
+        Err(e) if e.not_found() => Ok(None),
+        Err(_) => open(rule, path).map(Some),
     }
 }
 
 /// The stored file, under its name or, rotated, under another name in its directory or the
 /// log directory: same device, inode and first bytes.
-fn find_stored(s: &Stored, dir: Option<&DirScan>) -> Option<(OwnedFd, Meta, PathBuf)> {
+fn find_stored(rule: &Rule, s: &Stored, dir: Option<&DirScan>) -> Option<(OwnedFd, Meta, PathBuf)> {
     let matches = |p: &Path| -> Option<(OwnedFd, Meta)> {
-        let (fd, meta) = open(p).ok()?;
+        let (fd, meta) = contain::open(rule, p).ok()?;
         (s.file.same_inode(meta.dev, meta.ino)
             && meta.size >= u64::from(s.fingerprint.len)
             && head_fingerprint(&fd, s.fingerprint.len as usize).ok()? == s.fingerprint)
