@@ -370,6 +370,46 @@ mod tests {
     }
 
     #[test]
+    fn requirepeer_defaults_to_postgres_when_it_exists() {
+        let with = b"root:x:0:0::/root:/bin/sh\npostgres:x:101:104::/var/lib/postgresql:/bin/sh\n";
+        let without = b"root:x:0:0::/root:/bin/sh\n";
+        let postgres = PeerRule::Require(RequirePeer {
+            name: "postgres".into(),
+            uid: 101,
+        });
+        assert_eq!(peer_rule(None, with), postgres);
+        assert_eq!(peer_rule(None, without), PeerRule::Off);
+        assert_eq!(peer_rule(Some(""), with), PeerRule::Off);
+        assert_eq!(peer_rule(Some("postgres"), with), postgres);
+        assert_eq!(
+            peer_rule(Some("pgsrv"), with),
+            PeerRule::UnknownUser("pgsrv".into())
+        );
+        // The unknown user is an error for sockets only; TCP has no peer to check.
+        let mut c = cfg();
+        c.requirepeer = Some("pgsrv".into());
+        let env = LibpqEnv {
+            passwd: with.to_vec(),
+            ..LibpqEnv::default()
+        };
+        let r = Resolver::new(&c, env.clone());
+        let sock = Target::Unix {
+            dir: "/tmp".into(),
+            port: 5432,
+        };
+        let tcp = Target::Tcp {
+            host: "db".into(),
+            port: 5432,
+        };
+        let e = r.params(&sock, "d").unwrap_err();
+        assert!(e.contains("requirepeer") && e.contains("pgsrv"), "{e}");
+        assert_eq!(r.params(&tcp, "d").unwrap().requirepeer, None);
+        c.requirepeer = None;
+        let r = Resolver::new(&c, env);
+        assert_eq!(r.params(&sock, "d").unwrap().requirepeer.unwrap().uid, 101);
+    }
+
+    #[test]
     fn first_line_strips_the_line_end() {
         assert_eq!(first_line(b"secret\n"), "secret");
         assert_eq!(first_line(b"secret\r\nsecond\n"), "secret");
