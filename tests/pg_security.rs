@@ -440,6 +440,20 @@ hostssl all all 127.0.0.1/32 scram-sha-256
         assert!(e.to_string().contains("channel_binding"), "{e}");
         assert!(e.to_string().contains("nothing was sent"), "{e}");
     }
+    // The real server's socket, owned by the postgres user, passes the default requirepeer
+    // (unset: "postgres", read from this host's /etc/passwd) through the pool.
+    let mut cfg = Config::default().postgres;
+    cfg.host = Some(c.dir.display().to_string());
+    cfg.port = c.port;
+    cfg.user = Some(SUPERUSER.into());
+    cfg.password = Some(SUPERPASS.into());
+    let mut pool = Pool::with_env(&cfg, LibpqEnv::read());
+    let rows = pool
+        .with_client("postgres", 0, None, |c| {
+            c.query("select 1 as one", Duration::from_secs(10), None)
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------
