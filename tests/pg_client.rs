@@ -2,7 +2,7 @@
 //! reruns this file against other majors through `PG_BIN`).
 mod support;
 
-use pganalytics_collector::config::SslMode;
+use pganalytics_collector::config::{ChannelBinding, PgAuthMethod, SslMode};
 use pganalytics_collector::proto::postgres::{Client, ConnectParams, PgError, Target};
 use std::time::{Duration, Instant};
 use support::pg::{Cluster, Options, SUPERPASS, SUPERUSER};
@@ -35,6 +35,10 @@ fn params(target: Target, user: &str, password: Option<&str>) -> ConnectParams {
         connect_timeout: Duration::from_secs(10),
         statement_timeout: Duration::from_secs(5),
         lock_timeout: Duration::from_secs(1),
+        // The harness's servers run as the postgres user.
+        requirepeer: Some(support::pg::postgres_peer()),
+        require_auth: None,
+        channel_binding: ChannelBinding::Prefer,
     }
 }
 
@@ -87,7 +91,15 @@ host all all 127.0.0.1/32 scram-sha-256
             ("u_scram", Some("scram-pw")),
             (SUPERUSER, Some(SUPERPASS)),
         ] {
-            let mut client = connect(&params(target.clone(), user, pw));
+            let mut p = params(target.clone(), user, pw);
+            if user == "u_pw" && matches!(target, Target::Tcp { .. }) {
+                // A cleartext password over plain TCP is refused by default (SECURITY.md):
+                // before anything is sent, naming the key that allows it.
+                let e = Client::connect(&p, None).unwrap_err();
+                assert!(e.to_string().contains("require_auth"), "{e}");
+                p.require_auth = Some(vec![PgAuthMethod::Password]);
+            }
+            let mut client = connect(&p);
             select_one(&mut client);
             assert!(!client.is_tls());
             assert!(client.backend_pid() > 0);
@@ -96,9 +108,17 @@ host all all 127.0.0.1/32 scram-sha-256
             client.close();
         }
         // Wrong password: the server's message and SQLSTATE 28P01, for every password method.
+        let allow_all = || {
+            Some(vec![
+                PgAuthMethod::Password,
+                PgAuthMethod::Md5,
+                PgAuthMethod::ScramSha256,
+            ])
+        };
         for user in ["u_pw", "u_md5", "u_scram"] {
-            let e =
-                Client::connect(&params(target.clone(), user, Some("wrong")), None).unwrap_err();
+            let mut p = params(target.clone(), user, Some("wrong"));
+            p.require_auth = allow_all();
+            let e = Client::connect(&p, None).unwrap_err();
             assert!(matches!(e, PgError::Auth { .. }), "{e:?}");
             assert_eq!(e.sqlstate(), Some("28P01"), "{e}");
             assert!(
@@ -109,7 +129,9 @@ host all all 127.0.0.1/32 scram-sha-256
         }
         // No password configured: our own clear message.
         for user in ["u_pw", "u_md5", "u_scram"] {
-            let e = Client::connect(&params(target.clone(), user, None), None).unwrap_err();
+            let mut p = params(target.clone(), user, None);
+            p.require_auth = allow_all();
+            let e = Client::connect(&p, None).unwrap_err();
             assert!(e.to_string().contains("no password is configured"), "{e}");
             assert!(e.to_string().contains("PGPASSWORD"), "{e}");
         }

@@ -58,6 +58,9 @@ impl Default for Config {
                 lock_timeout: Duration::from_millis(1000),
                 max_connections: 4,
                 application_name: "pganalytics-collector".to_string(),
+                requirepeer: None,
+                require_auth: None,
+                channel_binding: ChannelBinding::Prefer,
             },
             logging: Logging {
                 level: LogLevel::Info,

@@ -151,6 +151,9 @@ const POSTGRES_KEYS: &[&str] = &[
     "lock_timeout_ms",
     "max_connections",
     "application_name",
+    "requirepeer",
+    "require_auth",
+    "channel_binding",
 ];
 const LOGGING_KEYS: &[&str] = &["level", "format"];
 /// The largest `buffer_bytes` a file may ask for (security rule S6, "sizes a config may ask
@@ -929,12 +932,47 @@ fn read_postgres(ctx: &mut Ctx, root: &toml_edit::Table, p: &mut Postgres, env: 
         &mut p.application_name,
         s.string(ctx, "application_name").map(|(s, _)| s),
     );
+    set(
+        &mut p.requirepeer,
+        s.string(ctx, "requirepeer").map(|(s, _)| Some(s)),
+    );
+    if let Some((text, f)) = s.string(ctx, "require_auth") {
+        match parse_require_auth(&text) {
+            Ok(methods) => p.require_auth = methods,
+            Err(e) => f.error(ctx, &e),
+        }
+    }
+    set(
+        &mut p.channel_binding,
+        s.choice(ctx, "channel_binding", ChannelBinding::NAMES, false),
+    );
     apply_env(ctx, p, env, s.at.unwrap_or(0));
     // C++ compatibility: a file (or PGDATABASE) naming only `database` monitors just it.
     p.databases = match dbs {
         Some(Some(d)) => d,
         _ => Databases::List(vec![p.database.clone()]),
     };
+}
+
+/// `require_auth`: a comma list of `password`, `md5`, `scram-sha-256`, `none` (libpq 16's
+/// names); `""` = the default (`None`). Duplicates are kept once.
+pub fn parse_require_auth(text: &str) -> Result<Option<Vec<PgAuthMethod>>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut methods = Vec::new();
+    for item in text.split(',').map(str::trim) {
+        let Some(m) = choose(item, PgAuthMethod::NAMES, false) else {
+            return Err(format!(
+                "{} is not an authentication method: list some of password, md5, scram-sha-256, none (comma-separated)",
+                quoted(item)
+            ));
+        };
+        if !methods.contains(&m) {
+            methods.push(m);
+        }
+    }
+    Ok(Some(methods))
 }
 
 /// PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE fill the `[postgres]` keys the

@@ -123,6 +123,32 @@ pub struct Postgres {
     pub lock_timeout: Duration,
     pub max_connections: u32,
     pub application_name: String,
+    /// The OS user a Unix socket's server process must run as (SO_PEERCRED). `None` = the
+    /// default: `postgres` when that user exists, else no check; `Some("")` = no check.
+    pub requirepeer: Option<String>,
+    /// The authentication methods the server may ask for. `None` = the default: SCRAM,
+    /// md5 and none, plus cleartext over verified TLS or a peer-checked Unix socket.
+    pub require_auth: Option<Vec<PgAuthMethod>>,
+    pub channel_binding: ChannelBinding,
+}
+
+/// An authentication method a server may ask for (`require_auth`, libpq 16's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgAuthMethod {
+    /// Cleartext password.
+    Password,
+    Md5,
+    ScramSha256,
+    /// The server asks for nothing (trust, peer).
+    None,
+}
+
+/// SCRAM channel binding (`channel_binding`, libpq's meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelBinding {
+    Disable,
+    Prefer,
+    Require,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -275,6 +301,13 @@ spelled!(SslMode {
     VerifyCa => "verify-ca",
     VerifyFull => "verify-full",
 });
+spelled!(PgAuthMethod {
+    Password => "password",
+    Md5 => "md5",
+    ScramSha256 => "scram-sha-256",
+    None => "none",
+});
+spelled!(ChannelBinding { Disable => "disable", Prefer => "prefer", Require => "require" });
 spelled!(LogLevel { Error => "error", Warn => "warn", Info => "info", Debug => "debug" });
 spelled!(LogFormat { Json => "json", Text => "text" });
 spelled!(PgLogFormat { Auto => "auto", Stderr => "stderr", Csvlog => "csvlog", Jsonlog => "jsonlog" });

@@ -209,6 +209,21 @@ pub fn render(config: &Config, pulled: &[(&str, &str)]) -> String {
     o.key("lock_timeout_ms", millis(p.lock_timeout));
     o.key("max_connections", p.max_connections.to_string());
     o.key("application_name", string(&p.application_name));
+    match &p.requirepeer {
+        Some(user) => o.key("requirepeer", string(user)),
+        // Unset and "" differ: unset is "postgres when that user exists".
+        None => o
+            .text
+            .push_str("# requirepeer unset: \"postgres\" when that user exists, else no check\n"),
+    }
+    let methods: Vec<&str> = p
+        .require_auth
+        .iter()
+        .flatten()
+        .map(|m| m.as_str())
+        .collect();
+    o.key("require_auth", string(&methods.join(",")));
+    o.key("channel_binding", string(p.channel_binding.as_str()));
 
     o.section("logging");
     o.key("level", string(c.logging.level.as_str()));

@@ -549,3 +549,14 @@ pub fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// The user the harness's servers run as, for `requirepeer`.
+pub fn postgres_peer() -> pganalytics_collector::proto::postgres::RequirePeer {
+    let passwd = std::fs::read("/etc/passwd").unwrap();
+    let uid = pganalytics_collector::sys::passwd::uid_of(&passwd, "postgres")
+        .expect("a postgres user (the harness runs servers as it)");
+    pganalytics_collector::proto::postgres::RequirePeer {
+        name: "postgres".to_string(),
+        uid,
+    }
+}

@@ -11,11 +11,16 @@
 //!   else `~/.pgpass` (`PGPASSFILE` overrides the path) by the rules of [`super::pgpass`].
 //!   A pgpass file that is group- or world-accessible is ignored with a warning, as libpq does.
 //!
+//! - requirepeer (Unix sockets only): `[postgres] requirepeer`, else `postgres` when
+//!   `/etc/passwd` has that user, else no check (said once at info); `""` = no check. A
+//!   configured user that does not exist is an error for every socket target.
+//!
 //! Not handled: `service` files, multiple hosts in one `host` value, `hostaddr`.
 
 use super::client::{ConnectParams, Target};
 use super::pgpass;
 use crate::config;
+use crate::proto::postgres::RequirePeer;
 use std::path::{Path, PathBuf};
 
 /// The socket directories tried, in order, when no host is configured (Debian's, then the
@@ -54,26 +59,11 @@ pub fn candidates(
     }
 }
 
-/// One entry of `/etc/passwd`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswdEntry<'a> {
-    pub name: &'a str,
-    pub home: &'a str,
-}
+pub use crate::sys::passwd::PasswdEntry;
 
 /// The `/etc/passwd` entry of `uid` (`name:x:uid:gid:gecos:home:shell`).
 pub fn passwd_entry(passwd: &[u8], uid: u32) -> Option<PasswdEntry<'_>> {
-    let text = std::str::from_utf8(passwd).ok()?;
-    text.lines().find_map(|line| {
-        let mut f = line.split(':');
-        let name = f.next()?;
-        let _pw = f.next()?;
-        let id: u32 = f.next()?.parse().ok()?;
-        let _gid = f.next()?;
-        let _gecos = f.next()?;
-        let home = f.next()?;
-        (id == uid && !name.is_empty()).then_some(PasswdEntry { name, home })
-    })
+    crate::sys::passwd::by_uid(passwd, uid)
 }
 
 /// The first line of a password file's content, without its line end.
@@ -93,13 +83,15 @@ pub struct LibpqEnv {
     pub home: Option<PathBuf>,
     /// `PGPASSFILE`.
     pub pgpassfile: Option<PathBuf>,
+    /// `/etc/passwd`'s content (users for `requirepeer`).
+    pub passwd: Vec<u8>,
 }
 
 impl LibpqEnv {
     /// Reads the real environment and `/etc/passwd`.
     pub fn read() -> LibpqEnv {
         let var = |n: &str| std::env::var_os(n).filter(|v| !v.is_empty());
-        let passwd = crate::sys::file::read(Path::new("/etc/passwd")).unwrap_or_default();
+        let passwd = crate::sys::passwd::read();
         let uid = crate::sys::process::getuid();
         let entry = passwd_entry(&passwd, uid);
         let os_user = entry
@@ -116,6 +108,7 @@ impl LibpqEnv {
             os_user,
             home,
             pgpassfile: var("PGPASSFILE").map(PathBuf::from),
+            passwd,
         }
     }
 
@@ -136,6 +129,32 @@ pub fn user(cfg: &config::Postgres, env: &LibpqEnv) -> String {
         .unwrap_or_else(|| "postgres".to_string())
 }
 
+/// Who must own a Unix socket (`requirepeer`, SECURITY.md "who is the PostgreSQL server").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerRule {
+    /// No check (`""`, or unset without a `postgres` user).
+    Off,
+    Require(RequirePeer),
+    /// The configured user is not in `/etc/passwd`: an error for socket targets.
+    UnknownUser(String),
+}
+
+/// `requirepeer` as configured (`None` = unset) against `/etc/passwd`'s content.
+pub fn peer_rule(requirepeer: Option<&str>, passwd: &[u8]) -> PeerRule {
+    let name = requirepeer.unwrap_or("postgres");
+    if name.is_empty() {
+        return PeerRule::Off;
+    }
+    match crate::sys::passwd::uid_of(passwd, name) {
+        Some(uid) => PeerRule::Require(RequirePeer {
+            name: name.to_string(),
+            uid,
+        }),
+        None if requirepeer.is_none() => PeerRule::Off,
+        None => PeerRule::UnknownUser(name.to_string()),
+    }
+}
+
 /// Builds [`ConnectParams`] for every connection of one pool: the settings of `[postgres]`
 /// plus the resolved user; passwords are looked up per connection (they depend on the target
 /// and database, and a password file may be rotated).
@@ -144,13 +163,23 @@ pub struct Resolver {
     cfg: config::Postgres,
     env: LibpqEnv,
     user: String,
+    peer: PeerRule,
     /// Whether the pgpass permission warning was already logged.
     warned: std::cell::Cell<bool>,
 }
 
 impl Resolver {
     pub fn new(cfg: &config::Postgres, env: LibpqEnv) -> Resolver {
+        let peer = peer_rule(cfg.requirepeer.as_deref(), &env.passwd);
+        if peer == PeerRule::Off && cfg.requirepeer.is_none() {
+            crate::agent_log::info(
+                "pg",
+                "no user postgres on this host: the owner of PostgreSQL's Unix socket is not checked (set [postgres] requirepeer to the server's user)",
+                &[],
+            );
+        }
         Resolver {
+            peer,
             user: user(cfg, &env),
             cfg: cfg.clone(),
             env,
@@ -186,7 +215,19 @@ impl Resolver {
 
     /// The parameters to connect to `database` at `target`.
     pub fn params(&self, target: &Target, database: &str) -> Result<ConnectParams, String> {
+        let requirepeer = match (&self.peer, target) {
+            (_, Target::Tcp { .. }) | (PeerRule::Off, _) => None,
+            (PeerRule::Require(p), _) => Some(p.clone()),
+            (PeerRule::UnknownUser(name), _) => {
+                return Err(format!(
+                    "[postgres] requirepeer: no user {name:?} in /etc/passwd; set it to the user PostgreSQL runs as, or \"\" to skip the check"
+                ));
+            }
+        };
         Ok(ConnectParams {
+            requirepeer,
+            require_auth: self.cfg.require_auth.clone(),
+            channel_binding: self.cfg.channel_binding,
             target: target.clone(),
             user: self.user.clone(),
             password: self.password(target, database)?,
@@ -319,12 +360,53 @@ mod tests {
             passwd_entry(p, 107),
             Some(PasswdEntry {
                 name: "postgres",
+                uid: 107,
                 home: "/var/lib/postgresql"
             })
         );
         assert_eq!(passwd_entry(p, 0).map(|e| e.name), Some("root"));
         assert_eq!(passwd_entry(p, 5), None);
         assert_eq!(passwd_entry(b"\xff\xfe", 0), None);
+    }
+
+    #[test]
+    fn requirepeer_defaults_to_postgres_when_it_exists() {
+        let with = b"root:x:0:0::/root:/bin/sh\npostgres:x:101:104::/var/lib/postgresql:/bin/sh\n";
+        let without = b"root:x:0:0::/root:/bin/sh\n";
+        let postgres = PeerRule::Require(RequirePeer {
+            name: "postgres".into(),
+            uid: 101,
+        });
+        assert_eq!(peer_rule(None, with), postgres);
+        assert_eq!(peer_rule(None, without), PeerRule::Off);
+        assert_eq!(peer_rule(Some(""), with), PeerRule::Off);
+        assert_eq!(peer_rule(Some("postgres"), with), postgres);
+        assert_eq!(
+            peer_rule(Some("pgsrv"), with),
+            PeerRule::UnknownUser("pgsrv".into())
+        );
+        // The unknown user is an error for sockets only; TCP has no peer to check.
+        let mut c = cfg();
+        c.requirepeer = Some("pgsrv".into());
+        let env = LibpqEnv {
+            passwd: with.to_vec(),
+            ..LibpqEnv::default()
+        };
+        let r = Resolver::new(&c, env.clone());
+        let sock = Target::Unix {
+            dir: "/tmp".into(),
+            port: 5432,
+        };
+        let tcp = Target::Tcp {
+            host: "db".into(),
+            port: 5432,
+        };
+        let e = r.params(&sock, "d").unwrap_err();
+        assert!(e.contains("requirepeer") && e.contains("pgsrv"), "{e}");
+        assert_eq!(r.params(&tcp, "d").unwrap().requirepeer, None);
+        c.requirepeer = None;
+        let r = Resolver::new(&c, env);
+        assert_eq!(r.params(&sock, "d").unwrap().requirepeer.unwrap().uid, 101);
     }
 
     #[test]
@@ -367,6 +449,7 @@ mod tests {
             os_user: Some("u".into()),
             home: None,
             pgpassfile: Some(pgpass.clone()),
+            passwd: Vec::new(),
         };
         let sock = Target::Unix {
             dir: "/tmp".into(),
@@ -421,6 +504,7 @@ mod tests {
             os_user: None,
             home: Some("/home/a".into()),
             pgpassfile: None,
+            passwd: Vec::new(),
         };
         assert_eq!(env.pgpass_path(), Some(PathBuf::from("/home/a/.pgpass")));
         let env = LibpqEnv {

@@ -126,10 +126,11 @@ struct Settings {
 pub fn unit_bytes(unit: &str) -> Option<i64> {
     let digits = unit.bytes().take_while(u8::is_ascii_digit).count();
     let (count, name) = unit.split_at(digits);
+    // "0kB" is no unit (a hostile or broken server): None, not a zero factor.
     let count: i64 = if count.is_empty() {
         1
     } else {
-        count.parse().ok()?
+        count.parse().ok().filter(|c| *c > 0)?
     };
     let size = match name {
         "B" => 1,
@@ -310,6 +311,11 @@ mod tests {
         assert_eq!(setting_bytes("-1", Some("8kB")), None);
         assert_eq!(setting_bytes("10", None), None);
         assert_eq!(setting_bytes("10", Some("furlong")), None);
+        assert_eq!(
+            setting_bytes("10", Some("0kB")),
+            None,
+            "a zero-sized unit (found by fuzzing)"
+        );
         assert_eq!(setting_bytes("9223372036854775807", Some("kB")), None);
         assert_eq!(setting_secs("300", Some("s")), Some(300.0));
         assert_eq!(setting_secs("5", Some("min")), Some(300.0));

@@ -599,6 +599,9 @@ statement_timeout_ms = 100
 lock_timeout_ms = 0
 max_connections = 2
 application_name = \"\"
+requirepeer = \"pgsrv\"
+require_auth = \"scram-sha-256, none\"
+channel_binding = \"require\"
 [logging]
 level = \"debug\"
 format = \"text\"
@@ -895,4 +898,37 @@ fn golden_diagnostics() {
         Err(e) => e.iter().for_each(|d| out.push_str(&format!("{d}\n"))),
     }
     golden("errors.expected", &out);
+}
+
+#[test]
+fn postgres_security_keys() {
+    let c = ok("");
+    assert_eq!(c.postgres.requirepeer, None);
+    assert_eq!(c.postgres.require_auth, None);
+    assert_eq!(c.postgres.channel_binding, ChannelBinding::Prefer);
+    // "" turns the peer check off, which differs from unset; "" for require_auth is the default.
+    let c = ok("[postgres]\nrequirepeer = \"\"\nrequire_auth = \"\"\n");
+    assert_eq!(c.postgres.requirepeer.as_deref(), Some(""));
+    assert_eq!(c.postgres.require_auth, None);
+    let c = ok("[postgres]\nrequire_auth = \"md5,password, md5\"\nchannel_binding = \"disable\"\n");
+    assert_eq!(
+        c.postgres.require_auth,
+        Some(vec![PgAuthMethod::Md5, PgAuthMethod::Password])
+    );
+    assert_eq!(c.postgres.channel_binding, ChannelBinding::Disable);
+    assert_eq!(
+        errors("[postgres]\nrequire_auth = \"scram-sha-256,!md5\"\nchannel_binding = \"on\"\n"),
+        [
+            "2:16: [postgres] require_auth: `!md5` is not an authentication method: list some of \
+             password, md5, scram-sha-256, none (comma-separated)",
+            "3:19: [postgres] channel_binding: unknown value `on`; expected one of disable, \
+             prefer, require",
+        ]
+    );
+    // Unset and "" render differently and read back the same.
+    for text in ["", "[postgres]\nrequirepeer = \"\"\n"] {
+        let c = ok(text);
+        let back = ok(&render(&c, &[]));
+        assert_eq!(back.postgres.requirepeer, c.postgres.requirepeer);
+    }
 }

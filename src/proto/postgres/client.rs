@@ -14,10 +14,17 @@
 //! | require | yes | error | as prefer |
 //! | verify-ca | yes | error | chain against the root file, host name not checked |
 //! | verify-full | yes | error | chain and host name |
+//!
+//! Before anything is sent on a Unix socket, the uid of the process that listens on it
+//! (`SO_PEERCRED`) must be `requirepeer`'s. Which authentication requests are answered is the
+//! session's [`AuthPolicy`]: the driver tells it whether the connection is trusted (verified
+//! TLS, or a socket whose owner passed that check) and gives it the `tls-server-end-point`
+//! hash of the server certificate for SCRAM-SHA-256-PLUS. `channel_binding = require` without
+//! TLS is refused before connecting.
 
-use super::session::{Progress, Session};
-use super::{ConnectParams, PgError, Rows, Target};
-use crate::config::SslMode;
+use super::session::{AuthPolicy, Progress, Session};
+use super::{ConnectParams, PgError, RequirePeer, Rows, Target};
+use crate::config::{ChannelBinding, SslMode};
 use crate::proto::tls::{self, TlsStream, Verify};
 use crate::proto::{IoError, Stream, connect_fd, read_plain, write_plain};
 use crate::sys::signals::Signals;
@@ -119,6 +126,24 @@ impl Client {
     /// within `params.connect_timeout`.
     pub fn connect(params: &ConnectParams, signals: Option<&Signals>) -> Result<Client, PgError> {
         let deadline = Instant::now() + params.connect_timeout;
+        if params.channel_binding == ChannelBinding::Require {
+            let why = match (&params.target, params.sslmode) {
+                (Target::Unix { .. }, _) => Some("a Unix socket never uses TLS"),
+                (_, SslMode::Disable | SslMode::Allow | SslMode::Prefer) => {
+                    Some("sslmode must be require, verify-ca or verify-full")
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Err(PgError::Auth {
+                    message: format!(
+                        "[postgres] channel_binding = \"require\" needs TLS and {} cannot have it ({why}); nothing was sent",
+                        params.target
+                    ),
+                    code: String::new(),
+                });
+            }
+        }
         let plan = match (&params.target, params.sslmode) {
             (Target::Unix { .. }, _) | (_, SslMode::Disable | SslMode::Allow) => TlsPlan::Never,
             (_, SslMode::Prefer) => TlsPlan::IfOffered,
@@ -273,8 +298,19 @@ fn connect_once(
         _ => None,
     };
     let mut sock = open_socket(&params.target, deadline, signals)?;
+    if let (Sock::Unix(s), Some(peer)) = (&sock, &params.requirepeer) {
+        check_peer(s, peer, &params.target)?;
+    }
     if plan == TlsPlan::Never {
-        return finish_connect(params, Stream::Plain(sock), target, deadline, signals);
+        let trusted = matches!(params.target, Target::Unix { .. }) && params.requirepeer.is_some();
+        return finish_connect(
+            params,
+            Stream::Plain(sock),
+            trusted,
+            target,
+            deadline,
+            signals,
+        );
     }
     let mut request = bytes::BytesMut::new();
     postgres_protocol::message::frontend::ssl_request(&mut request);
@@ -301,7 +337,16 @@ fn connect_once(
                 .map_err(|e| io_error(e, "tls handshake", &target))?;
             Stream::Tls(Box::new(stream))
         }
-        SSL_REFUSED if plan == TlsPlan::IfOffered => Stream::Plain(sock),
+        SSL_REFUSED if plan == TlsPlan::IfOffered => {
+            return finish_connect(
+                params,
+                Stream::Plain(sock),
+                false,
+                target,
+                deadline,
+                signals,
+            );
+        }
         SSL_REFUSED => {
             return Err(PgError::Tls(format!(
                 "{target}: the server does not support tls (sslmode {:?} requires it)",
@@ -314,13 +359,52 @@ fn connect_once(
             )));
         }
     };
-    finish_connect(params, transport, target, deadline, signals)
+    // Only a certificate checked against the operator's roots makes cleartext acceptable.
+    let trusted = matches!(params.sslmode, SslMode::VerifyCa | SslMode::VerifyFull);
+    finish_connect(params, transport, trusted, target, deadline, signals)
 }
 
-/// Startup and authentication on an open transport.
+/// Refuses a Unix socket whose listening process is not `requirepeer`'s (a local user may
+/// have created it while the server was down). Nothing has been sent yet.
+fn check_peer(sock: &UnixStream, peer: &RequirePeer, target: &Target) -> Result<(), PgError> {
+    let uid = crate::sys::process::peer_uid(sock).map_err(|e| PgError::Connect {
+        target: target.to_string(),
+        error: format!("cannot read the socket's owner (SO_PEERCRED): {e}"),
+    })?;
+    if uid == peer.uid {
+        return Ok(());
+    }
+    let passwd = crate::sys::passwd::read();
+    Err(PgError::Connect {
+        target: target.to_string(),
+        error: format!(
+            "the socket belongs to a server running as {}, not as requirepeer {} (uid {}): refused before sending anything; set [postgres] requirepeer if that user is really the server's",
+            crate::sys::passwd::describe_uid(&passwd, uid),
+            peer.name,
+            peer.uid
+        ),
+    })
+}
+
+/// The `tls-server-end-point` data of a TLS connection's server certificate.
+fn end_point(transport: &Transport) -> Option<Result<Vec<u8>, String>> {
+    let Stream::Tls(tls) = transport else {
+        return None;
+    };
+    Some(
+        match tls.conn().peer_certificates().and_then(|c| c.first()) {
+            Some(cert) => super::cert::end_point_data(cert.as_ref()),
+            None => Err("the server sent no certificate".to_string()),
+        },
+    )
+}
+
+/// Startup and authentication on an open transport; `trusted`: verified TLS, or a Unix
+/// socket whose owner passed `requirepeer`.
 fn finish_connect(
     params: &ConnectParams,
     transport: Transport,
+    trusted: bool,
     target: String,
     deadline: Instant,
     signals: Option<&Signals>,
@@ -342,7 +426,13 @@ fn finish_connect(
     if !params.application_name.is_empty() {
         startup.push(("application_name", params.application_name.as_str()));
     }
-    let session = Session::new(&params.user, params.password.as_deref(), &startup)?;
+    let policy = AuthPolicy::new(
+        params.require_auth.as_deref(),
+        trusted,
+        params.channel_binding,
+        end_point(&transport),
+    );
+    let session = Session::with_policy(&params.user, params.password.as_deref(), &startup, policy)?;
     let mut client = Client {
         transport,
         session,

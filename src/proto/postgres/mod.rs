@@ -3,10 +3,13 @@
 //! ([`client`]).
 //!
 //! Scope: the simple query protocol, read-only sessions (every session starts with
-//! `default_transaction_read_only=on`), authentication by trust, cleartext password, md5 and
-//! SCRAM-SHA-256. Not here: the extended protocol, COPY, cancel requests, GSS/Kerberos/SSPI,
-//! client certificates, SCRAM channel binding.
+//! `default_transaction_read_only=on`), authentication by trust, cleartext password, md5,
+//! SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (`tls-server-end-point`, [`cert`]), each only when
+//! `require_auth` allows it; the Unix socket's owner checked against `requirepeer` before
+//! anything is sent. Not here: the extended protocol, COPY, cancel requests,
+//! GSS/Kerberos/SSPI, client certificates.
 
+pub mod cert;
 pub mod client;
 pub mod rows;
 pub mod session;
@@ -14,7 +17,7 @@ pub mod session;
 pub use client::Client;
 pub use rows::{Row, Rows};
 
-use crate::config::SslMode;
+use crate::config::{ChannelBinding, PgAuthMethod, SslMode};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,6 +51,13 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// The user a Unix socket's server process must run as (`requirepeer`), resolved to its uid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequirePeer {
+    pub name: String,
+    pub uid: u32,
+}
+
 /// Everything needed to open one session.
 #[derive(Clone)]
 pub struct ConnectParams {
@@ -66,6 +76,13 @@ pub struct ConnectParams {
     pub statement_timeout: Duration,
     /// Server-side `lock_timeout` (zero = none).
     pub lock_timeout: Duration,
+    /// Over a Unix socket, the server must run as this user (checked with `SO_PEERCRED`
+    /// before anything is sent); `None` = no check.
+    pub requirepeer: Option<RequirePeer>,
+    /// The authentication methods the server may ask for; `None` = the default (SCRAM, md5,
+    /// none, and cleartext over verified TLS or a peer-checked socket).
+    pub require_auth: Option<Vec<PgAuthMethod>>,
+    pub channel_binding: ChannelBinding,
 }
 
 impl std::fmt::Debug for ConnectParams {
@@ -81,6 +98,9 @@ impl std::fmt::Debug for ConnectParams {
             .field("connect_timeout", &self.connect_timeout)
             .field("statement_timeout", &self.statement_timeout)
             .field("lock_timeout", &self.lock_timeout)
+            .field("requirepeer", &self.requirepeer)
+            .field("require_auth", &self.require_auth)
+            .field("channel_binding", &self.channel_binding)
             .finish()
     }
 }

@@ -21,7 +21,14 @@
 //!
 //! Every message header is checked against a cap ([`MAX_STARTUP_MESSAGE_BYTES`] until the
 //! session is ready, then [`MAX_MESSAGE_BYTES`]) before postgres-protocol's `Message::parse`
-//! sees it: that function reserves whatever length the server announces.
+//! sees it: that function reserves whatever length the server announces. Until the first
+//! ReadyForQuery the server is not trusted yet: at most [`MAX_STARTUP_PARAMETERS`]
+//! ParameterStatus messages and [`MAX_STARTUP_TOTAL_BYTES`] in all (SECURITY.md, bounded input).
+//!
+//! Which authentication requests are answered is the [`AuthPolicy`]'s decision (`require_auth`,
+//! `channel_binding`): a request for a method it does not allow ends the session before any
+//! secret is queued. SCRAM-SHA-256-PLUS binds the exchange to the server certificate
+//! (`tls-server-end-point`, hashed by the driver, see [`super::cert`]).
 //!
 //! Not here: SSLRequest (the driver sends it before the session starts), the extended query
 //! protocol, COPY (a protocol error), cancel requests.
@@ -35,19 +42,126 @@ use postgres_protocol::authentication::sasl::{self, ChannelBinding, ScramSha256}
 use postgres_protocol::message::backend::{ErrorFields, Message};
 use postgres_protocol::message::frontend;
 
+use crate::config::{ChannelBinding as ChannelBindingMode, PgAuthMethod};
+
 /// Tag of the DataRow message.
 const DATA_ROW_TAG: u8 = b'D';
 
 /// Largest backend message accepted once the session is ready (a DataRow of wide text).
-pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// Largest backend message accepted before the first ReadyForQuery: authentication and
 /// parameter messages are small, and the server is not trusted yet.
-pub const MAX_STARTUP_MESSAGE_BYTES: usize = 64 << 10;
+pub const MAX_STARTUP_MESSAGE_BYTES: usize = 8 << 10;
+/// Largest ErrorResponse before the first ReadyForQuery (a server may explain at length).
+pub const MAX_STARTUP_ERROR_BYTES: usize = 64 << 10;
+/// Most ParameterStatus messages before the first ReadyForQuery, and most distinct parameters
+/// kept at any time.
+pub const MAX_STARTUP_PARAMETERS: usize = 256;
+/// Most bytes received before the first ReadyForQuery, all messages together.
+pub const MAX_STARTUP_TOTAL_BYTES: usize = 64 << 10;
+/// Largest ParameterStatus message at any time (names and values are short).
+pub const MAX_PARAMETER_MESSAGE_BYTES: usize = 8 << 10;
 /// Largest result kept for one query (all DataRow bodies).
-pub const MAX_RESULT_BYTES: usize = 256 << 20;
+pub const MAX_RESULT_BYTES: usize = 32 << 20;
+/// Tag of the ErrorResponse and ParameterStatus messages.
+const ERROR_TAG: u8 = b'E';
+const PARAMETER_TAG: u8 = b'S';
 
 /// The message shown when the server asks for a password we do not have.
 pub const NO_PASSWORD: &str = "password authentication requested by the server but no password is configured: set password_file, ~/.pgpass or PGPASSWORD";
+
+/// Which authentication requests a session answers (`[postgres] require_auth` and
+/// `channel_binding`, SECURITY.md "which authentication is acceptable").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthPolicy {
+    /// The methods the server may ask for.
+    pub allowed: Vec<PgAuthMethod>,
+    /// Whether `allowed` was written by the operator (`require_auth`) or is the default: the
+    /// refusal says which key to change.
+    pub explicit: bool,
+    pub channel_binding: ChannelBindingMode,
+    /// `Some` when TLS is up: the `tls-server-end-point` data (the server certificate hashed as
+    /// RFC 5929 says), or why it cannot be computed.
+    pub tls_end_point: Option<Result<Vec<u8>, String>>,
+}
+
+impl AuthPolicy {
+    /// `require_auth` as configured (`None` = the default), for a connection that is
+    /// `trusted` (TLS with a verified certificate, or a Unix socket whose peer passed the
+    /// `requirepeer` check): the default allows a cleartext password only there.
+    pub fn new(
+        require_auth: Option<&[PgAuthMethod]>,
+        trusted: bool,
+        channel_binding: ChannelBindingMode,
+        tls_end_point: Option<Result<Vec<u8>, String>>,
+    ) -> AuthPolicy {
+        let allowed = match require_auth {
+            Some(list) => list.to_vec(),
+            None => {
+                let mut v = vec![
+                    PgAuthMethod::ScramSha256,
+                    PgAuthMethod::Md5,
+                    PgAuthMethod::None,
+                ];
+                if trusted {
+                    v.push(PgAuthMethod::Password);
+                }
+                v
+            }
+        };
+        AuthPolicy {
+            allowed,
+            explicit: require_auth.is_some(),
+            channel_binding,
+            tls_end_point,
+        }
+    }
+
+    fn allows(&self, m: PgAuthMethod) -> bool {
+        self.allowed.contains(&m)
+    }
+
+    /// Why a request for `m` is refused, if it is: one line naming the method and the key.
+    fn refusal(&self, m: PgAuthMethod) -> Option<String> {
+        let what = match m {
+            PgAuthMethod::Password => "a cleartext password",
+            PgAuthMethod::Md5 => "md5 authentication",
+            PgAuthMethod::ScramSha256 => "scram-sha-256 authentication",
+            PgAuthMethod::None => "no authentication",
+        };
+        if self.channel_binding == ChannelBindingMode::Require && m != PgAuthMethod::ScramSha256 {
+            return Some(format!(
+                "the server asks for {what}, but [postgres] channel_binding = \"require\" needs SCRAM-SHA-256-PLUS: refused before sending anything"
+            ));
+        }
+        if self.allows(m) {
+            return None;
+        }
+        let allowed: Vec<&str> = self.allowed.iter().map(|m| m.as_str()).collect();
+        Some(if self.explicit {
+            format!(
+                "the server asks for {what}, which [postgres] require_auth = \"{}\" does not allow: refused before sending anything",
+                allowed.join(",")
+            )
+        } else if m == PgAuthMethod::Password {
+            format!(
+                "the server asks for {what} over a connection that is neither TLS with a verified certificate nor a Unix socket whose owner passed requirepeer: refused before sending it; use sslmode = verify-full (or verify-ca), or list password in [postgres] require_auth to allow it"
+            )
+        } else {
+            format!(
+                "the server asks for {what}, which the default [postgres] require_auth ({}) does not allow: refused; set require_auth to allow it",
+                allowed.join(",")
+            )
+        })
+    }
+}
+
+impl Default for AuthPolicy {
+    /// The default `require_auth` on an untrusted connection, no TLS.
+    fn default() -> Self {
+        AuthPolicy::new(None, false, ChannelBindingMode::Prefer, None)
+    }
+}
 
 /// Where the conversation is.
 enum State {
@@ -57,6 +171,8 @@ enum State {
     ScramContinue(Box<ScramSha256>),
     /// SASLResponse sent; waiting for the server-final message.
     ScramFinal(Box<ScramSha256>),
+    /// The SCRAM server-final message checked out; only AuthenticationOk may follow.
+    ScramDone,
     /// Authenticated; parameters and the key arrive until ReadyForQuery.
     Startup,
     /// Idle: a query may be sent.
@@ -74,7 +190,9 @@ impl State {
     fn name(&self) -> &'static str {
         match self {
             State::Authenticating => "authentication",
-            State::ScramContinue(_) | State::ScramFinal(_) => "scram authentication",
+            State::ScramContinue(_) | State::ScramFinal(_) | State::ScramDone => {
+                "scram authentication"
+            }
             State::Startup => "startup",
             State::Ready => "idle",
             State::Query { .. } => "query",
@@ -104,6 +222,14 @@ pub struct Session {
     out: BytesMut,
     /// The result of the last query, until taken.
     result: Option<Result<Rows, PgError>>,
+    policy: AuthPolicy,
+    /// A password or SCRAM exchange was answered (else AuthenticationOk means "none").
+    answered: bool,
+    /// The SCRAM exchange used channel binding (SCRAM-SHA-256-PLUS).
+    bound: bool,
+    /// Before the first ReadyForQuery: bytes and ParameterStatus messages received.
+    startup_bytes: usize,
+    startup_parameters: usize,
 }
 
 impl std::fmt::Debug for Session {
@@ -119,10 +245,21 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// A session whose StartupMessage (with `parameters`, which include `user`) is queued in
     /// the output.
+    /// With the default [`AuthPolicy`] (no TLS, untrusted connection).
     pub fn new(
         user: &str,
         password: Option<&str>,
         parameters: &[(&str, &str)],
+    ) -> Result<Session, PgError> {
+        Session::with_policy(user, password, parameters, AuthPolicy::default())
+    }
+
+    /// A session that answers authentication requests as `policy` says.
+    pub fn with_policy(
+        user: &str,
+        password: Option<&str>,
+        parameters: &[(&str, &str)],
+        policy: AuthPolicy,
     ) -> Result<Session, PgError> {
         let mut out = BytesMut::new();
         frontend::startup_message(parameters.iter().copied(), &mut out)
@@ -135,6 +272,11 @@ impl Session {
             backend_pid: 0,
             out,
             result: None,
+            policy,
+            answered: false,
+            bound: false,
+            startup_bytes: 0,
+            startup_parameters: 0,
         })
     }
 
@@ -216,8 +358,11 @@ impl Session {
             return Ok(None);
         };
         let len = u32::from_be_bytes(*len) as usize;
-        let cap = match self.state {
-            State::Ready | State::Query { .. } => MAX_MESSAGE_BYTES,
+        let started = matches!(self.state, State::Ready | State::Query { .. });
+        let cap = match tag {
+            PARAMETER_TAG => MAX_PARAMETER_MESSAGE_BYTES,
+            _ if started => MAX_MESSAGE_BYTES,
+            ERROR_TAG => MAX_STARTUP_ERROR_BYTES,
             _ => MAX_STARTUP_MESSAGE_BYTES,
         };
         if len < 4 {
@@ -234,9 +379,26 @@ impl Session {
             )));
         }
         let total = len + 1;
+        if !started {
+            // Checked on the header: a flood is refused before its bytes are awaited.
+            if self.startup_bytes + total > MAX_STARTUP_TOTAL_BYTES {
+                return Err(PgError::Protocol(format!(
+                    "the server sent more than {MAX_STARTUP_TOTAL_BYTES} bytes before the session was ready"
+                )));
+            }
+            if tag == PARAMETER_TAG && self.startup_parameters >= MAX_STARTUP_PARAMETERS {
+                return Err(PgError::Protocol(format!(
+                    "the server sent more than {MAX_STARTUP_PARAMETERS} parameter messages before the session was ready"
+                )));
+            }
+        }
         let Some(whole) = input.get(..total) else {
             return Ok(None);
         };
+        if !started {
+            self.startup_bytes += total;
+            self.startup_parameters += usize::from(tag == PARAMETER_TAG);
+        }
         // DataRow, by far the most frequent message, is stored straight from the input: no
         // copy into a BytesMut and no parse (RowsBuilder::push_row validates its layout).
         if tag == DATA_ROW_TAG
@@ -246,14 +408,15 @@ impl Session {
             else {
                 return Err(PgError::Protocol("bad data row".to_string()));
             };
-            // i16 on the wire: a negative count reads as > 32767 and fails the column check.
-            rows.push_row(u16::from_be_bytes(*count), body)
-                .map_err(PgError::Protocol)?;
-            if rows.bytes() > MAX_RESULT_BYTES {
+            // Checked before the row is stored: the result never grows past the cap.
+            if rows.bytes() + body.len() + size_of::<usize>() > MAX_RESULT_BYTES {
                 return Err(PgError::Protocol(format!(
                     "query result exceeds the {MAX_RESULT_BYTES} byte limit"
                 )));
             }
+            // i16 on the wire: a negative count reads as > 32767 and fails the column check.
+            rows.push_row(u16::from_be_bytes(*count), body)
+                .map_err(PgError::Protocol)?;
             return Ok(Some((total, Progress::Continue)));
         }
         let mut buf = BytesMut::from(whole);
@@ -278,8 +441,14 @@ impl Session {
             M::ParameterStatus(body) => {
                 let name = body.name().map_err(|e| bad_field("parameter name", e))?;
                 let value = body.value().map_err(|e| bad_field("parameter value", e))?;
+                let known = self.parameters.len();
                 match self.parameters.iter_mut().find(|(n, _)| n == name) {
                     Some(slot) => slot.1 = value.to_string(),
+                    None if known >= MAX_STARTUP_PARAMETERS => {
+                        return Err(PgError::Protocol(format!(
+                            "the server reported more than {MAX_STARTUP_PARAMETERS} parameters"
+                        )));
+                    }
                     None => self.parameters.push((name.to_string(), value.to_string())),
                 }
                 return Ok(Progress::Continue);
@@ -289,7 +458,10 @@ impl Session {
         }
         let state = std::mem::replace(&mut self.state, State::Broken);
         match (state, message) {
-            (State::Authenticating | State::ScramContinue(_), M::ErrorResponse(body)) => {
+            (
+                State::Authenticating | State::ScramContinue(_) | State::ScramDone,
+                M::ErrorResponse(body),
+            ) => {
                 let e = ServerError::from_fields(body.fields());
                 Err(PgError::Auth {
                     message: e.message,
@@ -307,18 +479,37 @@ impl Session {
                 Err(ServerError::from_fields(body.fields()).into())
             }
             (State::Authenticating, M::AuthenticationOk) => {
+                // The server asked for nothing (trust, peer): "none" must be allowed.
+                if !self.answered
+                    && let Some(refusal) = self.policy.refusal(PgAuthMethod::None)
+                {
+                    return Err(auth_error(refusal));
+                }
+                self.state = State::Startup;
+                Ok(Progress::Continue)
+            }
+            (State::ScramDone, M::AuthenticationOk) => {
+                if self.policy.channel_binding == ChannelBindingMode::Require && !self.bound {
+                    return Err(auth_error(
+                        "the server completed authentication without channel binding, but [postgres] channel_binding = \"require\"".to_string(),
+                    ));
+                }
                 self.state = State::Startup;
                 Ok(Progress::Continue)
             }
             (State::Authenticating, M::AuthenticationCleartextPassword) => {
+                self.check_method(PgAuthMethod::Password)?;
                 let password = self.password()?.to_owned();
+                self.answered = true;
                 frontend::password_message(password.as_bytes(), &mut self.out)
                     .map_err(|e| PgError::Protocol(format!("password message: {e}")))?;
                 self.state = State::Authenticating;
                 Ok(Progress::Continue)
             }
             (State::Authenticating, M::AuthenticationMd5Password(body)) => {
+                self.check_method(PgAuthMethod::Md5)?;
                 let password = self.password()?.to_owned();
+                self.answered = true;
                 let hash = md5_hash(self.user.as_bytes(), password.as_bytes(), body.salt());
                 frontend::password_message(hash.as_bytes(), &mut self.out)
                     .map_err(|e| PgError::Protocol(format!("password message: {e}")))?;
@@ -326,27 +517,26 @@ impl Session {
                 Ok(Progress::Continue)
             }
             (State::Authenticating, M::AuthenticationSasl(body)) => {
+                self.check_method(PgAuthMethod::ScramSha256)?;
                 let mut mechanisms = body.mechanisms();
                 let mut offered = Vec::new();
-                let mut scram = false;
+                let (mut scram, mut plus) = (false, false);
                 while let Some(m) = mechanisms
                     .next()
                     .map_err(|e| bad_field("sasl mechanism", e))?
                 {
                     scram |= m == sasl::SCRAM_SHA_256;
-                    offered.push(m.to_string());
+                    plus |= m == sasl::SCRAM_SHA_256_PLUS;
+                    if offered.len() < 8 {
+                        offered.push(m.to_string());
+                    }
                 }
-                if !scram {
-                    return Err(auth_error(format!(
-                        "the server offers no supported sasl mechanism ({})",
-                        offered.join(", ")
-                    )));
-                }
+                let (mechanism, binding) = self.scram_mechanism(scram, plus, &offered)?;
                 let password = self.password()?.to_owned();
-                // Channel binding is not used: "n" (client does not support it) is accepted by
-                // servers that offer SCRAM-SHA-256-PLUS as well.
-                let exchange = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
-                frontend::sasl_initial_response(sasl::SCRAM_SHA_256, exchange.message(), &mut self.out)
+                self.answered = true;
+                self.bound = mechanism == sasl::SCRAM_SHA_256_PLUS;
+                let exchange = ScramSha256::new(password.as_bytes(), binding);
+                frontend::sasl_initial_response(mechanism, exchange.message(), &mut self.out)
                     .map_err(|e| PgError::Protocol(format!("sasl message: {e}")))?;
                 self.state = State::ScramContinue(Box::new(exchange));
                 Ok(Progress::Continue)
@@ -365,7 +555,7 @@ impl Session {
                     .finish(body.data())
                     .map_err(|e| auth_error(format!("scram server-final message: {e}")))?;
                 // Only AuthenticationOk (or an error) may follow.
-                self.state = State::Authenticating;
+                self.state = State::ScramDone;
                 Ok(Progress::Continue)
             }
             (
@@ -438,6 +628,63 @@ impl Session {
                 state.name()
             ))),
         }
+    }
+
+    /// Refuses a request for `m` that the policy does not allow, before any secret is queued.
+    fn check_method(&self, m: PgAuthMethod) -> Result<(), PgError> {
+        match self.policy.refusal(m) {
+            Some(refusal) => Err(auth_error(refusal)),
+            None => Ok(()),
+        }
+    }
+
+    /// The SASL mechanism and gs2 channel-binding flag, as libpq chooses them: PLUS with
+    /// `tls-server-end-point` when TLS is up and the server offers it (unless disabled); "y"
+    /// (we could bind, the server did not offer) over TLS otherwise; "n" without TLS.
+    fn scram_mechanism(
+        &self,
+        scram: bool,
+        plus: bool,
+        offered: &[String],
+    ) -> Result<(&'static str, ChannelBinding), PgError> {
+        let mode = self.policy.channel_binding;
+        let tls = self.policy.tls_end_point.as_ref();
+        if plus
+            && mode != ChannelBindingMode::Disable
+            && let Some(end_point) = tls
+        {
+            return match end_point {
+                Ok(data) => Ok((
+                    sasl::SCRAM_SHA_256_PLUS,
+                    ChannelBinding::tls_server_end_point(data.clone()),
+                )),
+                Err(why) => Err(auth_error(format!(
+                    "channel binding: {why}; set [postgres] channel_binding = \"disable\" to authenticate without it"
+                ))),
+            };
+        }
+        if mode == ChannelBindingMode::Require {
+            return Err(auth_error(if tls.is_none() {
+                "[postgres] channel_binding = \"require\" needs TLS (sslmode require or stronger, over TCP); this connection has none".to_string()
+            } else {
+                format!(
+                    "[postgres] channel_binding = \"require\" but the server does not offer SCRAM-SHA-256-PLUS ({})",
+                    offered.join(", ")
+                )
+            }));
+        }
+        if !scram {
+            return Err(auth_error(format!(
+                "the server offers no supported sasl mechanism ({})",
+                offered.join(", ")
+            )));
+        }
+        let binding = if tls.is_some() && mode != ChannelBindingMode::Disable {
+            ChannelBinding::unrequested()
+        } else {
+            ChannelBinding::unsupported()
+        };
+        Ok((sasl::SCRAM_SHA_256, binding))
     }
 
     fn password(&self) -> Result<&str, PgError> {
@@ -700,7 +947,16 @@ mod tests {
                 ],
             ),
         ] {
-            let e = session(None).try_message(&request).unwrap_err();
+            let all = [
+                PgAuthMethod::Password,
+                PgAuthMethod::Md5,
+                PgAuthMethod::ScramSha256,
+            ];
+            let policy = AuthPolicy::new(Some(&all), false, ChannelBindingMode::Prefer, None);
+            let mut s = Session::with_policy("u", None, &[("user", "u")], policy).unwrap();
+            s.clear_output();
+            let e = s.try_message(&request).unwrap_err();
+            assert!(s.output().is_empty());
             assert_eq!(
                 e.to_string(),
                 format!("authentication failed: {NO_PASSWORD}")
@@ -723,6 +979,213 @@ mod tests {
         assert!(s.try_message(&msg(b'R', &[0, 0, 0, 0])).is_err());
         // A query before startup completes.
         assert!(session(None).query("select 1").is_err());
+    }
+
+    const CLEARTEXT: &[u8] = &[b'R', 0, 0, 0, 8, 0, 0, 0, 3];
+    const MD5: &[u8] = &[b'R', 0, 0, 0, 12, 0, 0, 0, 5, 1, 2, 3, 4];
+    const OK: &[u8] = &[b'R', 0, 0, 0, 8, 0, 0, 0, 0];
+
+    fn with(policy: AuthPolicy) -> Session {
+        let mut s = Session::with_policy("u", Some("pw"), &[("user", "u")], policy).unwrap();
+        s.clear_output();
+        s
+    }
+
+    fn sasl(mechanisms: &[&str]) -> Vec<u8> {
+        let mut body = 10u32.to_be_bytes().to_vec();
+        body.extend_from_slice(&cstrs(mechanisms));
+        body.push(0);
+        msg(b'R', &body)
+    }
+
+    /// Refused with a line containing `needle`, and nothing queued for the server.
+    fn refused(mut s: Session, request: &[u8], needle: &str) {
+        let e = s.try_message(request).unwrap_err();
+        assert!(s.output().is_empty(), "{e}");
+        assert!(matches!(e, PgError::Auth { .. }), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains(needle), "{text}");
+        assert!(!text.contains('\n'));
+    }
+
+    #[test]
+    fn the_default_refuses_cleartext_on_an_untrusted_connection() {
+        let prefer = ChannelBindingMode::Prefer;
+        refused(
+            with(AuthPolicy::default()),
+            CLEARTEXT,
+            "sslmode = verify-full",
+        );
+        // Trusted (verified TLS, checked socket): the password goes.
+        let mut s = with(AuthPolicy::new(None, true, prefer, None));
+        s.try_message(CLEARTEXT).unwrap().unwrap();
+        assert!(s.output().ends_with(b"pw\0"));
+        // md5, SCRAM and none are in the default.
+        let mut s = with(AuthPolicy::default());
+        s.try_message(MD5).unwrap().unwrap();
+        assert!(!s.output().is_empty());
+        with(AuthPolicy::default())
+            .try_message(OK)
+            .unwrap()
+            .unwrap();
+        // Listed explicitly: allowed anywhere.
+        let explicit = [PgAuthMethod::Password];
+        let mut s = with(AuthPolicy::new(Some(&explicit), false, prefer, None));
+        s.try_message(CLEARTEXT).unwrap().unwrap();
+    }
+
+    #[test]
+    fn require_auth_refuses_what_it_does_not_list() {
+        let prefer = ChannelBindingMode::Prefer;
+        let scram = [PgAuthMethod::ScramSha256];
+        let policy = || AuthPolicy::new(Some(&scram), true, prefer, None);
+        refused(with(policy()), MD5, "require_auth = \"scram-sha-256\"");
+        refused(with(policy()), CLEARTEXT, "cleartext password");
+        // No authentication at all (trust) is "none".
+        refused(with(policy()), OK, "no authentication");
+        let mut s = with(policy());
+        s.try_message(&sasl(&["SCRAM-SHA-256"])).unwrap().unwrap();
+        assert!(s.output().starts_with(b"p"));
+    }
+
+    #[test]
+    fn channel_binding_modes() {
+        use ChannelBindingMode as C;
+        let end_point = || Some(Ok(vec![7u8; 32]));
+        let both = sasl(&["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]);
+        // require: only SCRAM-SHA-256-PLUS over TLS.
+        refused(
+            with(AuthPolicy::new(None, true, C::Require, end_point())),
+            CLEARTEXT,
+            "channel_binding",
+        );
+        refused(
+            with(AuthPolicy::new(None, true, C::Require, end_point())),
+            OK,
+            "channel_binding",
+        );
+        refused(
+            with(AuthPolicy::new(None, false, C::Require, None)),
+            &both,
+            "needs TLS",
+        );
+        refused(
+            with(AuthPolicy::new(None, false, C::Require, end_point())),
+            &sasl(&["SCRAM-SHA-256"]),
+            "does not offer SCRAM-SHA-256-PLUS",
+        );
+        // PLUS with tls-server-end-point: the mechanism and the gs2 header say so.
+        for mode in [C::Require, C::Prefer] {
+            let mut s = with(AuthPolicy::new(None, false, mode, end_point()));
+            s.try_message(&both).unwrap().unwrap();
+            let out = String::from_utf8_lossy(s.output()).into_owned();
+            assert!(out.contains("SCRAM-SHA-256-PLUS\0"), "{out}");
+            assert!(out.contains("p=tls-server-end-point,,n=,r="), "{out}");
+        }
+        // prefer over TLS without PLUS offered: "y"; without TLS or disabled: "n".
+        for (mode, tls, gs2) in [
+            (C::Prefer, end_point(), "y,,n=,r="),
+            (C::Prefer, None, "n,,n=,r="),
+            (C::Disable, end_point(), "n,,n=,r="),
+        ] {
+            let mut s = with(AuthPolicy::new(None, false, mode, tls));
+            let offer = if mode == C::Disable {
+                &both
+            } else {
+                &sasl(&["SCRAM-SHA-256"])
+            };
+            s.try_message(offer).unwrap().unwrap();
+            let out = String::from_utf8_lossy(s.output()).into_owned();
+            assert!(out.contains("SCRAM-SHA-256\0"), "{out}");
+            assert!(out.contains(gs2), "{mode:?}: {out}");
+        }
+        // A certificate whose hash cannot be determined: a clear refusal.
+        refused(
+            with(AuthPolicy::new(
+                None,
+                false,
+                C::Prefer,
+                Some(Err("signature algorithm X".into())),
+            )),
+            &both,
+            "channel_binding = \"disable\"",
+        );
+    }
+
+    fn ready_session() -> Session {
+        let mut s = session(Some("pw"));
+        for m in &exchange()[..6] {
+            s.try_message(m).unwrap().unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn input_before_ready_is_bounded() {
+        let param = |i: usize| msg(b'S', &cstrs(&[&format!("p{i}"), "v"]));
+        // 256 ParameterStatus are fine, the 257th is refused on its header.
+        let mut s = session(Some("pw"));
+        s.try_message(OK).unwrap().unwrap();
+        for i in 0..MAX_STARTUP_PARAMETERS {
+            s.try_message(&param(i)).unwrap().unwrap();
+        }
+        let e = s.try_message(&param(999)[..5]).unwrap_err();
+        assert!(e.to_string().contains("256 parameter messages"), "{e}");
+        // 64 KiB in all: long (but each allowed) notices add up.
+        let mut s = session(Some("pw"));
+        let notice = msg(b'N', &vec![b'x'; 8000]);
+        let mut sent = 0;
+        let e = loop {
+            match s.try_message(&notice) {
+                Ok(_) => sent += notice.len(),
+                Err(e) => break e,
+            }
+        };
+        assert!(sent <= MAX_STARTUP_TOTAL_BYTES, "{sent}");
+        assert!(
+            e.to_string().contains("before the session was ready"),
+            "{e}"
+        );
+        // 8 KiB per message, 64 KiB for an error.
+        let e = session(None)
+            .try_message(&msg(b'N', &vec![b'x'; 8 << 10]))
+            .unwrap_err();
+        assert!(e.to_string().contains("8192 byte limit"), "{e}");
+        let mut error = b"SFATAL\0VFATAL\0C28000\0M".to_vec();
+        error.extend_from_slice(&vec![b'y'; 40_000]);
+        error.extend_from_slice(b"\0\0");
+        let e = session(None).try_message(&msg(b'E', &error)).unwrap_err();
+        assert_eq!(e.sqlstate(), Some("28000"), "{e}");
+        // After ready, ParameterStatus stays small and distinct names are bounded.
+        let mut s = ready_session();
+        assert!(s.try_message(&msg(b'S', &vec![b'x'; 9000])[..5]).is_err());
+        let mut s = ready_session();
+        let e = (0..300)
+            .find_map(|i| s.try_message(&param(i)).err())
+            .unwrap();
+        assert!(e.to_string().contains("parameters"), "{e}");
+    }
+
+    #[test]
+    fn a_result_is_capped_before_it_is_stored() {
+        let mut s = ready_session();
+        s.query("select").unwrap();
+        let mut desc = 1u16.to_be_bytes().to_vec();
+        desc.extend_from_slice(&cstrs(&["t"]));
+        desc.extend_from_slice(&[
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 255, 255, 255, 255, 255, 255, 0, 0,
+        ]);
+        s.try_message(&msg(b'T', &desc)).unwrap().unwrap();
+        let field = 12usize << 20;
+        let mut body = 1u16.to_be_bytes().to_vec();
+        body.extend_from_slice(&(field as i32).to_be_bytes());
+        body.resize(body.len() + field, b'a');
+        let row = msg(b'D', &body);
+        s.try_message(&row).unwrap().unwrap();
+        s.try_message(&row).unwrap().unwrap();
+        let e = s.try_message(&row).unwrap_err();
+        assert!(e.to_string().contains("33554432 byte limit"), "{e}");
+        assert!(e.is_connection_lost());
     }
 
     #[test]
