@@ -86,8 +86,10 @@ pub struct PgLog {
     /// The server's settings at the last successful ask.
     server: Option<ServerLogging>,
     /// The owner of the server's `data_directory` at the last successful ask: the user its log
-    /// files must belong to.
+    /// files must belong to when `requirepeer` is off.
     data_owner: Option<u32>,
+    /// `requirepeer`'s uid when that check is on: the server's log files must be that user's.
+    peer_owner: Option<u32>,
     /// The reader, made at the first collection that found the log.
     tail: Option<Tail>,
     /// (format, prefix, zone) the parser was made with.
@@ -148,6 +150,13 @@ impl PgLog {
             load_error,
             server: None,
             data_owner: None,
+            peer_owner: match crate::collect::pg::conninfo::peer_rule(
+                config.postgres.requirepeer.as_deref(),
+                &crate::sys::passwd::read(),
+            ) {
+                crate::collect::pg::conninfo::PeerRule::Require(p) => Some(p.uid),
+                _ => None,
+            },
             tail: None,
             parser_key: None,
             acks: AckQueue::new(None),
@@ -283,11 +292,12 @@ impl PgLog {
         })
     }
 
-    /// What the server may name: regular files it owns directly in `dir`.
+    /// What the server may name: regular files it owns directly in `dir` (its owner is
+    /// `requirepeer`'s user, else the owner of `data_directory`).
     fn server_rule(&self, dir: &Path) -> Rule {
         Rule::Server {
             dir: dir.to_path_buf(),
-            owner: self.data_owner,
+            owner: self.peer_owner.or(self.data_owner),
             me: crate::sys::logfile::euid(),
         }
     }
