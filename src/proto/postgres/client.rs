@@ -18,13 +18,14 @@
 use super::session::{Progress, Session};
 use super::{ConnectParams, PgError, Rows, Target};
 use crate::config::SslMode;
+use crate::proto::dns::resolve::{ResolveError, resolve};
 use crate::proto::tls::{self, TlsStream, Verify};
 use crate::proto::{IoError, Stream, connect_fd, read_plain, write_plain};
 use crate::sys::signals::Signals;
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::net::AddressFamily;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -406,10 +407,13 @@ fn open_socket(
         }
         Target::Tcp { host, port } => {
             let bare = host.trim_start_matches('[').trim_end_matches(']');
-            let addrs: Vec<SocketAddr> = (bare, *port)
-                .to_socket_addrs()
-                .map_err(|e| connect_error(format!("cannot resolve host: {e}")))?
-                .collect();
+            let addrs = resolve(bare, *port, deadline, signals).map_err(|e| match e {
+                ResolveError::Interrupted => PgError::Interrupted,
+                ResolveError::Timeout => PgError::Timeout {
+                    what: "name resolution",
+                },
+                ResolveError::Failed(m) => connect_error(m),
+            })?;
             let mut last = connect_error("host resolves to no address".to_string());
             for addr in addrs {
                 let family = match addr {
