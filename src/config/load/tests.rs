@@ -886,3 +886,22 @@ fn golden_diagnostics() {
     }
     golden("errors.expected", &out);
 }
+
+#[test]
+fn sslrootcert_system_makes_verify_full_the_default_and_refuses_a_weaker_mode() {
+    let c = ok("[postgres]\nsslrootcert = \"system\"\n");
+    assert_eq!(c.postgres.sslmode, SslMode::VerifyFull);
+    assert_eq!(c.postgres.sslrootcert.as_deref(), Some(Path::new("system")));
+    let c = ok("[postgres]\nsslrootcert = \"system\"\nsslmode = \"verify-full\"\n");
+    assert_eq!(c.postgres.sslmode, SslMode::VerifyFull);
+    for weak in ["disable", "allow", "prefer", "require", "verify-ca"] {
+        let e = one_error(&format!(
+            "[postgres]\nsslrootcert = \"system\"\nsslmode = \"{weak}\"\n"
+        ));
+        assert!(
+            e.starts_with("3:")
+                && e.contains("sslrootcert = \"system\" needs sslmode = \"verify-full\""),
+            "{e}"
+        );
+    }
+}

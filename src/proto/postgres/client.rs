@@ -366,7 +366,7 @@ fn tls_config(params: &ConnectParams) -> Result<Arc<rustls::ClientConfig>, PgErr
     let root_file = params.sslrootcert.clone().or(default_root);
     let roots = |path: &PathBuf| {
         if path.as_os_str() == "system" {
-            Ok(tls::builtin_roots())
+            Ok(tls::system_roots().0)
         } else {
             tls::load_roots(path).map_err(PgError::Tls)
         }
