@@ -30,6 +30,9 @@ enum Act {
     Addrs(Vec<IpAddr>),
     /// Over UDP an empty reply with TC set; over TCP the addresses.
     Truncated(Vec<IpAddr>),
+    /// First a forged reply (another query id, the first address), then the real one with
+    /// the rest: an off-path spoofing attempt that guessed wrong.
+    ForgedFirst(Vec<IpAddr>),
 }
 
 type Rule = Arc<dyn Fn(&str, u16) -> Act + Send + Sync>;
@@ -58,6 +61,7 @@ fn answer(query: &[u8], act: &Act, tcp: bool) -> Option<Vec<u8>> {
         Act::Addrs(v) => encode_reply(query, &[], &family(v), false, 0).ok(),
         Act::Truncated(v) if tcp => encode_reply(query, &[], &family(v), false, 0).ok(),
         Act::Truncated(_) => encode_reply(query, &[], &[], true, 0).ok(),
+        Act::ForgedFirst(v) => encode_reply(query, &[], &family(&v[1..].to_vec()), false, 0).ok(),
     }
 }
 
@@ -91,6 +95,13 @@ impl Dns {
                     continue;
                 };
                 q.lock().unwrap().push((name.clone(), qtype, "udp"));
+                if let Act::ForgedFirst(v) = r(&name, qtype) {
+                    let mut forged = buf[..n].to_vec();
+                    forged[1] = forged[1].wrapping_add(1);
+                    if let Ok(f) = encode_reply(&forged, &[], &v[..1], false, 0) {
+                        let _ = udp.send_to(&f, from);
+                    }
+                }
                 if let Some(reply) = answer(&buf[..n], &r(&name, qtype), false) {
                     let _ = udp.send_to(&reply, from);
                 }
@@ -255,6 +266,17 @@ fn a_silent_server_gives_way_to_the_next_and_the_callers_deadline_is_kept() {
         m.contains("\"nope.example\" has no address") && !m.contains('\n'),
         "{m}"
     );
+}
+
+#[test]
+fn a_reply_with_another_query_id_is_not_taken() {
+    let dns = Dns::start(|_, qtype| match qtype {
+        1 => Act::ForgedFirst(vec![ip("203.0.113.66"), ip("192.0.2.10")]),
+        _ => Act::Addrs(vec![]),
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let addrs = resolve_with("db.example", 80, b"", &dns.conf(), deadline, None).unwrap();
+    assert_eq!(addrs, vec![SocketAddr::new(ip("192.0.2.10"), 80)]);
 }
 
 #[test]
