@@ -913,11 +913,26 @@ fn read_postgres(ctx: &mut Ctx, root: &toml_edit::Table, p: &mut Postgres, env: 
     set(&mut p.password_file, s.opt_path(ctx, "password_file"));
     set(&mut p.database, s.required_string(ctx, "database"));
     let dbs = databases(ctx, &s, "databases");
-    set(
-        &mut p.sslmode,
-        s.choice(ctx, "sslmode", SslMode::NAMES, false),
-    );
+    let sslmode = s.choice(ctx, "sslmode", SslMode::NAMES, false);
+    set(&mut p.sslmode, sslmode);
     set(&mut p.sslrootcert, s.opt_path(ctx, "sslrootcert"));
+    if p.sslrootcert.as_deref() == Some(Path::new("system")) {
+        // As libpq 16: the system roots verify the host name, so verify-full is the default
+        // and a weaker explicit mode is a mistake.
+        match sslmode {
+            None => p.sslmode = SslMode::VerifyFull,
+            Some(SslMode::VerifyFull) => {}
+            Some(_) => {
+                let at = ctx.key_at("postgres", "sslmode").unwrap_or(0);
+                ctx.error(
+                    at,
+                    "[postgres] sslrootcert = \"system\" needs sslmode = \"verify-full\" (its default): \
+                     remove sslmode, or name a CA file in sslrootcert"
+                        .to_string(),
+                );
+            }
+        }
+    }
     set(
         &mut p.connect_timeout,
         s.seconds(ctx, "connect_timeout_secs"),
@@ -1185,6 +1200,9 @@ fn check_files(ctx: &mut Ctx, c: &Config, config_path: &Path) {
     ];
     for (section, key, path, secret) in named {
         let Some(path) = path else { continue };
+        if (section, key) == ("postgres", "sslrootcert") && path.as_os_str() == "system" {
+            continue;
+        }
         let at = ctx.key_at(section, key).unwrap_or(0);
         let opened = std::fs::File::open(path).and_then(|f| f.metadata());
         match opened {

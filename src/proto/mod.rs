@@ -10,6 +10,7 @@
 //! [`Stream`], a connection before or after TLS, and [`IoError`], what such a wait or
 //! transfer can end with.
 
+pub mod dns;
 pub mod gzip;
 pub mod http;
 pub mod jwt;

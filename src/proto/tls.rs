@@ -119,6 +119,38 @@ pub fn load_roots(path: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
+/// The system CA bundles, in the order they are looked for (`sslrootcert = "system"`, as
+/// OpenSSL's default paths on Debian/Ubuntu/Alpine, RHEL/Fedora, SUSE, then the common link).
+pub const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/tls/cacert.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The system's trust store: the first bundle of [`SYSTEM_BUNDLES`] that holds a certificate,
+/// else the built-in public roots. Also says which file was used (`None`: the built-in ones).
+pub fn system_roots() -> (RootCertStore, Option<&'static str>) {
+    system_roots_from(SYSTEM_BUNDLES)
+}
+
+/// [`system_roots`] over `paths`.
+pub fn system_roots_from<'p>(paths: &[&'p str]) -> (RootCertStore, Option<&'p str>) {
+    for &path in paths {
+        // A bundle may hold a certificate rustls refuses (an old one): the others are kept.
+        let Ok(iter) = CertificateDer::pem_file_iter(path) else {
+            continue;
+        };
+        let mut roots = RootCertStore::empty();
+        roots.add_parsable_certificates(iter.flatten());
+        if !roots.is_empty() {
+            return (roots, Some(path));
+        }
+    }
+    (builtin_roots(), None)
+}
+
 /// The built-in public roots (webpki-roots).
 pub fn builtin_roots() -> RootCertStore {
     RootCertStore {
@@ -393,4 +425,33 @@ fn read_records<S: Read + Write + AsFd>(
         return Err(IoError::Tls(e));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod system_roots_tests {
+    use super::*;
+
+    #[test]
+    fn the_first_bundle_with_a_certificate_is_used_else_the_builtin_roots() {
+        let dir = std::env::temp_dir().join(format!("pgac-roots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_string()]).unwrap();
+        let bundle = dir.join("bundle.pem");
+        std::fs::write(&bundle, ca.cert.pem()).unwrap();
+        let (missing, empty, bundle) = (
+            dir.join("missing.pem"),
+            empty.to_str().unwrap().to_string(),
+            bundle.to_str().unwrap().to_string(),
+        );
+        let missing = missing.to_str().unwrap();
+        let (roots, used) = system_roots_from(&[missing, &empty, &bundle]);
+        assert_eq!(used, Some(bundle.as_str()));
+        assert_eq!(roots.len(), 1);
+        let (roots, used) = system_roots_from(&[missing, &empty]);
+        assert_eq!(used, None);
+        assert_eq!(roots.len(), webpki_roots::TLS_SERVER_ROOTS.len());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

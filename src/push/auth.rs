@@ -40,6 +40,16 @@ pub fn resign_due(l: Lifetime, now_unix: i64) -> bool {
     l.exp.saturating_sub(now_unix).saturating_mul(3) < life || now_unix >= l.exp
 }
 
+/// Reads a 2xx reply of the refresh endpoint, `{"token": "<JWT>"}`: the new token, or one
+/// line saying what is wrong with the reply.
+pub fn parse_refresh_reply(body: &[u8]) -> Result<Token, String> {
+    let token = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("token").and_then(|t| t.as_str()).map(str::to_string))
+        .ok_or_else(|| "token refresh: the reply has no token".to_string())?;
+    Token::parse(&token).map_err(|e| format!("token refresh: {e}"))
+}
+
 /// A current token and its lifetime.
 pub struct Token {
     secret: String,

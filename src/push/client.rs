@@ -424,12 +424,7 @@ impl<T: Transport> Backend<T> {
                 retry_after: r.retry_after_secs().unwrap_or(0),
             });
         }
-        let token = serde_json::from_slice::<serde_json::Value>(&r.body)
-            .ok()
-            .and_then(|v| v.get("token").and_then(|t| t.as_str()).map(str::to_string))
-            .ok_or_else(|| CallError::msg("token refresh: the reply has no token"))?;
-        let token =
-            Token::parse(&token).map_err(|e| CallError::msg(format!("token refresh: {e}")))?;
+        let token = super::auth::parse_refresh_reply(&r.body).map_err(CallError::msg)?;
         self.auth.store(token).map_err(CallError::msg)?;
         self.refresh_failing.succeeded();
         agent_log::info("push", "token refreshed", &[]);

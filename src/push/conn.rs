@@ -8,6 +8,7 @@
 
 use crate::agent_log;
 use crate::config::{BackendUrl, Config, Tls};
+use crate::proto::dns::resolve::{ResolveError, resolve};
 use crate::proto::http::{self, Response, ResponseParser};
 use crate::proto::tls::{self, TlsStream, Verify};
 use crate::proto::{IoError, Stream, connect_fd};
@@ -16,7 +17,7 @@ use crate::sys::signals::Signals;
 use rustix::net::AddressFamily;
 use rustls::ClientConfig;
 use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 
 use std::sync::Arc;
@@ -328,14 +329,15 @@ impl<'s> Conn<'s> {
         let ep = &self.settings.endpoint;
         let authority = ep.authority();
         let bare = ep.host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> = (bare, ep.port)
-            .to_socket_addrs()
-            .map_err(|e| {
-                ConnError::Transient(format!(
-                    "{authority}: cannot resolve the backend host: {e}; check [backend] url and DNS"
-                ))
-            })?
-            .collect();
+        let addrs = resolve(bare, ep.port, deadline, self.signals).map_err(|e| match e {
+            ResolveError::Interrupted => ConnError::Interrupted,
+            ResolveError::Timeout => ConnError::Transient(format!(
+                "{authority}: timed out resolving the backend host (connect_timeout_secs); check [backend] url and the name servers in /etc/resolv.conf"
+            )),
+            ResolveError::Failed(m) => ConnError::Transient(format!(
+                "{authority}: {m}; check [backend] url and DNS"
+            )),
+        })?;
         let mut last = ConnError::Transient(format!("{authority}: host resolves to no address"));
         let mut sock = None;
         for addr in addrs {

@@ -932,3 +932,22 @@ fn postgres_security_keys() {
         assert_eq!(back.postgres.requirepeer, c.postgres.requirepeer);
     }
 }
+
+#[test]
+fn sslrootcert_system_makes_verify_full_the_default_and_refuses_a_weaker_mode() {
+    let c = ok("[postgres]\nsslrootcert = \"system\"\n");
+    assert_eq!(c.postgres.sslmode, SslMode::VerifyFull);
+    assert_eq!(c.postgres.sslrootcert.as_deref(), Some(Path::new("system")));
+    let c = ok("[postgres]\nsslrootcert = \"system\"\nsslmode = \"verify-full\"\n");
+    assert_eq!(c.postgres.sslmode, SslMode::VerifyFull);
+    for weak in ["disable", "allow", "prefer", "require", "verify-ca"] {
+        let e = one_error(&format!(
+            "[postgres]\nsslrootcert = \"system\"\nsslmode = \"{weak}\"\n"
+        ));
+        assert!(
+            e.starts_with("3:")
+                && e.contains("sslrootcert = \"system\" needs sslmode = \"verify-full\""),
+            "{e}"
+        );
+    }
+}

@@ -25,13 +25,14 @@
 use super::session::{AuthPolicy, Progress, Session};
 use super::{ConnectParams, PgError, RequirePeer, Rows, Target};
 use crate::config::{ChannelBinding, SslMode};
+use crate::proto::dns::resolve::{ResolveError, resolve};
 use crate::proto::tls::{self, TlsStream, Verify};
 use crate::proto::{IoError, Stream, connect_fd, read_plain, write_plain};
 use crate::sys::signals::Signals;
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::net::AddressFamily;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -455,7 +456,7 @@ fn tls_config(params: &ConnectParams) -> Result<Arc<rustls::ClientConfig>, PgErr
     let root_file = params.sslrootcert.clone().or(default_root);
     let roots = |path: &PathBuf| {
         if path.as_os_str() == "system" {
-            Ok(tls::builtin_roots())
+            Ok(tls::system_roots().0)
         } else {
             tls::load_roots(path).map_err(PgError::Tls)
         }
@@ -496,10 +497,13 @@ fn open_socket(
         }
         Target::Tcp { host, port } => {
             let bare = host.trim_start_matches('[').trim_end_matches(']');
-            let addrs: Vec<SocketAddr> = (bare, *port)
-                .to_socket_addrs()
-                .map_err(|e| connect_error(format!("cannot resolve host: {e}")))?
-                .collect();
+            let addrs = resolve(bare, *port, deadline, signals).map_err(|e| match e {
+                ResolveError::Interrupted => PgError::Interrupted,
+                ResolveError::Timeout => PgError::Timeout {
+                    what: "name resolution",
+                },
+                ResolveError::Failed(m) => connect_error(m),
+            })?;
             let mut last = connect_error("host resolves to no address".to_string());
             for addr in addrs {
                 let family = match addr {
