@@ -7,5 +7,6 @@ pub mod logfile;
 pub mod process;
 pub mod procfs;
 pub mod signals;
+pub mod spoolfile;
 pub mod statfs;
 pub mod time;
