@@ -918,6 +918,83 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_round_spools_memory_with_batch_ids_and_the_spool_is_sent_first() {
+        let dir = tmpdir("spooled");
+        let c = config(&dir, false);
+        let mut s = sink(
+            &c,
+            vec![
+                status(503),
+                status(200),
+                status(200),
+                status(200),
+                status(200),
+            ],
+        )
+        .with_spool(Spool::open(&dir, 8 << 20).unwrap());
+        let mut b = ElementBuffer::new(1 << 16);
+        fill(&mut b, 0..3);
+        let mut run = Run::new();
+        // Healthy so far: nothing on disk.
+        assert!(!dir.join("spool").exists());
+        assert!(matches!(
+            run.round(&mut s, &mut b, 0),
+            Err(SinkError::Retry(_))
+        ));
+        // The failed batch (its id kept) left memory for the spool: spooled is final.
+        assert!(b.is_empty() && s.pending().is_empty());
+        assert_eq!(
+            run.outcomes,
+            (0..3).map(|t| (t, Outcome::Spooled)).collect::<Vec<_>>()
+        );
+        assert_eq!(run.stats.spool.unwrap().elements, 3);
+        // While failing, each collection round goes to the spool.
+        fill(&mut b, 3..5);
+        s.spool_memory(
+            &mut b,
+            &mut |m, o| run.outcomes.push((m.tag, o)),
+            &mut run.stats,
+            false,
+        );
+        assert!(b.is_empty());
+        assert_eq!(run.stats.spool.unwrap().elements, 5);
+        // Newer data in memory waits behind the spool.
+        fill(&mut b, 5..6);
+        run.round(&mut s, &mut b, 10_000_000_000).unwrap();
+        let sent = s.backend.transport().sent.clone();
+        let ids: Vec<String> = sent
+            .iter()
+            .map(|r| r.json()["batch_id"].as_str().unwrap().to_string())
+            .collect();
+        let ns: Vec<Vec<u64>> = sent
+            .iter()
+            .map(|r| {
+                r.json()["metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["n"].as_u64().unwrap())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(ids[1], ids[0], "the spooled batch is resent as itself");
+        assert_eq!(sent[1].body, sent[0].body);
+        assert_eq!(ns[1..], [vec![0, 1, 2], vec![3, 4], vec![5]]);
+        assert_ne!(ids[2], ids[1]);
+        assert_eq!(run.stats.spool.unwrap().elements, 0);
+        assert!(
+            crate::sys::spoolfile::list_dir(&dir.join("spool"))
+                .unwrap()
+                .is_empty(),
+            "a delivered spool leaves no file"
+        );
+        // Healthy again: memory only.
+        fill(&mut b, 6..7);
+        run.round(&mut s, &mut b, 20_000_000_000).unwrap();
+        assert_eq!(run.outcomes.last(), Some(&(6, Outcome::Delivered)));
+    }
+
+    #[test]
     fn a_failed_batch_is_resent_with_its_id_and_elements_then_new_ones_follow() {
         let dir = tmpdir("resend");
         let c = config(&dir, false);
