@@ -10,6 +10,8 @@
 //! | `collector.crt`, `collector.key` | `register` (when the backend issues them) | the client certificate of mTLS (unless `[tls]` names files) |
 //! | `remote-config.toml` | config pull | start, SIGHUP, `check-config` |
 //! | `pg_log.offsets` | the pg_log collector | the pg_log collector at start |
+//! | `lock` | `run` (flock, its pid) | a second `run`, refused |
+//! | `spool/` | `run` during a backend outage (`push::spool`) | `run` at start and while replaying |
 //!
 //! Not here: what the files hold (the registration reply: `push::register`; the pulled
 //! document: `config::pull`; the offsets format: the pg_log collector's `offsets`), nor the
@@ -28,6 +30,10 @@ pub const KEY: &str = "collector.key";
 pub const REMOTE_CONFIG: &str = "remote-config.toml";
 /// Where the pg_log collector resumes after a restart.
 pub const PG_LOG_OFFSETS: &str = "pg_log.offsets";
+/// Held (`flock`) by the one `run` of this state directory; holds its pid.
+pub const LOCK: &str = "lock";
+/// The outage spool's directory: segment files and `cursor` (`push::spool`).
+pub const SPOOL: &str = "spool";
 
 /// The state directory of one configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]

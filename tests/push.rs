@@ -623,6 +623,8 @@ fn buffer_overflow_drops_the_oldest_and_counts_them() {
     let cfg = Cfg::new(&dir, &b)
         .set("backend", "buffer_bytes", &BUFFER.to_string())
         .set("backend", "max_batch_bytes", "32000")
+        // Memory alone: with the outage spool the outage would go to disk, nothing dropped.
+        .set("backend", "spool_bytes", "0")
         .write(&dir);
     let d = Daemon::start(&cfg);
     assert!(b.wait(Duration::from_secs(10), |s| s.batches.len() >= 2));

@@ -339,6 +339,19 @@ impl Engine {
         result
     }
 
+    /// Hands what memory holds to the sink's outage spool (after a collection round while the
+    /// backend fails; `exit`: after the last push), routing the outcomes.
+    pub fn spool(&mut self, sink: &mut dyn Sink, exit: bool) {
+        let outcomes = &mut self.outcomes;
+        sink.spool_memory(
+            &mut self.buffer,
+            &mut |m, o| outcomes.push((m, o)),
+            &mut self.stats,
+            exit,
+        );
+        self.route_outcomes();
+    }
+
     /// Applies a new, valid configuration between cycles.
     pub fn reload(&mut self, mut new: Config, now: Now) {
         if new.collector.state_dir != self.config.collector.state_dir {

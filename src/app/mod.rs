@@ -244,6 +244,7 @@ fn run(r: &cli::Run) -> i32 {
         push_offset: Duration::ZERO,
         applied_version,
     };
+    let mut state_lock = None;
     let mut outlet = if r.stdout {
         runloop::Outlet::Stdout(StdoutSink::new(std::io::stdout().lock(), false))
     } else {
@@ -256,6 +257,14 @@ fn run(r: &cli::Run) -> i32 {
                 "run: {file} names no [backend] url: set it to the pgAnalytics backend, or use `run --stdout` to print each push round"
             );
             return EXIT_USAGE;
+        }
+        // One `run` per state directory: the spool and the offsets have one writer.
+        match lock_state_dir(&config.collector.state_dir) {
+            Ok(lock) => state_lock = Some(lock),
+            Err(msg) => {
+                eprintln!("run: {msg}");
+                return EXIT_USAGE;
+            }
         }
         let client = match backend_client(&config, Some(&signals)) {
             Ok(c) => c,
@@ -272,9 +281,41 @@ fn run(r: &cli::Run) -> i32 {
             opts.push_offset = Duration::from_nanos(rng.random_below(offset));
         }
         let delivery = push::sink::Delivery::from_config(&config);
-        runloop::Outlet::Backend(Box::new(push::sink::HttpsSink::new(client, delivery, seed)))
+        let mut sink = push::sink::HttpsSink::new(client, delivery, seed);
+        if !r.once && config.backend.spool_bytes > 0 {
+            let state_dir = &config.collector.state_dir;
+            match push::spool::Spool::open(state_dir, config.backend.spool_bytes) {
+                Ok(spool) => {
+                    let f = spool.figures();
+                    if f.elements > 0 || f.corrupt > 0 {
+                        agent_log::info(
+                            "spool",
+                            "the outage spool holds elements from an earlier run: they are sent first",
+                            &[
+                                ("elements", &f.elements.to_string()),
+                                ("bytes", &f.bytes.to_string()),
+                                ("corrupt_records_skipped", &f.corrupt.to_string()),
+                            ],
+                        );
+                    }
+                    sink = sink.with_spool(spool);
+                }
+                Err(e) => agent_log::error(
+                    "spool",
+                    &format!(
+                        "cannot open the outage spool in {}: {e}; running without it (an outage is kept in memory only); fix the directory's permissions and restart",
+                        state_dir.join(push::spool::DIR).display()
+                    ),
+                    &[],
+                ),
+            }
+        }
+        runloop::Outlet::Backend(Box::new(sink))
     };
-    match runloop::run(config, opts, &signals, &mut outlet) {
+    let exit = runloop::run(config, opts, &signals, &mut outlet);
+    drop(outlet);
+    drop(state_lock);
+    match exit {
         runloop::Exit::Done => EXIT_OK,
         runloop::Exit::Failed(msg) => {
             agent_log::error("main", &msg, &[]);
@@ -296,6 +337,27 @@ fn state_dir_usable(command: &str, config: &Config) -> bool {
         eprintln!("{command}: {p}");
     }
     problems.is_empty()
+}
+
+/// Takes `<state_dir>/lock` for the life of `run` (security rule S7); the error names the
+/// process that holds it when its pid is readable.
+fn lock_state_dir(state_dir: &std::path::Path) -> Result<crate::sys::spoolfile::DirLock, String> {
+    use crate::sys::spoolfile::{self, LockError};
+    let path = state_dir.join(crate::state::LOCK);
+    let _ = spoolfile::create_private_dir(state_dir);
+    match spoolfile::lock_exclusive(&path) {
+        Ok(lock) => Ok(lock),
+        Err(LockError::Held(pid)) => Err(format!(
+            "another collector{} is running on the state directory {} (it holds {}): stop it first, or give this one its own [collector] state_dir",
+            pid.map_or_else(String::new, |p| format!(" (pid {p})")),
+            state_dir.display(),
+            path.display()
+        )),
+        Err(LockError::Io(e)) => Err(format!(
+            "cannot lock {}: {e}; check that [collector] state_dir exists and belongs to the collector's user",
+            path.display()
+        )),
+    }
 }
 
 /// The backend client of `config` (connection settings and `[auth]` read now).

@@ -165,8 +165,11 @@ impl<'a, 's> Run<'a, 's> {
     }
 
     /// Every collection due at `now`.
+    /// While the backend fails, the round's elements go to the outage spool (one fsync).
     fn collect_due(&mut self, now: Now) {
-        self.engine.collect_due(now, Some(self.signals));
+        if self.engine.collect_due(now, Some(self.signals)) > 0 {
+            self.engine.spool(self.outlet.sink(), false);
+        }
     }
 
     /// A push round when one is due: the push_interval schedule, or while the sink backs off,
@@ -306,6 +309,8 @@ impl<'a, 's> Run<'a, 's> {
                 agent_log::error("push", &format!("last push not delivered: {msg}"), &[]);
             }
         }
+        // What memory still holds goes to the outage spool; the next start sends it.
+        self.engine.spool(self.outlet.sink(), true);
         Exit::Done
     }
 

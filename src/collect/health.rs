@@ -66,6 +66,14 @@ pub struct Health<'a> {
     pub push_failures: u64,
     pub last_push_status: Option<u16>,
     pub log_entries_truncated: u64,
+    /// **+** The outage spool (docs/protocol.md, "Spool"), with `run` and a backend: bytes and
+    /// elements not yet delivered, bad records skipped. Absent without a spool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool_elements: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool_corrupt: Option<u64>,
     pub errors: &'a Errors,
 }
 
@@ -102,6 +110,9 @@ pub fn element<'a>(i: &Inputs<'a>) -> Health<'a> {
         push_failures: i.stats.push_failures,
         last_push_status: i.stats.last_push_status,
         log_entries_truncated: i.log_entries_truncated,
+        spool_bytes: i.stats.spool.map(|s| s.bytes),
+        spool_elements: i.stats.spool.map(|s| s.elements),
+        spool_corrupt: i.stats.spool.map(|s| s.corrupt),
         errors: i.errors,
     }
 }
@@ -167,5 +178,23 @@ mod tests {
         assert!(v["rss_bytes"].is_null());
         assert_eq!(v["errors"]["pg_stats/app"], "connection refused");
         assert_eq!(v["collect_ms"]["sysstat"], 0.05);
+        assert!(v.get("spool_bytes").is_none(), "no spool, no spool figures");
+        let stats = Stats {
+            spool: Some(crate::pipeline::SpoolFigures {
+                bytes: 3,
+                elements: 2,
+                corrupt: 1,
+            }),
+            ..Stats::default()
+        };
+        let v = serde_json::to_value(element(&Inputs {
+            stats: &stats,
+            ..inputs
+        }))
+        .unwrap();
+        assert_eq!(
+            (&v["spool_bytes"], &v["spool_elements"], &v["spool_corrupt"]),
+            (&3.into(), &2.into(), &1.into())
+        );
     }
 }

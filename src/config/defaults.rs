@@ -28,6 +28,7 @@ impl Default for Config {
                 retry_max: Duration::from_secs(300),
                 max_batch_bytes: 4 * 1024 * 1024,
                 buffer_bytes: 16 * 1024 * 1024,
+                spool_bytes: 64 * 1024 * 1024,
                 allow_insecure_http: false,
             },
             auth: Auth {

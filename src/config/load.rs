@@ -126,6 +126,7 @@ const BACKEND_KEYS: &[&str] = &[
     "retry_max_secs",
     "max_batch_bytes",
     "buffer_bytes",
+    "spool_bytes",
     "allow_insecure_http",
 ];
 const AUTH_KEYS: &[&str] = &[
@@ -159,6 +160,9 @@ const LOGGING_KEYS: &[&str] = &["level", "format"];
 /// The largest `buffer_bytes` a file may ask for (security rule S6, "sizes a config may ask
 /// for": larger is a configuration error, never an abort at allocation).
 pub const MAX_BUFFER_BYTES: usize = 1 << 30;
+/// The bounds of `spool_bytes` other than 0 (security rule S6).
+pub const MIN_SPOOL_BYTES: u64 = 8 << 20;
+pub const MAX_SPOOL_BYTES: u64 = 64 << 30;
 /// The largest `max_batch_bytes`.
 pub const MAX_BATCH_BYTES: usize = 64 << 20;
 
@@ -812,6 +816,23 @@ fn read_backend(ctx: &mut Ctx, root: &toml_edit::Table, b: &mut Backend) {
         &mut b.buffer_bytes,
         s.size(ctx, "buffer_bytes", 0, MAX_BUFFER_BYTES),
     );
+    if let Some(f) = s.field(ctx, "spool_bytes") {
+        match f.value.and_then(toml_edit::Value::as_integer) {
+            Some(0) => b.spool_bytes = 0,
+            Some(n) if (MIN_SPOOL_BYTES as i64..=MAX_SPOOL_BYTES as i64).contains(&n) => {
+                b.spool_bytes = n as u64;
+            }
+            Some(n) => f.error(
+                ctx,
+                format!(
+                    "{n} is out of range: 0 turns the outage spool off, \
+                     otherwise it must be between {MIN_SPOOL_BYTES} (8 MiB) and \
+                     {MAX_SPOOL_BYTES} (64 GiB)"
+                ),
+            ),
+            None => f.type_error(ctx, "an integer number of bytes"),
+        }
+    }
     set(
         &mut b.allow_insecure_http,
         s.bool(ctx, "allow_insecure_http"),

@@ -58,6 +58,8 @@ pub struct Backend {
     pub retry_max: Duration,
     pub max_batch_bytes: usize,
     pub buffer_bytes: usize,
+    /// Bound of the outage spool on disk; 0 = no spool (docs/protocol.md, "Spool").
+    pub spool_bytes: u64,
     pub allow_insecure_http: bool,
 }
 

@@ -169,6 +169,7 @@ pub fn render(config: &Config, pulled: &[(&str, &str)]) -> String {
     o.key("retry_max_secs", seconds(b.retry_max));
     o.key("max_batch_bytes", b.max_batch_bytes.to_string());
     o.key("buffer_bytes", b.buffer_bytes.to_string());
+    o.key("spool_bytes", b.spool_bytes.to_string());
     o.key("allow_insecure_http", b.allow_insecure_http.to_string());
 
     let a = &c.auth;

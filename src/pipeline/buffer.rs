@@ -99,6 +99,32 @@ impl ElementBuffer {
         })
     }
 
+    /// Every element, oldest first, without removing it: `f` sees its JSON as one or two
+    /// slices in order (the second empty unless the record wraps).
+    pub fn for_each(&self, mut f: impl FnMut(ElementMeta, &[u8], &[u8])) {
+        let mut pos = self.start;
+        for _ in 0..self.count {
+            let mut header = [0u8; HEADER];
+            self.read_at(pos, &mut header);
+            let json_len =
+                u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+            let mut tag = [0u8; 8];
+            tag.copy_from_slice(&header[8..16]);
+            let meta = ElementMeta {
+                source: u16::from_le_bytes([header[4], header[5]]),
+                tag: u64::from_le_bytes(tag),
+            };
+            let at = self.wrap(pos + HEADER);
+            let first = json_len.min(self.capacity() - at);
+            f(
+                meta,
+                &self.data[at..at + first],
+                &self.data[..json_len - first],
+            );
+            pos = self.wrap(pos + HEADER + json_len);
+        }
+    }
+
     /// Removes the oldest element, appending its JSON to `out`.
     pub fn pop_into(&mut self, out: &mut Vec<u8>) -> Option<ElementMeta> {
         self.pop_with(|json| out.extend_from_slice(json))
@@ -258,7 +284,12 @@ mod tests {
             assert!(b.used <= b.capacity());
         }
         assert!(next_out > 0);
+        let mut seen = Vec::new();
+        b.for_each(|m, first, second| {
+            seen.push((m.tag, String::from_utf8([first, second].concat()).unwrap()))
+        });
         let rest: Vec<_> = drain(&mut b);
+        assert_eq!(seen, rest, "for_each sees what draining takes");
         assert_eq!(rest, expected.into_iter().collect::<Vec<_>>());
     }
 

@@ -15,6 +15,7 @@
 pub mod buffer;
 pub mod envelope;
 pub mod sink;
+pub mod spool;
 
 pub use buffer::ElementBuffer;
 
@@ -45,6 +46,8 @@ pub enum DropReason {
 pub enum Outcome {
     Delivered,
     Dropped(DropReason),
+    /// Fsynced in the outage spool, which delivers it after a restart (docs/protocol.md, "Spool").
+    Spooled,
 }
 
 /// Counters the pipeline keeps for `collector_health`.
@@ -57,4 +60,14 @@ pub struct Stats {
     pub last_push_status: Option<u16>,
     /// Log entries cut at `max_message_bytes` or 64 KiB (`collector_health.log_entries_truncated`).
     pub log_entries_truncated: u64,
+    /// The outage spool's figures, when `run` has one (`spool_bytes` > 0).
+    pub spool: Option<SpoolFigures>,
+}
+
+/// `collector_health.spool_bytes`, `spool_elements`, `spool_corrupt`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpoolFigures {
+    pub bytes: u64,
+    pub elements: u64,
+    pub corrupt: u64,
 }

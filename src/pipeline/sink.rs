@@ -61,6 +61,18 @@ pub trait Sink {
     /// The next round is the last one (SIGTERM): it ignores the backoff, and every wait ends
     /// by `deadline`, whatever signals arrive.
     fn last_push(&mut self, _deadline: std::time::Instant) {}
+
+    /// After a collection round (`exit`: after the last push): a sink with an outage spool
+    /// moves what memory holds into it while the backend fails (at exit: whenever memory
+    /// holds anything), reporting [`Outcome::Spooled`] for each element once it is durable.
+    fn spool_memory(
+        &mut self,
+        _buffer: &mut ElementBuffer,
+        _report: &mut dyn FnMut(ElementMeta, Outcome),
+        _stats: &mut Stats,
+        _exit: bool,
+    ) {
+    }
 }
 
 /// Writes each round as one envelope line ("everything waiting, not split"): `run --stdout`.

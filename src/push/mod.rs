@@ -18,6 +18,7 @@ pub mod client;
 pub mod conn;
 pub mod register;
 pub mod sink;
+pub mod spool;
 
 /// What of a backend body reaches a log line or an error message (security rule S8/S5).
 pub const ERROR_TEXT_BYTES: usize = 512;

@@ -20,11 +20,13 @@
 use super::backoff::Backoff;
 use super::client::{Backend, CallError, Caller};
 use super::conn::{Request, Transport};
+use super::spool::{Pos, Spool};
 use crate::agent_log::{self, Repeated};
 use crate::config::{Compression, Config};
 use crate::pipeline::envelope::{self, FRAME_BYTES, Header};
 use crate::pipeline::sink::{Round, Sink, SinkError};
-use crate::pipeline::{DropReason, ElementBuffer, ElementMeta, Outcome, Stats};
+use crate::pipeline::spool as record;
+use crate::pipeline::{DropReason, ElementBuffer, ElementMeta, Outcome, SpoolFigures, Stats};
 use crate::proto::gzip;
 use crate::proto::http::Response;
 use crate::util::WallTime;
@@ -143,6 +145,15 @@ enum Sent {
 
 pub struct HttpsSink<T: Transport> {
     backend: Backend<T>,
+    /// The outage spool (docs/protocol.md, "Spool"), when `spool_bytes` > 0.
+    spool: Option<Spool>,
+    /// A round failed and memory has not all reached the spool since: collections spool.
+    spooling: bool,
+    /// The batch formed from the spool, kept across resends, with the cursor after it.
+    spool_batch: Option<(Batch, Pos)>,
+    /// Records per spool batch after a 413 (halved at each).
+    spool_records: usize,
+    spool_failing: Repeated,
     delivery: Delivery,
     pending: VecDeque<Batch>,
     backoff: Backoff,
@@ -157,6 +168,11 @@ impl<T: Transport> HttpsSink<T> {
     pub fn new(backend: Backend<T>, delivery: Delivery, seed: u64) -> HttpsSink<T> {
         HttpsSink {
             backend,
+            spool: None,
+            spooling: false,
+            spool_batch: None,
+            spool_records: usize::MAX,
+            spool_failing: Repeated::default(),
             delivery,
             pending: VecDeque::new(),
             backoff: Backoff::new(ns(delivery.retry_initial), ns(delivery.retry_max), seed),
@@ -164,6 +180,209 @@ impl<T: Transport> HttpsSink<T> {
             failing: Repeated::default(),
             body: Vec::new(),
             gz: Vec::new(),
+        }
+    }
+
+    /// Adds the outage spool: what it holds is sent first, from the next round on.
+    pub fn with_spool(mut self, spool: Spool) -> HttpsSink<T> {
+        self.spooling = !spool.is_empty();
+        self.spool = Some(spool);
+        self
+    }
+
+    /// The spool's figures for `collector_health`.
+    fn spool_figures(&self, stats: &mut Stats) {
+        stats.spool = self.spool.as_ref().map(|s| {
+            let f = s.figures();
+            SpoolFigures {
+                bytes: f.bytes,
+                elements: f.elements,
+                corrupt: f.corrupt,
+            }
+        });
+    }
+
+    /// Moves the pending batches (with their ids) and the buffer into the spool, one commit;
+    /// on success every element is reported spooled; on a failure everything stays in memory
+    /// and one error is logged (again on backoff steps).
+    fn spool_all(
+        &mut self,
+        buffer: &mut ElementBuffer,
+        report: &mut dyn FnMut(ElementMeta, Outcome),
+        stats: &mut Stats,
+    ) {
+        let Some(spool) = &mut self.spool else {
+            return;
+        };
+        if self.pending.is_empty() && buffer.is_empty() {
+            return;
+        }
+        for b in &self.pending {
+            let id = record::batch_id_bytes(&b.id).unwrap_or(record::NO_BATCH);
+            for json in b.elements() {
+                spool.stage(&id, &[json]);
+            }
+        }
+        buffer.for_each(|_, first, second| spool.stage(&record::NO_BATCH, &[first, second]));
+        match spool.commit() {
+            Ok(c) => {
+                for b in self.pending.drain(..) {
+                    for m in b.metas {
+                        report(m, Outcome::Spooled);
+                    }
+                }
+                let mut scratch = Vec::new();
+                while let Some(m) = buffer.pop_into(&mut scratch) {
+                    report(m, Outcome::Spooled);
+                    scratch.clear();
+                }
+                if c.dropped > 0 {
+                    stats.metrics_dropped += c.dropped;
+                    agent_log::warn(
+                        "spool",
+                        "the spool is full ([backend] spool_bytes): its oldest segment was dropped",
+                        &[("elements", &c.dropped.to_string())],
+                    );
+                }
+                if self.spool_failing.succeeded() {
+                    agent_log::info("spool", "the spool is written again", &[]);
+                }
+            }
+            Err(e) => {
+                if self.spool_failing.failed() {
+                    agent_log::error(
+                        "spool",
+                        &format!(
+                            "cannot write the outage spool: {e}; the elements stay in memory (bounded by [backend] buffer_bytes) and the next round tries again; free space in the state directory or make it writable"
+                        ),
+                        &[
+                            ("failures", &self.spool_failing.count().to_string()),
+                            ("elements_in_memory", &buffer.len().to_string()),
+                        ],
+                    );
+                }
+            }
+        }
+        self.spool_figures(stats);
+    }
+
+    /// Sends what the spool holds, oldest first; `Err` when a request fails (the caller
+    /// spools memory and backs off). Returns whether anything was sent.
+    fn replay(&mut self, round: &Round<'_>, stats: &mut Stats) -> Result<bool, SinkError> {
+        let mut sent = false;
+        loop {
+            let Some(spool) = &mut self.spool else {
+                return Ok(sent);
+            };
+            if self.spool_batch.is_none() {
+                let header = Header {
+                    collector_id: self.backend.envelope_id(round.collector_id),
+                    hostname: round.hostname,
+                    timestamp: round.now,
+                    batch_id: "00000000000000000000000000000000",
+                    version: env!("CARGO_PKG_VERSION"),
+                };
+                let head = envelope::header_bytes(&header) + FRAME_BYTES;
+                let max_json = round.max_batch_bytes.saturating_sub(head);
+                match spool.next_batch(max_json, self.spool_records) {
+                    Ok(Some(sb)) => {
+                        let id = match sb.id {
+                            Some(id) => record::batch_id_hex(&id),
+                            None => envelope::new_batch_id(),
+                        };
+                        let batch = Batch {
+                            id,
+                            built: round.now,
+                            metas: Vec::new(),
+                            lens: sb.lens,
+                            json: sb.json,
+                        };
+                        self.spool_batch = Some((batch, sb.end));
+                    }
+                    Ok(None) => return Ok(sent),
+                    Err(e) => {
+                        let msg = format!("cannot read the outage spool: {e}");
+                        if self.spool_failing.failed() {
+                            agent_log::error("spool", &msg, &[]);
+                        }
+                        return Ok(sent);
+                    }
+                }
+            }
+            let Some((batch, end)) = &self.spool_batch else {
+                return Ok(sent);
+            };
+            let (end, records) = (*end, batch.lens.len());
+            let result = send(
+                &mut self.backend,
+                self.delivery,
+                (&mut self.body, &mut self.gz),
+                batch,
+                round,
+            );
+            sent = true;
+            let advance = |sink: &mut Self| {
+                sink.spool_batch = None;
+                if let Some(spool) = &mut sink.spool
+                    && let Err(e) = spool.delivered(end, records)
+                {
+                    agent_log::error(
+                        "spool",
+                        &format!(
+                            "cannot move the spool's cursor: {e}; these elements may be sent again after a restart"
+                        ),
+                        &[],
+                    );
+                }
+            };
+            match result {
+                Sent::Accepted(status) => {
+                    advance(self);
+                    self.spool_records = usize::MAX;
+                    stats.last_push_status = Some(status);
+                    self.backoff.reset();
+                    self.retry_at = None;
+                    if self.failing.succeeded() {
+                        agent_log::info("push", "backend reachable again: pushes delivered", &[]);
+                    }
+                }
+                Sent::Rejected(details) => {
+                    stats.last_push_status = Some(400);
+                    stats.batches_rejected += 1;
+                    agent_log::error(
+                        "push",
+                        "the backend rejected a batch from the spool (400); it is dropped, not resent",
+                        &[("details", &details), ("elements", &records.to_string())],
+                    );
+                    advance(self);
+                }
+                Sent::TooLarge => {
+                    stats.last_push_status = Some(413);
+                    if records > 1 {
+                        self.spool_records = records / 2;
+                        self.spool_batch = None;
+                    } else {
+                        agent_log::error(
+                            "push",
+                            "a single metric from the spool is too large for the backend (413): dropped",
+                            &[],
+                        );
+                        stats.metrics_dropped += 1;
+                        advance(self);
+                    }
+                }
+                Sent::Retry {
+                    status,
+                    msg,
+                    retry_after,
+                } => return Err(self.fail(round, stats, status, &msg, retry_after)),
+                Sent::Interrupted => {
+                    return Err(SinkError::Failed(
+                        "push interrupted by a stop signal".into(),
+                    ));
+                }
+            }
+            self.spool_figures(stats);
         }
     }
 
@@ -190,66 +409,13 @@ impl<T: Transport> HttpsSink<T> {
         let Some(batch) = self.pending.front() else {
             return Sent::Accepted(0);
         };
-        let caller = Caller {
-            collector_id: round.collector_id,
-            hostname: round.hostname,
-            now_unix: round.now.secs,
-        };
-        let delivery = self.delivery;
-        let (body, gz) = (&mut self.body, &mut self.gz);
-        let result = self.backend.call(caller, |transport, bearer, id, cap| {
-            let header = Header {
-                collector_id: id,
-                hostname: round.hostname,
-                timestamp: batch.built,
-                batch_id: &batch.id,
-                version: env!("CARGO_PKG_VERSION"),
-            };
-            envelope::write(&header, batch.elements(), body);
-            let gzip = delivery.compression == Compression::Gzip;
-            let payload: &[u8] = if gzip {
-                gz.clear();
-                gzip::compress(body, delivery.compression_level, gz);
-                gz
-            } else {
-                body
-            };
-            let mut headers: Vec<(&str, &str)> = vec![
-                ("Authorization", bearer),
-                ("Content-Type", "application/json"),
-            ];
-            if gzip {
-                headers.push(("Content-Encoding", "gzip"));
-            }
-            let req = Request {
-                method: "POST",
-                path: PUSH_PATH,
-                headers: &headers,
-                body: Some(payload),
-            };
-            transport.send(&req, cap)
-        });
-        match result {
-            Ok(r) if r.status == 401 => Sent::Retry {
-                status: Some(401),
-                msg: format!(
-                    "the backend refuses the token even after a refresh: {}; run `pganalytics-collector register --force` or check [auth]",
-                    super::error_text(&r.body)
-                ),
-                retry_after: 0,
-            },
-            Ok(r) => classify(&r),
-            Err(CallError::Interrupted) => Sent::Interrupted,
-            Err(CallError::Failed {
-                status,
-                msg,
-                retry_after,
-            }) => Sent::Retry {
-                status,
-                msg,
-                retry_after,
-            },
-        }
+        send(
+            &mut self.backend,
+            self.delivery,
+            (&mut self.body, &mut self.gz),
+            batch,
+            round,
+        )
     }
 
     fn fail(
@@ -281,6 +447,74 @@ impl<T: Transport> HttpsSink<T> {
             );
         }
         SinkError::Retry(msg.to_string())
+    }
+}
+
+/// Sends `batch` through the client, with the envelope header written for this send.
+fn send<T: Transport>(
+    backend: &mut Backend<T>,
+    delivery: Delivery,
+    (body, gz): (&mut Vec<u8>, &mut Vec<u8>),
+    batch: &Batch,
+    round: &Round<'_>,
+) -> Sent {
+    let caller = Caller {
+        collector_id: round.collector_id,
+        hostname: round.hostname,
+        now_unix: round.now.secs,
+    };
+    let result = backend.call(caller, |transport, bearer, id, cap| {
+        let header = Header {
+            collector_id: id,
+            hostname: round.hostname,
+            timestamp: batch.built,
+            batch_id: &batch.id,
+            version: env!("CARGO_PKG_VERSION"),
+        };
+        envelope::write(&header, batch.elements(), body);
+        let gzip = delivery.compression == Compression::Gzip;
+        let payload: &[u8] = if gzip {
+            gz.clear();
+            gzip::compress(body, delivery.compression_level, gz);
+            gz
+        } else {
+            body
+        };
+        let mut headers: Vec<(&str, &str)> = vec![
+            ("Authorization", bearer),
+            ("Content-Type", "application/json"),
+        ];
+        if gzip {
+            headers.push(("Content-Encoding", "gzip"));
+        }
+        let req = Request {
+            method: "POST",
+            path: PUSH_PATH,
+            headers: &headers,
+            body: Some(payload),
+        };
+        transport.send(&req, cap)
+    });
+    match result {
+        Ok(r) if r.status == 401 => Sent::Retry {
+            status: Some(401),
+            msg: format!(
+                "the backend refuses the token even after a refresh: {}; run `pganalytics-collector register --force` or check [auth]",
+                super::error_text(&r.body)
+            ),
+            retry_after: 0,
+        },
+        Ok(r) => classify(&r),
+        Err(CallError::Interrupted) => Sent::Interrupted,
+        Err(CallError::Failed {
+            status,
+            msg,
+            retry_after,
+        }) => Sent::Retry {
+            status,
+            msg,
+            retry_after,
+        },
     }
 }
 
@@ -330,7 +564,21 @@ impl<T: Transport> Sink for HttpsSink<T> {
         report: &mut dyn FnMut(ElementMeta, Outcome),
         stats: &mut Stats,
     ) -> Result<(), SinkError> {
-        let mut sent_any = false;
+        self.spool_figures(stats);
+        let mut sent_any = match self.replay(round, stats) {
+            Ok(sent) => sent,
+            Err(e) => {
+                if matches!(e, SinkError::Retry(_)) {
+                    self.spooling = true;
+                    self.spool_all(buffer, report, stats);
+                }
+                return Err(e);
+            }
+        };
+        if self.spool.as_ref().is_some_and(|s| !s.is_empty()) {
+            // The spool could not be read: what memory holds waits behind it.
+            return Ok(());
+        }
         loop {
             if self.pending.is_empty() {
                 if sent_any && buffer.is_empty() {
@@ -408,7 +656,14 @@ impl<T: Transport> Sink for HttpsSink<T> {
                     status,
                     msg,
                     retry_after,
-                } => return Err(self.fail(round, stats, status, &msg, retry_after)),
+                } => {
+                    let e = self.fail(round, stats, status, &msg, retry_after);
+                    if self.spool.is_some() {
+                        self.spooling = true;
+                        self.spool_all(buffer, report, stats);
+                    }
+                    return Err(e);
+                }
                 Sent::Interrupted => {
                     return Err(SinkError::Failed(
                         "push interrupted by a stop signal".into(),
@@ -417,7 +672,21 @@ impl<T: Transport> Sink for HttpsSink<T> {
             }
             sent_any = true;
         }
+        self.spooling = false;
+        self.spool_figures(stats);
         Ok(())
+    }
+
+    fn spool_memory(
+        &mut self,
+        buffer: &mut ElementBuffer,
+        report: &mut dyn FnMut(ElementMeta, Outcome),
+        stats: &mut Stats,
+        exit: bool,
+    ) {
+        if self.spooling || exit {
+            self.spool_all(buffer, report, stats);
+        }
     }
 
     fn next_wakeup(&self) -> Option<u64> {
@@ -646,6 +915,83 @@ mod tests {
         run.round(&mut s, &mut b, 0).unwrap();
         assert_eq!(s.backend.transport().sent.len(), 1);
         assert_eq!(s.backend.transport().sent[0].json()["metrics_count"], 0);
+    }
+
+    #[test]
+    fn a_failed_round_spools_memory_with_batch_ids_and_the_spool_is_sent_first() {
+        let dir = tmpdir("spooled");
+        let c = config(&dir, false);
+        let mut s = sink(
+            &c,
+            vec![
+                status(503),
+                status(200),
+                status(200),
+                status(200),
+                status(200),
+            ],
+        )
+        .with_spool(Spool::open(&dir, 8 << 20).unwrap());
+        let mut b = ElementBuffer::new(1 << 16);
+        fill(&mut b, 0..3);
+        let mut run = Run::new();
+        // Healthy so far: nothing on disk.
+        assert!(!dir.join("spool").exists());
+        assert!(matches!(
+            run.round(&mut s, &mut b, 0),
+            Err(SinkError::Retry(_))
+        ));
+        // The failed batch (its id kept) left memory for the spool: spooled is final.
+        assert!(b.is_empty() && s.pending().is_empty());
+        assert_eq!(
+            run.outcomes,
+            (0..3).map(|t| (t, Outcome::Spooled)).collect::<Vec<_>>()
+        );
+        assert_eq!(run.stats.spool.unwrap().elements, 3);
+        // While failing, each collection round goes to the spool.
+        fill(&mut b, 3..5);
+        s.spool_memory(
+            &mut b,
+            &mut |m, o| run.outcomes.push((m.tag, o)),
+            &mut run.stats,
+            false,
+        );
+        assert!(b.is_empty());
+        assert_eq!(run.stats.spool.unwrap().elements, 5);
+        // Newer data in memory waits behind the spool.
+        fill(&mut b, 5..6);
+        run.round(&mut s, &mut b, 10_000_000_000).unwrap();
+        let sent = s.backend.transport().sent.clone();
+        let ids: Vec<String> = sent
+            .iter()
+            .map(|r| r.json()["batch_id"].as_str().unwrap().to_string())
+            .collect();
+        let ns: Vec<Vec<u64>> = sent
+            .iter()
+            .map(|r| {
+                r.json()["metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["n"].as_u64().unwrap())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(ids[1], ids[0], "the spooled batch is resent as itself");
+        assert_eq!(sent[1].body, sent[0].body);
+        assert_eq!(ns[1..], [vec![0, 1, 2], vec![3, 4], vec![5]]);
+        assert_ne!(ids[2], ids[1]);
+        assert_eq!(run.stats.spool.unwrap().elements, 0);
+        assert!(
+            crate::sys::spoolfile::list_dir(&dir.join("spool"))
+                .unwrap()
+                .is_empty(),
+            "a delivered spool leaves no file"
+        );
+        // Healthy again: memory only.
+        fill(&mut b, 6..7);
+        run.round(&mut s, &mut b, 20_000_000_000).unwrap();
+        assert_eq!(run.outcomes.last(), Some(&(6, Outcome::Delivered)));
     }
 
     #[test]

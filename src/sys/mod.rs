@@ -8,5 +8,6 @@ pub mod passwd;
 pub mod process;
 pub mod procfs;
 pub mod signals;
+pub mod spoolfile;
 pub mod statfs;
 pub mod time;

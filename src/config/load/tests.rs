@@ -217,6 +217,28 @@ fn buffer_must_hold_one_largest_element() {
 }
 
 #[test]
+fn spool_bytes_is_off_or_between_8_mib_and_64_gib() {
+    for bad in ["1", "8388607", "68719476737", "-1"] {
+        let e = one_error(&format!("[backend]\nspool_bytes = {bad}\n"));
+        assert_eq!(
+            e,
+            format!(
+                "2:15: [backend] spool_bytes: {bad} is out of range: 0 turns the outage spool \
+                 off, otherwise it must be between 8388608 (8 MiB) and 68719476736 (64 GiB)"
+            )
+        );
+    }
+    let e = one_error("[backend]\nspool_bytes = \"64M\"\n");
+    assert!(
+        e.contains("spool_bytes: expected an integer number of bytes"),
+        "{e}"
+    );
+    for good in ["0", "8388608", "68719476736"] {
+        ok(&format!("[backend]\nspool_bytes = {good}\n"));
+    }
+}
+
+#[test]
 fn unknown_enum_values_list_the_allowed_ones() {
     let cases = [
         (
