@@ -21,6 +21,7 @@ pub mod locks;
 pub mod replication;
 pub mod schema;
 pub mod server;
+pub mod wait_events;
 
 /// Version numbers as `server_version_num` gives them (major × 10000).
 pub const PG13: u32 = 130_000;
