@@ -505,3 +505,52 @@ fn extension_not_preloaded_gives_an_empty_list_with_the_reason() {
     assert!(why.contains("shared_preload_libraries"), "{why}");
     assert!(err.contains("shared_preload_libraries"), "logged: {err}");
 }
+
+/// `statement_timeout_ms = 0`: no server-side limit, and the client waits as long as the
+/// plugin's interval. A `pg_stats` query held 1.5 s behind an ACCESS EXCLUSIVE lock (the
+/// server holds it: `pg_sleep` inside the locking transaction) still completes; before, a
+/// hidden 1 s client deadline dropped the connection and the database was reported failed.
+#[test]
+fn zero_statement_timeout_waits_the_interval_not_one_second() {
+    let c = Cluster::start(Options::default());
+    c.psql("postgres", "create database app");
+    c.psql("app", "create table t (id int)");
+    let dir = Dir::shared("nolimit");
+    let cfg = config(
+        &dir,
+        &c,
+        "",
+        "databases = [\"app\"]\nstatement_timeout_ms = 0\nlock_timeout_ms = 0",
+        "[pg_stats]\ninterval = 30\n",
+    );
+    let mut holder = c.session("app", "holder");
+    holder.send("begin; lock table t in access exclusive mode; select pg_sleep(1.5); commit;");
+    assert!(
+        support::pg::eventually(Duration::from_secs(20), || c.psql(
+            "postgres",
+            "select count(*) from pg_stat_activity where application_name = 'holder' \
+             and wait_event = 'PgSleep'"
+        ) == "1"),
+        "the holder never held its lock"
+    );
+    let (v, err, ok) = once(&cfg, "pg_stats,collector_health");
+    assert!(ok, "{err}");
+    let health = &elements(&v, "collector_health")[0];
+    assert!(health["errors"].as_object().unwrap().is_empty(), "{health}");
+    let s = for_db(&v, "pg_stats", "app").unwrap_or_else(|| panic!("{v}\n{err}"));
+    assert!(
+        s["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "t"),
+        "{s}"
+    );
+    // The scenario really held the query past the old 1 s bound.
+    let took = health["collect_ms"]["pg_stats"].as_f64().unwrap();
+    assert!(
+        took > 1000.0,
+        "pg_stats took {took} ms: the lock did not hold it"
+    );
+    drop(holder);
+}
