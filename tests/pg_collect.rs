@@ -103,6 +103,12 @@ fn pg_stats_and_query_stats_match_psql() {
     for i in 0..5 {
         c.psql("app", &format!("select * from t1 where id = {i}"));
     }
+    // The same statement run by a second role: its own row, with its own `user`.
+    c.psql("app", "create role other; grant select on t1 to other");
+    c.psql(
+        "app",
+        "set role other; select count(*) from t1; select count(*) from t1",
+    );
     let dir = Dir::shared("match");
     let cfg = config(
         &dir,
@@ -232,7 +238,8 @@ fn pg_stats_and_query_stats_match_psql() {
             "app",
             &format!(
                 "select json_build_object(\
-                 'hash', queryid, 'text', query, 'calls', calls, \
+                 'hash', queryid, 'user', (select rolname from pg_roles where oid = userid), \
+                 'text', query, 'calls', calls, \
                  'total_time', total{exec}, 'mean_time', mean{exec}, 'min_time', min{exec}, \
                  'max_time', max{exec}, 'stddev_time', stddev{exec}, 'rows', rows, \
                  'shared_blks_hit', shared_blks_hit, 'shared_blks_read', shared_blks_read, \
@@ -244,7 +251,8 @@ fn pg_stats_and_query_stats_match_psql() {
                  'blk_write_time', {blk_write}, 'wal_records', {}, 'wal_fpi', {}, \
                  'wal_bytes', {}, 'query_plan_time', {plan}, 'query_exec_time', total{exec}) \
                  from pg_stat_statements \
-                 where dbid = (select oid from pg_database where datname = 'app') and {filter}",
+                 where dbid = (select oid from pg_database where datname = 'app') \
+                 and userid = (select oid from pg_roles where rolname = current_user) and {filter}",
                 wal("wal_records"),
                 wal("wal_fpi"),
                 wal("wal_bytes")
@@ -253,15 +261,14 @@ fn pg_stats_and_query_stats_match_psql() {
         let want: Value =
             serde_json::from_str(&row).unwrap_or_else(|e| panic!("{what}: {e}: {row}"));
         let id = want["hash"].as_i64().unwrap();
+        assert_eq!(want["user"], "test", "{what}: {row}");
         let got = queries
             .iter()
-            .find(|q| q["hash"].as_i64() == Some(id))
+            .find(|q| q["hash"].as_i64() == Some(id) && q["user"] == "test")
             .unwrap_or_else(|| panic!("{what}: {id} not in {qs}"));
-        let keys: Vec<&String> = got.as_object().unwrap().keys().collect();
         let mut want_keys: Vec<&String> = want.as_object().unwrap().keys().collect();
         want_keys.sort();
-        let mut got_keys = keys.clone();
-        got_keys.retain(|k| *k != "user");
+        let mut got_keys: Vec<&String> = got.as_object().unwrap().keys().collect();
         got_keys.sort();
         assert_eq!(got_keys, want_keys, "{what}: the fields of metrics.md §4");
         for (k, w) in want.as_object().unwrap() {
@@ -302,6 +309,28 @@ fn pg_stats_and_query_stats_match_psql() {
             );
         }
     }
+
+    // One statement, two roles: two rows with the same hash, not summed.
+    let count_rows: Vec<&Value> = queries
+        .iter()
+        .filter(|q| q["text"] == "select count(*) from t1")
+        .collect();
+    let mut by_user: Vec<(String, i64)> = count_rows
+        .iter()
+        .map(|q| {
+            (
+                q["user"].as_str().unwrap().to_string(),
+                q["calls"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    by_user.sort();
+    assert_eq!(
+        by_user,
+        [("other".to_string(), 2), ("test".to_string(), 3)],
+        "{count_rows:?}"
+    );
+    assert_eq!(count_rows[0]["hash"], count_rows[1]["hash"]);
 
     // postgres: no extension there → empty list + error.
     let qp = for_db(&v, "pg_query_stats", "postgres").unwrap();
