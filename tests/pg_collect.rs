@@ -583,3 +583,64 @@ fn zero_statement_timeout_waits_the_interval_not_one_second() {
     );
     drop(holder);
 }
+
+/// A database whose `pg_stats` element would pass the element size rule (`max_batch_bytes /
+/// 4`) is split into parts, never dropped: every table and index of psql's list arrives once,
+/// each part within the rule, each with the database counters and `part` / `parts`.
+#[test]
+fn pg_stats_split_into_parts_under_a_small_max_batch_bytes() {
+    let c = Cluster::start(Options::default());
+    c.psql("postgres", "create database app");
+    c.psql(
+        "app",
+        "do $$ begin for i in 1..60 loop \
+         execute format('create table t%s (id int primary key)', i); end loop; end $$",
+    );
+    let dir = Dir::shared("parts");
+    let max_batch = 16384;
+    let cfg = config(
+        &dir,
+        &c,
+        "",
+        "databases = [\"app\"]",
+        &format!("[backend]\nmax_batch_bytes = {max_batch}\n"),
+    );
+    let (v, err, ok) = once(&cfg, "pg_stats,collector_health");
+    assert!(ok, "{err}");
+    let parts = elements(&v, "pg_stats");
+    assert!(parts.len() > 2, "{} parts", parts.len());
+    let mut tables = Vec::new();
+    let mut indexes = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(
+            serde_json::to_vec(p).unwrap().len() <= max_batch / 4,
+            "part {i} over the element size"
+        );
+        assert_eq!(p["part"], i + 1, "{p}");
+        assert_eq!(p["parts"], parts.len(), "{p}");
+        assert!(p["numbackends"].as_i64().unwrap() >= 1, "{p}");
+        assert!(p["size_bytes"].is_i64(), "{p}");
+        for t in p["tables"].as_array().unwrap() {
+            tables.push(t["name"].as_str().unwrap().to_string());
+        }
+        for x in p["indexes"].as_array().unwrap() {
+            indexes.push(x["name"].as_str().unwrap().to_string());
+        }
+    }
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let psql_list =
+        |sql: &str| -> Vec<String> { c.psql("app", sql).lines().map(str::to_string).collect() };
+    assert_eq!(
+        sorted(tables),
+        psql_list("select relname from pg_stat_user_tables order by relname")
+    );
+    assert_eq!(
+        sorted(indexes),
+        psql_list("select indexrelname from pg_stat_user_indexes order by indexrelname")
+    );
+    let health = &elements(&v, "collector_health")[0];
+    assert_eq!(health["metrics_dropped"], 0, "{health}");
+}
