@@ -29,6 +29,7 @@ use crate::collect::{CollectError, Collector, Mode, Now, Output, round2};
 use crate::config;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 
 /// Query keys (and, separately, wait keys) kept per element.
 pub const MAX_KEYS: usize = 1000;
@@ -187,8 +188,8 @@ impl Accumulator {
         push_part(&mut self.key, s.database);
         match s.query_id {
             Some(id) => {
-                self.key.push('#');
-                self.key.push_str(&id.to_string());
+                // Written in place: no allocation per session.
+                let _ = write!(self.key, "#{id}");
             }
             None => {
                 self.key.push('=');
