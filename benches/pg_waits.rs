@@ -210,6 +210,19 @@ fn main() {
     for line in rows.lines() {
         println!("    {}", line.split('|').collect::<Vec<_>>().join(" | "));
     }
+    let sample = cluster.psql(
+        "postgres",
+        &format!(
+            "select calls, round({mean}::numeric, 3), round({max}::numeric, 3) \
+             from pg_stat_statements s join pg_roles r on r.oid = s.userid \
+             where r.rolname = '{COLLECTOR_USER}' and query like '%from pg_stat_activity%' \
+             order by calls desc limit 1"
+        ),
+    );
+    let f: Vec<&str> = sample.split('|').collect();
+    if let [calls, mean, max] = f[..] {
+        println!("  server time of one sample: {mean} ms mean, {max} ms max over {calls} samples");
+    }
     drop(sessions);
     drop(holder);
     let _ = std::fs::remove_dir_all(&dir);
