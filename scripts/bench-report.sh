@@ -24,7 +24,7 @@ rustup target list --installed | grep -qx "$MUSL" || { echo "rustup target add $
 out=target/bench-report
 mkdir -p "$out"
 # name | arguments after `--` (as .ci/run passes them)
-benches=("host_cycle|10000" "pg_cycle|10" "pg_types|5" "push|" "log_parse|")
+benches=("host_cycle|10000" "pg_cycle|10" "pg_types|5" "pg_waits|5" "push|" "log_parse|")
 if [ -n "$from" ]; then benches=(); [ "$from" -ef "$out" ] || cp "$from"/*.txt "$out"/; fi
 for b in ${benches[@]+"${benches[@]}"}; do
   name=${b%%|*} args=${b#*|}
@@ -66,6 +66,8 @@ rows = [
     ("the eight types of pg_replication … pg_schema, collector CPU per cycle", last("pg_types", r"\(all eight \+ envelope\): ([\d.]+) ms") + " ms", "≤ 20 ms", cmd("pg_types", "5")),
     ("the eight types, slowest server query", last("pg_types", r"slowest query: ([\d.]+) ms") + " ms", "≤ 50 ms", cmd("pg_types", "5")),
     ("the eight types, peak RSS", last("pg_types", r"peak RSS \(VmHWM\): \d+ KiB \(([\d.]+) MiB\)") + " MiB", "—", cmd("pg_types", "5")),
+    ("pg_wait_events, 100 active sessions, collector CPU per sample", last("pg_waits", r"CPU per sample: ([\d.]+) ms") + " ms", "≤ 0.2 ms", cmd("pg_waits", "5")),
+    ("pg_wait_events, server time of one sample (mean)", last("pg_waits", r"one sample: ([\d.]+) ms mean") + " ms", "—", cmd("pg_waits", "5")),
     ("push round: envelope + gzip", last("push", r"together ([\d.]+) ms") + " ms", "≤ 5 ms", cmd("push")),
     ("push round: gzip ratio", last("push", r"ratio ([\d.]+) % smaller") + " % smaller", "≥ 80 %", cmd("push")),
     ("one push over loopback TLS 1.3, median", last("push", r"reused connection: median ([\d.]+) ms") + " ms", "≤ 5 ms", cmd("push")),

@@ -122,6 +122,7 @@ fn the_pull_column_is_what_a_backend_may_set() {
 const MAPS: &[(&str, &str)] = &[
     ("collector_health", "collect_ms"),
     ("collector_health", "errors"),
+    ("pg_wait_events", "top_queries[].waits"),
 ];
 
 /// Every field path of `v`: `a`, `a.b`, `list[].c`.
@@ -160,7 +161,8 @@ fn config(dir: &TempDir, c: &Cluster, extra: &str) -> PathBuf {
              [pg_log]\npath = \"{}\"\nmin_level = \"LOG\"\n\
              [pg_connections]\nenabled = true\nlong_transaction_secs = 0.01\n\
              [pg_locks]\nenabled = true\n[pg_cache]\nenabled = true\n[pg_bloat]\nenabled = true\n\
-             [pg_extensions]\nenabled = true\n[pg_schema]\nenabled = true\n{extra}",
+             [pg_extensions]\nenabled = true\n[pg_schema]\nenabled = true\n\
+             [pg_wait_events]\nenabled = true\nsample_ms = 100\n{extra}",
             dir.path().display(),
             c.dir.display(),
             c.port,
@@ -189,7 +191,8 @@ fn once(cfg: &Path) -> Value {
         .args([
             "--only",
             "sysstat,disk_usage,pg_stats,pg_query_stats,pg_log,pg_replication,pg_server,\
-             pg_connections,pg_locks,pg_cache,pg_bloat,pg_extensions,pg_schema,collector_health",
+             pg_connections,pg_locks,pg_cache,pg_bloat,pg_extensions,pg_schema,pg_wait_events,\
+             collector_health",
         ])
         .output()
         .unwrap();

@@ -106,6 +106,12 @@ fn pg_stats_and_query_stats_match_psql() {
     for i in 0..5 {
         c.psql("app", &format!("select * from t1 where id = {i}"));
     }
+    // The same statement run by a second role: its own row, with its own `user`.
+    c.psql("app", "create role other; grant select on t1 to other");
+    c.psql(
+        "app",
+        "set role other; select count(*) from t1; select count(*) from t1",
+    );
     let dir = Dir::shared("match");
     let cfg = config(
         &dir,
@@ -235,7 +241,8 @@ fn pg_stats_and_query_stats_match_psql() {
             "app",
             &format!(
                 "select json_build_object(\
-                 'hash', queryid, 'text', query, 'calls', calls, \
+                 'hash', queryid, 'user', (select rolname from pg_roles where oid = userid), \
+                 'text', query, 'calls', calls, \
                  'total_time', total{exec}, 'mean_time', mean{exec}, 'min_time', min{exec}, \
                  'max_time', max{exec}, 'stddev_time', stddev{exec}, 'rows', rows, \
                  'shared_blks_hit', shared_blks_hit, 'shared_blks_read', shared_blks_read, \
@@ -247,7 +254,8 @@ fn pg_stats_and_query_stats_match_psql() {
                  'blk_write_time', {blk_write}, 'wal_records', {}, 'wal_fpi', {}, \
                  'wal_bytes', {}, 'query_plan_time', {plan}, 'query_exec_time', total{exec}) \
                  from pg_stat_statements \
-                 where dbid = (select oid from pg_database where datname = 'app') and {filter}",
+                 where dbid = (select oid from pg_database where datname = 'app') \
+                 and userid = (select oid from pg_roles where rolname = current_user) and {filter}",
                 wal("wal_records"),
                 wal("wal_fpi"),
                 wal("wal_bytes")
@@ -256,15 +264,14 @@ fn pg_stats_and_query_stats_match_psql() {
         let want: Value =
             serde_json::from_str(&row).unwrap_or_else(|e| panic!("{what}: {e}: {row}"));
         let id = want["hash"].as_i64().unwrap();
+        assert_eq!(want["user"], "test", "{what}: {row}");
         let got = queries
             .iter()
-            .find(|q| q["hash"].as_i64() == Some(id))
+            .find(|q| q["hash"].as_i64() == Some(id) && q["user"] == "test")
             .unwrap_or_else(|| panic!("{what}: {id} not in {qs}"));
-        let keys: Vec<&String> = got.as_object().unwrap().keys().collect();
         let mut want_keys: Vec<&String> = want.as_object().unwrap().keys().collect();
         want_keys.sort();
-        let mut got_keys = keys.clone();
-        got_keys.retain(|k| *k != "user");
+        let mut got_keys: Vec<&String> = got.as_object().unwrap().keys().collect();
         got_keys.sort();
         assert_eq!(got_keys, want_keys, "{what}: the fields of metrics.md §4");
         for (k, w) in want.as_object().unwrap() {
@@ -305,6 +312,28 @@ fn pg_stats_and_query_stats_match_psql() {
             );
         }
     }
+
+    // One statement, two roles: two rows with the same hash, not summed.
+    let count_rows: Vec<&Value> = queries
+        .iter()
+        .filter(|q| q["text"] == "select count(*) from t1")
+        .collect();
+    let mut by_user: Vec<(String, i64)> = count_rows
+        .iter()
+        .map(|q| {
+            (
+                q["user"].as_str().unwrap().to_string(),
+                q["calls"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    by_user.sort();
+    assert_eq!(
+        by_user,
+        [("other".to_string(), 2), ("test".to_string(), 3)],
+        "{count_rows:?}"
+    );
+    assert_eq!(count_rows[0]["hash"], count_rows[1]["hash"]);
 
     // postgres: no extension there → empty list + error.
     let qp = for_db(&v, "pg_query_stats", "postgres").unwrap();
@@ -507,4 +536,119 @@ fn extension_not_preloaded_gives_an_empty_list_with_the_reason() {
     let why = q["error"].as_str().unwrap();
     assert!(why.contains("shared_preload_libraries"), "{why}");
     assert!(err.contains("shared_preload_libraries"), "logged: {err}");
+}
+
+/// `statement_timeout_ms = 0`: no server-side limit, and the client waits as long as the
+/// plugin's interval. A `pg_stats` query held behind an ACCESS EXCLUSIVE lock for 3 s (the
+/// server holds it: `pg_sleep` inside the locking transaction) still completes; before, a
+/// hidden 1 s client deadline dropped the connection and the database was reported failed.
+#[test]
+fn zero_statement_timeout_waits_the_interval_not_one_second() {
+    // Trust: a SCRAM exchange in a debug build takes a good part of a second, which would
+    // come off the time the query waits behind the lock.
+    let c = Cluster::start(Options {
+        hba: Some("local all all trust\nhost all all 127.0.0.1/32 trust\n".into()),
+        ..Options::default()
+    });
+    c.psql("postgres", "create database app");
+    c.psql("app", "create table t (id int)");
+    let dir = Dir::shared("nolimit");
+    let cfg = config(
+        &dir,
+        &c,
+        "",
+        "databases = [\"app\"]\nstatement_timeout_ms = 0\nlock_timeout_ms = 0",
+        "[pg_stats]\ninterval = 30\n",
+    );
+    let mut holder = c.session("app", "holder");
+    holder.send("begin; lock table t in access exclusive mode; select pg_sleep(3); commit;");
+    assert!(
+        support::pg::eventually(Duration::from_secs(20), || c.psql(
+            "postgres",
+            "select count(*) from pg_stat_activity where application_name = 'holder' \
+             and wait_event = 'PgSleep'"
+        ) == "1"),
+        "the holder never held its lock"
+    );
+    let (v, err, ok) = once(&cfg, "pg_stats,collector_health");
+    assert!(ok, "{err}");
+    let health = &elements(&v, "collector_health")[0];
+    assert!(health["errors"].as_object().unwrap().is_empty(), "{health}");
+    let s = for_db(&v, "pg_stats", "app").unwrap_or_else(|| panic!("{v}\n{err}"));
+    assert!(
+        s["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "t"),
+        "{s}"
+    );
+    // The scenario really held the query past the old 1 s bound.
+    let took = health["collect_ms"]["pg_stats"].as_f64().unwrap();
+    assert!(
+        took > 1000.0,
+        "pg_stats took {took} ms: the lock did not hold it"
+    );
+    drop(holder);
+}
+
+/// A database whose `pg_stats` element would pass the element size rule (`max_batch_bytes /
+/// 4`) is split into parts, never dropped: every table and index of psql's list arrives once,
+/// each part within the rule, each with the database counters and `part` / `parts`.
+#[test]
+fn pg_stats_split_into_parts_under_a_small_max_batch_bytes() {
+    let c = Cluster::start(Options::default());
+    c.psql("postgres", "create database app");
+    c.psql(
+        "app",
+        "do $$ begin for i in 1..60 loop \
+         execute format('create table t%s (id int primary key)', i); end loop; end $$",
+    );
+    let dir = Dir::shared("parts");
+    let max_batch = 16384;
+    let cfg = config(
+        &dir,
+        &c,
+        "",
+        "databases = [\"app\"]",
+        &format!("[backend]\nmax_batch_bytes = {max_batch}\n"),
+    );
+    let (v, err, ok) = once(&cfg, "pg_stats,collector_health");
+    assert!(ok, "{err}");
+    let parts = elements(&v, "pg_stats");
+    assert!(parts.len() > 2, "{} parts", parts.len());
+    let mut tables = Vec::new();
+    let mut indexes = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(
+            serde_json::to_vec(p).unwrap().len() <= max_batch / 4,
+            "part {i} over the element size"
+        );
+        assert_eq!(p["part"], i + 1, "{p}");
+        assert_eq!(p["parts"], parts.len(), "{p}");
+        assert!(p["numbackends"].as_i64().unwrap() >= 1, "{p}");
+        assert!(p["size_bytes"].is_i64(), "{p}");
+        for t in p["tables"].as_array().unwrap() {
+            tables.push(t["name"].as_str().unwrap().to_string());
+        }
+        for x in p["indexes"].as_array().unwrap() {
+            indexes.push(x["name"].as_str().unwrap().to_string());
+        }
+    }
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let psql_list =
+        |sql: &str| -> Vec<String> { c.psql("app", sql).lines().map(str::to_string).collect() };
+    assert_eq!(
+        sorted(tables),
+        psql_list("select relname from pg_stat_user_tables order by relname")
+    );
+    assert_eq!(
+        sorted(indexes),
+        psql_list("select indexrelname from pg_stat_user_indexes order by indexrelname")
+    );
+    let health = &elements(&v, "collector_health")[0];
+    assert_eq!(health["metrics_dropped"], 0, "{health}");
 }

@@ -200,6 +200,31 @@ impl Engine {
         ran
     }
 
+    /// The earliest tick of a plugin's own second schedule ([`Collector::next_tick`]).
+    pub fn next_tick(&self) -> Option<u64> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.collector.next_tick())
+            .min()
+    }
+
+    /// Runs every tick of a plugin's own second schedule that is due at `now` (not the
+    /// collections): `once` samples during its baseline this way.
+    pub fn tick_due(&mut self, now: Now, signals: Option<&Signals>) -> usize {
+        let mut ran = 0;
+        for i in 0..self.slots.len() {
+            if self.slots[i]
+                .collector
+                .next_tick()
+                .is_some_and(|t| t <= now.mono_ns)
+            {
+                self.run_slot(i, now, signals, Run::Tick);
+                ran += 1;
+            }
+        }
+        ran
+    }
+
     /// Runs one collection now, whatever its schedule.
     pub fn collect_slot(&mut self, i: usize, now: Now, signals: Option<&Signals>) {
         self.run_slot(i, now, signals, Run::Collect);
@@ -209,6 +234,7 @@ impl Engine {
         let max_element = self.config.backend.max_batch_bytes / 4;
         let started = crate::sys::time::monotonic_ns();
         let slot = &mut self.slots[i];
+        let interval = Duration::from_nanos(slot.grid.period());
         let mut out = Output::new(
             slot.name,
             &mut self.buffer,
@@ -218,7 +244,8 @@ impl Engine {
             &mut self.outcomes,
             &mut self.cycle_errors,
         )
-        .with_signals(signals);
+        .with_signals(signals)
+        .with_interval(Some(interval));
         let result = match run {
             Run::Collect => slot.collector.collect(now, &mut out),
             Run::Tick => slot.collector.tick(now, &mut out),

@@ -185,12 +185,25 @@ fn once_warnings(errors: &collect::Errors) -> Vec<String> {
         .collect()
 }
 
-/// Baseline, wait `sample`, collect each plugin once.
+/// Baseline, wait `sample` (running the ticks of plugins that sample in between, such as
+/// `pg_wait_events`), collect each plugin once.
 fn collect_once(config: Config, only: Option<&[&str]>, sample: Duration) -> engine::Engine {
     let start = Now::read();
     let mut engine = engine::Engine::with_mode(config, only, sample, start, collect::Mode::Once);
     engine.log_errors = false;
-    std::thread::sleep(sample);
+    let end = start
+        .mono_ns
+        .saturating_add(u64::try_from(sample.as_nanos()).unwrap_or(u64::MAX));
+    loop {
+        let now = Now::read();
+        if now.mono_ns >= end {
+            break;
+        }
+        engine.tick_due(now, None);
+        let next = engine.next_tick().unwrap_or(end).min(end);
+        let wait = next.saturating_sub(crate::sys::time::monotonic_ns());
+        std::thread::sleep(Duration::from_nanos(wait));
+    }
     let now = Now::read();
     for i in 0..engine.slots.len() {
         engine.collect_slot(i, now, None);

@@ -146,6 +146,9 @@ pub struct Output<'a> {
     /// The run loop's signals, for waits inside the collection (a stop ends it early);
     /// `None` in `once` and tests.
     pub(crate) signals: Option<&'a Signals>,
+    /// The plugin's `interval` (bounds a query when the server sets no `statement_timeout`);
+    /// `None` when unknown.
+    pub(crate) interval: Option<std::time::Duration>,
 }
 
 impl<'a> Output<'a> {
@@ -169,7 +172,19 @@ impl<'a> Output<'a> {
             errors,
             emitted: 0,
             signals: None,
+            interval: None,
         }
+    }
+
+    /// Tells the collection its plugin's `interval`.
+    pub fn with_interval(mut self, interval: Option<std::time::Duration>) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// The plugin's `interval`, when known.
+    pub fn interval(&self) -> Option<std::time::Duration> {
+        self.interval
     }
 
     /// Lets waits inside the collection watch `signals`.

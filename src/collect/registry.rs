@@ -76,7 +76,7 @@ fn postgres_changed(old: &Config, new: &Config) -> bool {
 const HOUR: Option<Duration> = Some(Duration::from_secs(3600));
 
 /// Every metric type, in run order (collections due together run in this order).
-pub const PLUGINS: [Plugin; 13] = [
+pub const PLUGINS: [Plugin; 14] = [
     Plugin {
         name: "sysstat",
         on_by_default: true,
@@ -283,6 +283,37 @@ pub const PLUGINS: [Plugin; 13] = [
         render: render_nothing,
         build: |c, s| Box::new(pg::schema::PgSchema::new(s.pg_pool(c))),
         rebuild: postgres_changed,
+    },
+    Plugin {
+        name: "pg_wait_events",
+        on_by_default: false,
+        default_interval: None,
+        keys: &[local("sample_ms"), local("top_queries")],
+        pull_enabled: true,
+        pull_min_interval_secs: 10.0,
+        read: |k, c| {
+            k.u32("sample_ms", 100, &mut c.pg_wait_events.sample_ms);
+            k.u32("top_queries", 0, &mut c.pg_wait_events.top_queries);
+        },
+        render: |r, c| {
+            r.u32("sample_ms", c.pg_wait_events.sample_ms);
+            r.u32("top_queries", c.pg_wait_events.top_queries);
+        },
+        // Query texts are cut like pg_query_stats texts.
+        build: |c, s| {
+            let mode = s.mode();
+            Box::new(pg::wait_events::PgWaitEvents::new(
+                &c.pg_wait_events,
+                &c.pg_query_stats,
+                s.pg_pool(c),
+                mode,
+            ))
+        },
+        rebuild: |o, n| {
+            postgres_changed(o, n)
+                || o.pg_wait_events != n.pg_wait_events
+                || o.pg_query_stats.max_query_length != n.pg_query_stats.max_query_length
+        },
     },
 ];
 

@@ -104,6 +104,10 @@ impl Default for Config {
                 long_transaction: Duration::from_secs(300),
             },
             pg_bloat: PgBloat { max_tables: 500 },
+            pg_wait_events: PgWaitEvents {
+                sample_ms: 1000,
+                top_queries: 20,
+            },
         }
     }
 }

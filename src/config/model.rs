@@ -24,6 +24,7 @@ pub struct Config {
     pub pg_log: PgLog,
     pub pg_connections: PgConnections,
     pub pg_bloat: PgBloat,
+    pub pg_wait_events: PgWaitEvents,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -261,6 +262,15 @@ pub struct PgConnections {
 pub struct PgBloat {
     /// The largest tables (by pages) whose bloat, and their indexes' bloat, is estimated.
     pub max_tables: u32,
+}
+
+/// `[pg_wait_events]` (docs/metrics.md, `pg_wait_events`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PgWaitEvents {
+    /// `pg_stat_activity` is sampled this often between elements (ms, at least 100).
+    pub sample_ms: u32,
+    /// Query keys with the most samples listed in each element.
+    pub top_queries: u32,
 }
 
 impl Config {

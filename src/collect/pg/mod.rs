@@ -1,7 +1,7 @@
 //! The PostgreSQL collectors and what they share: connection settings found the way libpq
 //! finds them ([`conninfo`], [`pgpass`]), the connection set ([`pool`]), the SQL ([`sql`], one
 //! file per metric type under `sql/`), and one collector per metric type: [`stats`]
-//! (`pg_stats`), [`query_stats`] (`pg_query_stats`), and the types of docs/metrics.md, "PostgreSQL types
+//! (`pg_stats`), [`query_stats`] (`pg_query_stats`), [`wait_events`] (`pg_wait_events`, sampled), and the types of docs/metrics.md, "PostgreSQL types
 //! beyond the seed": [`replication`], [`server`], [`connections`], [`locks`] (cluster-wide, over
 //! the `[postgres] database` connection) and [`cache`], [`bloat`], [`extensions`], [`schema`]
 //! (one element per monitored database, over its own connection), and [`pg_log`] (the `pg_log`
@@ -28,6 +28,7 @@ pub mod schema;
 pub mod server;
 pub mod sql;
 pub mod stats;
+pub mod wait_events;
 
 use crate::collect::{CollectError, EmitError, Now, Output};
 use crate::sys::signals::Signals;
@@ -72,7 +73,7 @@ pub fn cluster_wide<T>(
 ) -> Result<T, CollectError> {
     let signals = out.signals();
     let mut pool = pool.borrow_mut();
-    let timeout = pool.query_timeout();
+    let timeout = pool.query_timeout_within(out.interval());
     let home = pool.home_database().to_string();
     pool.with_client(&home, now.mono_ns, signals, |client| {
         read(&mut CollectionConn {
@@ -124,10 +125,10 @@ pub fn each_database<T>(
     let signals = out.signals();
     let plugin = out.plugin();
     let mut pool = pool.borrow_mut();
+    let timeout = pool.query_timeout_within(out.interval());
     let databases = pool
-        .databases(now.mono_ns, signals)
+        .databases(now.mono_ns, timeout, signals)
         .map_err(|e| CollectError::Failed(format!("listing databases: {e}")))?;
-    let timeout = pool.query_timeout();
     for database in &databases {
         let result = pool.with_client(database, now.mono_ns, signals, |client| {
             read(

@@ -37,6 +37,10 @@ pub const BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 /// Longest reconnect delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
+/// The client's bound of one query with `statement_timeout_ms = 0` (no server-side limit):
+/// the plugin's interval, at most this.
+pub const UNLIMITED_QUERY_WAIT_MAX: Duration = Duration::from_secs(60);
+
 /// Why a database could not be read this time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolError {
@@ -120,8 +124,11 @@ struct Open {
 pub struct Pool {
     resolver: Resolver,
     max_open: usize,
-    /// Client-side bound of one query: the server's `statement_timeout` plus a second.
-    query_timeout: Duration,
+    /// The server's `statement_timeout` (zero: none).
+    statement_timeout: Duration,
+    /// Databases whose connection the least-recently-used rule never closes (one entry per
+    /// holder: `pg_wait_events` keeps the `[postgres] database` connection open).
+    kept: Vec<String>,
     open: Vec<Open>,
     backoff: BTreeMap<String, ReconnectBackoff>,
     uses: u64,
@@ -137,16 +144,53 @@ impl Pool {
         Pool {
             resolver: Resolver::new(cfg, env),
             max_open: usize::try_from(cfg.max_connections).unwrap_or(1).max(1),
-            query_timeout: cfg.statement_timeout + Duration::from_secs(1),
+            statement_timeout: cfg.statement_timeout,
+            kept: Vec::new(),
             open: Vec::new(),
             backoff: BTreeMap::new(),
             uses: 0,
         }
     }
 
-    /// The bound of one query on the client side.
+    /// The bound of one query on the client side, for a plugin whose interval is unknown:
+    /// [`Pool::query_timeout_within`] with no interval.
     pub fn query_timeout(&self) -> Duration {
-        self.query_timeout
+        self.query_timeout_within(None)
+    }
+
+    /// The bound of one query on the client side, for a plugin running every `interval`:
+    /// the server's `statement_timeout` plus a second (the server ends the query first and
+    /// the session stays usable); with `statement_timeout_ms = 0` the server sets no limit,
+    /// and the client waits the plugin's interval, at most [`UNLIMITED_QUERY_WAIT_MAX`]
+    /// (that bound when the interval is unknown).
+    pub fn query_timeout_within(&self, interval: Option<Duration>) -> Duration {
+        if self.statement_timeout.is_zero() {
+            interval
+                .unwrap_or(UNLIMITED_QUERY_WAIT_MAX)
+                .min(UNLIMITED_QUERY_WAIT_MAX)
+        } else {
+            self.statement_timeout + Duration::from_secs(1)
+        }
+    }
+
+    /// Keeps the connection to `database` open while the caller holds it: the
+    /// least-recently-used rule closes other connections instead (undo with
+    /// [`Pool::release`]).
+    pub fn keep_open(&mut self, database: &str) {
+        self.kept.push(database.to_string());
+    }
+
+    /// Undoes one [`Pool::keep_open`] of `database`.
+    pub fn release(&mut self, database: &str) {
+        if let Some(i) = self.kept.iter().position(|d| d == database) {
+            self.kept.swap_remove(i);
+        }
+    }
+
+    /// The backend pids of the open connections (the collector's own sessions, as the server
+    /// lists them in `pg_stat_activity`).
+    pub fn backend_pids(&self) -> Vec<i32> {
+        self.open.iter().map(|o| o.client.backend_pid()).collect()
     }
 
     /// `[postgres] database`: the connection cluster-wide plugins use.
@@ -164,6 +208,7 @@ impl Pool {
     pub fn databases(
         &mut self,
         now_ns: u64,
+        timeout: Duration,
         signals: Option<&Signals>,
     ) -> Result<Vec<String>, PoolError> {
         let cfg = self.resolver.settings();
@@ -171,7 +216,6 @@ impl Pool {
             Databases::List(list) => return Ok(list.clone()),
             Databases::All => cfg.database.clone(),
         };
-        let timeout = self.query_timeout;
         let names = self.with_client(&home, now_ns, signals, |c| {
             let rows = c.query(sql::DISCOVER_DATABASES, timeout, signals)?;
             column_strings(&rows, "datname")
@@ -242,9 +286,25 @@ impl Pool {
             return Err(PoolError::Failed(b.error().to_string()));
         }
         while self.open.len() >= self.max_open {
-            let Some(v) = lru_victim(self.open.iter().map(|o| o.last_used)) else {
-                break;
+            let kept = &self.kept;
+            let closable = self
+                .open
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| !kept.contains(&o.database))
+                .map(|(i, o)| (i, o.last_used))
+                .collect::<Vec<_>>();
+            let Some(v) = lru_victim(closable.iter().map(|&(_, t)| t)) else {
+                return Err(PoolError::Failed(self.describe_msg(
+                    &format!(
+                        "[postgres] max_connections = {} is taken by the connection pg_wait_events keeps open; raise it to at least 2",
+                        self.max_open
+                    ),
+                    &self.resolver.describe_host(),
+                    database,
+                )));
             };
+            let (v, _) = closable[v];
             self.open.swap_remove(v).client.close();
         }
         let mut last: Option<String> = None;
@@ -352,6 +412,20 @@ mod tests {
         assert_eq!(b.error(), "still down");
         assert!(!b.may_try(7 * s + 59 * s));
         assert!(b.may_try(7 * s + 60 * s));
+    }
+
+    #[test]
+    fn zero_statement_timeout_waits_the_interval_at_most_a_minute() {
+        let mut cfg = crate::config::Config::default().postgres;
+        let pool = Pool::with_env(&cfg, LibpqEnv::default());
+        let s = Duration::from_secs;
+        assert_eq!(pool.query_timeout_within(Some(s(60))), s(6));
+        assert_eq!(pool.query_timeout_within(None), s(6));
+        cfg.statement_timeout = Duration::ZERO;
+        let pool = Pool::with_env(&cfg, LibpqEnv::default());
+        assert_eq!(pool.query_timeout_within(Some(s(10))), s(10));
+        assert_eq!(pool.query_timeout_within(Some(s(3600))), s(60));
+        assert_eq!(pool.query_timeout_within(None), s(60));
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //! 55000), or not readable (42501) still gives an element, with `"queries": []` and `"error"`;
 //! the reason is logged once per database (again only if it changes or after it went away).
 //!
-//! Known limit: pg_stat_statements keeps one row per (user, database, query id); the rows of
-//! one statement run by several users are sent separately, with the same `hash`.
+//! pg_stat_statements keeps one row per (user, database, query id): the rows of one statement
+//! run by several roles are sent separately, with the same `hash`, each with its `user`.
 
 use super::client::{PgError, Row};
 use super::pool::SharedPool;
@@ -115,6 +115,8 @@ struct Element<'a> {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct QueryStat {
     hash: i64,
+    /// The role that ran it (pg_stat_statements keeps one row per role, database and query).
+    user: Option<String>,
     text: Option<String>,
     calls: Option<i64>,
     total_time: Option<f64>,
@@ -151,6 +153,7 @@ fn stat(r: &Row<'_>) -> Result<Option<QueryStat>, PgError> {
     let total = f("total_time")?;
     Ok(Some(QueryStat {
         hash,
+        user: r.get_str("username")?.map(str::to_string),
         text: None,
         calls: i("calls")?,
         total_time: total,

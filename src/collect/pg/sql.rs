@@ -21,6 +21,7 @@ pub mod locks;
 pub mod replication;
 pub mod schema;
 pub mod server;
+pub mod wait_events;
 
 /// Version numbers as `server_version_num` gives them (major × 10000).
 pub const PG13: u32 = 130_000;
@@ -144,24 +145,30 @@ impl PgssColumns {
 }
 
 /// This database's statements without their texts (cheap: `pg_stat_statements(false)` does not
-/// read the query text file), the top `limit` by total execution time.
+/// read the query text file), the top `limit` by total execution time, each with the name of
+/// the role that ran it (`username`; looked up for those `limit` rows only, NULL for a role
+/// dropped since).
 pub fn query_stats(cols: &PgssColumns, limit: u32) -> String {
     format!(
         "\
-select queryid, calls, rows, {exec}, {plan},
+select s.*, r.rolname as username
+from (select userid, queryid, calls, rows, {exec}, {plan},
        shared_blks_hit, shared_blks_read, shared_blks_dirtied, shared_blks_written,
        local_blks_hit, local_blks_read, local_blks_dirtied, local_blks_written,
        temp_blks_read, temp_blks_written, {blk_time}, {wal}
-from pg_stat_statements(false)
-where dbid = (select oid from pg_database where datname = current_database())
-  and queryid is not null
-order by {order} desc
-limit {limit}",
+      from pg_stat_statements(false)
+      where dbid = (select oid from pg_database where datname = current_database())
+        and queryid is not null
+      order by {order} desc
+      limit {limit}) s
+left join pg_roles r on r.oid = s.userid
+order by s.{order_alias} desc",
         exec = cols.exec,
         plan = cols.plan,
         blk_time = cols.blk_time,
         wal = cols.wal,
         order = cols.order_by(),
+        order_alias = "total_time",
     )
 }
 

@@ -6,13 +6,17 @@
 //!
 //! Element size: one table is about 500 bytes of JSON, so 500 tables + 500 indexes make an
 //! element of roughly 350 KB, under the element size rule (`max_batch_bytes / 4`, 1 MiB with
-//! the defaults). A larger `max_tables` with a smaller `max_batch_bytes` can exceed it: the
-//! element is then dropped and counted in `metrics_dropped` (lower `max_tables`).
+//! the defaults). A database whose element would pass the rule (a larger `max_tables`, a
+//! smaller `max_batch_bytes`) is split, never dropped: several elements, each with the
+//! database counters, `part` / `parts`, and a share of the tables and indexes, packed in
+//! order ([`pack`]). Only a single table or index larger than the rule on its own (a name of
+//! kilobytes with a tiny `max_batch_bytes`) is left out, and reported as
+//! `pg_stats/<database>`.
 
 use super::client::PgError;
 use super::pool::SharedPool;
 use super::{CollectionConn, each_database, sql, text, time};
-use crate::collect::{CollectError, Collector, Now, Output, round2};
+use crate::collect::{CollectError, Collector, EmitError, JsonWriter, Now, Output, round2};
 use crate::config;
 use crate::util::Rfc3339;
 use serde::Serialize;
@@ -21,6 +25,8 @@ pub struct PgStats {
     pool: SharedPool,
     max_tables: u32,
     max_indexes: u32,
+    /// An element's JSON, reused.
+    json: Vec<u8>,
 }
 
 impl PgStats {
@@ -29,6 +35,7 @@ impl PgStats {
             pool,
             max_tables: cfg.max_tables,
             max_indexes: cfg.max_indexes,
+            json: Vec::new(),
         }
     }
 }
@@ -39,10 +46,13 @@ struct Element<'a> {
     kind: &'static str,
     timestamp: Rfc3339,
     database: &'a str,
+    /// This element's number among the `parts` of this database's collection, from 1.
+    part: usize,
+    parts: usize,
     #[serde(flatten)]
-    stats: DatabaseStats,
-    tables: Vec<Table>,
-    indexes: Vec<Index>,
+    stats: &'a DatabaseStats,
+    tables: &'a [Table],
+    indexes: &'a [Index],
 }
 
 #[derive(Serialize, Default)]
@@ -196,6 +206,85 @@ fn read(
     Ok((db, tables, indexes))
 }
 
+/// Splits items of `sizes` bytes, in order, into runs whose sizes (plus a comma each) stay
+/// within `limit`: the end (exclusive) of each run. An item over `limit` on its own is a run of
+/// its own, which the caller finds too large. No items: no runs.
+pub fn pack(sizes: &[usize], limit: usize) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut used = 0;
+    for (i, &s) in sizes.iter().enumerate() {
+        let s = s + 1;
+        if used > 0 && used + s > limit {
+            ends.push(i);
+            used = 0;
+        }
+        used += s;
+    }
+    if !sizes.is_empty() {
+        ends.push(sizes.len());
+    }
+    ends
+}
+
+fn to_json<T: Serialize>(buf: &mut Vec<u8>, v: &T) -> Result<(), EmitError> {
+    buf.clear();
+    serde_json::to_writer(JsonWriter(buf), v).map_err(|_| EmitError::Serialize)
+}
+
+/// Emits the element(s) of one database: one when it fits the element size rule, else as
+/// many parts as it needs.
+fn emit(
+    out: &mut Output<'_>,
+    json: &mut Vec<u8>,
+    now: Now,
+    database: &str,
+    (stats, tables, indexes): (DatabaseStats, Vec<Table>, Vec<Index>),
+) -> Result<(), EmitError> {
+    let element = |part, parts, tables, indexes| Element {
+        kind: "pg_stats",
+        timestamp: now.wall.rfc3339(),
+        database,
+        part,
+        parts,
+        stats: &stats,
+        tables,
+        indexes,
+    };
+    to_json(json, &element(1, 1, &tables, &indexes))?;
+    let max = out.max_element();
+    if json.len() <= max {
+        return out.emit_raw(0, json);
+    }
+    // Too large: every part holds the head (counters; `part` and `parts` at their widest)
+    // and a run of tables then indexes.
+    to_json(json, &element(usize::MAX, usize::MAX, &[], &[]))?;
+    let limit = max.saturating_sub(json.len());
+    let mut sizes = Vec::with_capacity(tables.len() + indexes.len());
+    for t in &tables {
+        to_json(json, t)?;
+        sizes.push(json.len());
+    }
+    for i in &indexes {
+        to_json(json, i)?;
+        sizes.push(json.len());
+    }
+    let ends = pack(&sizes, limit);
+    let (n_tables, parts) = (tables.len(), ends.len());
+    let mut start = 0;
+    let mut result = Ok(());
+    for (part, &end) in ends.iter().enumerate() {
+        let t = start.min(n_tables)..end.min(n_tables);
+        let i = start.max(n_tables) - n_tables..end.max(n_tables) - n_tables;
+        start = end;
+        let e = element(part + 1, parts, &tables[t], &indexes[i]);
+        if let Err(err) = out.emit(0, &e) {
+            // Only a lone table or index over the rule gets here: the other parts still go.
+            result = Err(err);
+        }
+    }
+    result
+}
+
 impl Collector for PgStats {
     fn name(&self) -> &'static str {
         "pg_stats"
@@ -203,24 +292,13 @@ impl Collector for PgStats {
 
     fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
         let (max_t, max_i) = (self.max_tables, self.max_indexes);
+        let json = &mut self.json;
         each_database(
             &self.pool,
             now,
             out,
             |c, _| read(c, max_t, max_i),
-            |out, database, (stats, tables, indexes)| {
-                out.emit(
-                    0,
-                    &Element {
-                        kind: "pg_stats",
-                        timestamp: now.wall.rfc3339(),
-                        database,
-                        stats,
-                        tables,
-                        indexes,
-                    },
-                )
-            },
+            |out, database, value| emit(out, json, now, database, value),
         )?;
         Ok(())
     }
@@ -242,14 +320,136 @@ mod tests {
     }
 
     #[test]
+    fn packing_keeps_order_and_the_limit() {
+        assert_eq!(pack(&[], 10), Vec::<usize>::new());
+        assert_eq!(pack(&[3, 3, 3], 8), [2, 3]);
+        assert_eq!(pack(&[3, 3, 3], 12), [3]);
+        // An item over the limit alone is a run of its own.
+        assert_eq!(pack(&[2, 20, 2], 8), [1, 2, 3]);
+    }
+
+    fn table(n: usize) -> Table {
+        Table {
+            schema: Some("public".into()),
+            name: Some(format!("table_{n}")),
+            live_tuples: Some(n as i64),
+            dead_tuples: None,
+            modified_since_analyze: None,
+            size_bytes: Some(1000 - n as i64),
+            seq_scan: None,
+            seq_tup_read: None,
+            idx_scan: None,
+            idx_tup_fetch: None,
+            n_tup_ins: None,
+            n_tup_upd: None,
+            n_tup_del: None,
+            n_tup_hot_upd: None,
+            last_vacuum: None,
+            last_autovacuum: None,
+            last_analyze: None,
+            last_autoanalyze: None,
+            vacuum_count: None,
+            autovacuum_count: None,
+            analyze_count: None,
+            autoanalyze_count: None,
+        }
+    }
+
+    fn index(n: usize) -> Index {
+        Index {
+            schema: Some("public".into()),
+            name: Some(format!("index_{n}")),
+            table: Some(format!("table_{n}")),
+            scans: Some(0),
+            tuples_read: None,
+            tuples_returned: None,
+            size_bytes: Some(8192),
+            status: "UNUSED",
+        }
+    }
+
+    /// Emits one database of `n` tables and `n` indexes under an element size rule of `max`:
+    /// the elements stored, parsed, and the drops counted.
+    fn split(n: usize, max: usize) -> (Vec<serde_json::Value>, u64) {
+        use crate::pipeline::{ElementBuffer, Stats};
+        let mut buffer = ElementBuffer::new(1 << 22);
+        let (mut scratch, mut stats, mut outcomes, mut errors) =
+            (Vec::new(), Stats::default(), Vec::new(), Vec::new());
+        let mut out = Output::new(
+            "pg_stats",
+            &mut buffer,
+            &mut scratch,
+            max,
+            &mut stats,
+            &mut outcomes,
+            &mut errors,
+        );
+        let now = Now {
+            mono_ns: 0,
+            wall: crate::util::WallTime::default(),
+        };
+        let db = DatabaseStats {
+            numbackends: Some(3),
+            ..DatabaseStats::default()
+        };
+        let value = (db, (0..n).map(table).collect(), (0..n).map(index).collect());
+        emit(&mut out, &mut Vec::new(), now, "app", value).unwrap();
+        let mut elements = Vec::new();
+        let mut json = Vec::new();
+        while buffer.pop_into(&mut json).is_some() {
+            assert!(json.len() <= max, "{} > {max}", json.len());
+            elements.push(serde_json::from_slice(&json).unwrap());
+            json.clear();
+        }
+        (elements, stats.metrics_dropped)
+    }
+
+    #[test]
+    fn a_database_over_the_element_size_is_split_into_parts_never_dropped() {
+        let (one, dropped) = split(3, 1 << 20);
+        assert_eq!((one.len(), dropped), (1, 0));
+        assert_eq!((&one[0]["part"], &one[0]["parts"]), (&1.into(), &1.into()));
+
+        let (parts, dropped) = split(200, 8192);
+        assert_eq!(dropped, 0);
+        assert!(parts.len() > 5, "{}", parts.len());
+        let mut tables = Vec::new();
+        let mut indexes = Vec::new();
+        for (i, p) in parts.iter().enumerate() {
+            assert_eq!(p["part"], i + 1);
+            assert_eq!(p["parts"], parts.len());
+            assert_eq!(p["database"], "app");
+            // The database counters in each part.
+            assert_eq!(p["numbackends"], 3);
+            for t in p["tables"].as_array().unwrap() {
+                tables.push(t["name"].as_str().unwrap().to_string());
+            }
+            for x in p["indexes"].as_array().unwrap() {
+                indexes.push(x["name"].as_str().unwrap().to_string());
+            }
+        }
+        // Every table and index exactly once, in order.
+        assert_eq!(
+            tables,
+            (0..200).map(|n| format!("table_{n}")).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            indexes,
+            (0..200).map(|n| format!("index_{n}")).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
     fn element_has_every_field_with_nulls() {
         let e = Element {
             kind: "pg_stats",
             timestamp: crate::util::WallTime::default().rfc3339(),
             database: "app",
-            stats: DatabaseStats::default(),
-            tables: vec![],
-            indexes: vec![],
+            part: 1,
+            parts: 1,
+            stats: &DatabaseStats::default(),
+            tables: &[],
+            indexes: &[],
         };
         let v = serde_json::to_value(&e).unwrap();
         for k in [
@@ -275,6 +475,8 @@ mod tests {
             "stats_reset",
             "tables",
             "indexes",
+            "part",
+            "parts",
         ] {
             assert!(v.get(k).is_some(), "{k} missing");
         }

@@ -170,7 +170,7 @@ impl PgLog {
     /// Asks the server for its logging settings and current file.
     fn ask_server(&mut self, now: Now, out: &Output<'_>) -> Result<ServerLogging, PoolError> {
         let format = self.cfg.format;
-        let timeout = self.pool.borrow().query_timeout();
+        let timeout = self.pool.borrow().query_timeout_within(out.interval());
         let signals = out.signals();
         self.pool
             .borrow_mut()
