@@ -2,12 +2,17 @@
 //! lazily from text ([`rows`]), and the blocking driver over TCP or a Unix socket, with TLS
 //! ([`client`]).
 //!
+//! Custom queries use the extended protocol for one statement ([`extended`]) with binary
+//! results decoded by [`binary`].
+//!
 //! Scope: the simple query protocol, read-only sessions (every session starts with
 //! `default_transaction_read_only=on`), authentication by trust, cleartext password, md5 and
-//! SCRAM-SHA-256. Not here: the extended protocol, COPY, cancel requests, GSS/Kerberos/SSPI,
+//! SCRAM-SHA-256. Not here: the extended protocol beyond [`extended`]'s one statement, COPY, cancel requests, GSS/Kerberos/SSPI,
 //! client certificates, SCRAM channel binding.
 
+pub mod binary;
 pub mod client;
+pub mod extended;
 pub mod rows;
 pub mod session;
 
