@@ -100,6 +100,10 @@ impl Default for Config {
                 long_transaction: Duration::from_secs(300),
             },
             pg_bloat: PgBloat { max_tables: 500 },
+            custom_queries: Vec::new(),
         }
     }
 }
+
+/// `max_rows` of a `[[custom_query]]` that sets none.
+pub const CUSTOM_QUERY_MAX_ROWS: u32 = 1000;
