@@ -141,8 +141,10 @@ fn run_query(
             if !in_bounds(q, c.server_version_num()) {
                 return Ok(None);
             }
-            let executed = extended::run(c, &q.sql, q.max_rows, timeout, signals)?;
-            answer(c, executed, timeout, signals).map(Some)
+            // One row more than kept: `truncated` only when a row was really left out.
+            let limit = q.max_rows.saturating_add(1);
+            let executed = extended::run(c, &q.sql, limit, timeout, signals)?;
+            answer(c, executed, q.max_rows, timeout, signals).map(Some)
         });
         let (answer, error) = match result {
             Ok(None) => continue,
@@ -174,12 +176,14 @@ impl Answer {
 fn answer(
     c: &mut Client,
     e: Executed,
+    max_rows: u32,
     timeout: Duration,
     signals: Option<&Signals>,
 ) -> Result<Result<Answer, String>, PgError> {
     let names = type_names(c, &e.columns, timeout, signals)?;
-    let mut rows = Vec::with_capacity(e.rows.len());
-    for r in e.rows.iter() {
+    let keep = usize::try_from(max_rows).unwrap_or(usize::MAX);
+    let mut rows = Vec::with_capacity(e.rows.len().min(keep));
+    for r in e.rows.iter().take(keep) {
         let mut values = Vec::with_capacity(e.columns.len());
         for (i, col) in e.columns.iter().enumerate() {
             match binary::decode(col.type_oid, col.binary, r.bytes_at(i)) {
@@ -203,7 +207,7 @@ fn answer(
     Ok(Ok(Answer {
         columns,
         rows,
-        truncated: e.truncated,
+        truncated: e.rows.len() > keep,
     }))
 }
 
