@@ -108,6 +108,7 @@ fn types_rows_versions_databases_and_failures() {
         ..Options::default()
     });
     c.psql("postgres", "create database app2");
+    c.psql("postgres", "create table probe (x int)");
     let version = c.version_num();
     // Every mapping of docs/metrics.md, pg_custom (numeric infinities exist from 14 on).
     let mut types = "select 1::int2 as i2, -2::int4 as i4, 9223372036854775807::int8 as i8, \
@@ -159,6 +160,12 @@ fn types_rows_versions_databases_and_failures() {
         query("several", "select 1; select 2", ""),
         query("params", "select $1::int as x", ""),
         query("write", "create table t (x int)", ""),
+        query("set", "set statement_timeout = 0", ""),
+        query(
+            "read_only",
+            "with w as (insert into probe values (1) returning x) select x from w",
+            "",
+        ),
         query("after", "select 'still runs' as msg", ""),
     ]
     .concat();
@@ -257,7 +264,9 @@ fn types_rows_versions_databases_and_failures() {
         ("syntax", "42601"),
         ("several", "42601"),
         ("params", "42P02"),
-        ("write", "25006"),
+        ("write", "0A000"),
+        ("set", "0A000"),
+        ("read_only", "25006"),
     ] {
         let e = find(&custom, name, "postgres").unwrap_or_else(|| panic!("{name} element"));
         let error = e["error"].as_str().unwrap_or_else(|| panic!("{name}: {e}"));
@@ -273,7 +282,7 @@ fn types_rows_versions_databases_and_failures() {
     let after = find(&custom, "after", "postgres").unwrap();
     assert_eq!(after["rows"], json!([{"msg": "still runs"}]));
     assert_eq!(after["error"], Value::Null);
-    // Nothing was written by the query that tried (sessions are read-only).
+    // Nothing was written by the queries that tried (refused, or in a read-only session).
     assert_eq!(
         c.psql(
             "postgres",
@@ -281,6 +290,7 @@ fn types_rows_versions_databases_and_failures() {
         ),
         "0"
     );
+    assert_eq!(c.psql("postgres", "select count(*) from probe"), "0");
 }
 
 /// `run --stdout`: each query on its own interval, independent of `[collector] interval`.

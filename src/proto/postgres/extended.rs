@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Several statements in one text are refused by the server at Parse (SQLSTATE 42601); a
-//! statement with parameters (`$1`) is refused here. Results use the binary format for the
+//! statement with parameters (`$1`) or without result columns (`SET`, DDL) is refused here,
+//! before it runs. Results use the binary format for the
 //! types [`super::binary`] decodes and text for the others. Messages are capped as the simple
 //! query reader caps them ([`MAX_MESSAGE_BYTES`] each, [`MAX_RESULT_BYTES`] for all rows).
 
@@ -27,6 +28,33 @@ use std::time::{Duration, Instant};
 
 /// SQLSTATE undefined_parameter: what a custom query with `$1` gets.
 pub const PARAMETERS_REFUSED: &str = "42P02";
+/// SQLSTATE feature_not_supported: what a statement without result columns gets (`SET`,
+/// `CREATE`, `CALL` …): it is refused before it runs.
+pub const NO_ROWS_REFUSED: &str = "0A000";
+
+/// A refusal of ours, shaped as the server's.
+fn refused(code: &str, message: String) -> PgError {
+    PgError::Server {
+        severity: "ERROR".to_string(),
+        code: code.to_string(),
+        message,
+        detail: None,
+        hint: None,
+    }
+}
+
+/// Columns of a statement that returns rows; a statement without any is refused.
+fn returning_rows(columns: Vec<Column>) -> Result<Vec<Column>, PgError> {
+    if columns.is_empty() {
+        return Err(refused(
+            NO_ROWS_REFUSED,
+            "the statement returns no rows (no result columns); a custom query must be a \
+             query such as select, values or show"
+                .to_string(),
+        ));
+    }
+    Ok(columns)
+}
 
 /// One result column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,16 +270,13 @@ impl Exchange {
             return Err(e);
         }
         if self.parameters > 0 {
-            return Err(PgError::Server {
-                severity: "ERROR".to_string(),
-                code: PARAMETERS_REFUSED.to_string(),
-                message: format!(
+            return Err(refused(
+                PARAMETERS_REFUSED,
+                format!(
                     "the query has {} parameter(s) ($1 …); a custom query takes none",
                     self.parameters
                 ),
-                detail: None,
-                hint: None,
-            });
+            ));
         }
         Ok(self.columns)
     }
@@ -313,7 +338,7 @@ pub fn describe(
     describe_messages(sql, &mut out)?;
     let mut exchange = Exchange::describe();
     client.exchange(&out, deadline, signals, &mut |b| exchange.try_message(b))?;
-    exchange.described()
+    returning_rows(exchange.described()?)
 }
 
 /// Describes then executes `sql` with at most `max_rows` rows, within `timeout` in all.
@@ -329,7 +354,7 @@ pub fn run(
     describe_messages(sql, &mut out)?;
     let mut exchange = Exchange::describe();
     client.exchange(&out, deadline, signals, &mut |b| exchange.try_message(b))?;
-    let columns = exchange.described()?;
+    let columns = returning_rows(exchange.described()?)?;
     out.clear();
     execute_messages(&columns, max_rows, &mut out)?;
     let mut exchange = Exchange::execute(columns);
