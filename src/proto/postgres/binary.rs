@@ -444,6 +444,14 @@ fn decode_array(element: u32, b: &[u8]) -> Result<Value, String> {
     if total > r.0.len() / 4 {
         return Err(format!("array of {total} elements in {} bytes", r.0.len()));
     }
+    // A zero dimension beside a huge one: no element, and nothing to nest (nesting would
+    // build the huge dimension's empty arrays).
+    if total == 0 {
+        if !r.0.is_empty() {
+            return Err("trailing bytes after the array".to_string());
+        }
+        return Ok(Value::Array(Vec::new()));
+    }
     let mut flat = Vec::with_capacity(total);
     for _ in 0..total {
         let len = r.i32()?;
@@ -622,6 +630,12 @@ mod tests {
             huge.extend_from_slice(&v.to_be_bytes());
         }
         assert!(decode(1007, true, Some(&huge)).is_err());
+        // A huge dimension beside a zero one (found by the fuzz target): empty, not 2^31 arrays.
+        let mut zero = Vec::new();
+        for v in [2i32, 0, INT4 as i32, i32::MAX, 1, 0, 1] {
+            zero.extend_from_slice(&v.to_be_bytes());
+        }
+        assert_eq!(bin(1007, &zero), json!([]));
         assert_eq!(type_name(1007), Some("_int4"));
         assert_eq!(type_name(NUMERIC), Some("numeric"));
         assert!(has_binary(1185) && !has_binary(600));
