@@ -48,6 +48,15 @@ fn every_key_of_the_sample_configuration_is_documented_and_nothing_else() {
     let doc = toml_edit::Document::parse(sample.as_str()).unwrap();
     let mut in_sample = BTreeSet::new();
     for (section, item) in doc.as_table().iter() {
+        // `[[custom_query]]` (an array of tables) is documented under `## [[custom_query]]`.
+        if let Some(tables) = item.as_array_of_tables() {
+            for table in tables.iter() {
+                for (key, _) in table.iter() {
+                    in_sample.insert(format!("[[{section}]] {key}"));
+                }
+            }
+            continue;
+        }
         for (key, _) in item.as_table().expect("sections only").iter() {
             in_sample.insert(format!("[{section}] {key}"));
         }
@@ -123,7 +132,12 @@ const MAPS: &[(&str, &str)] = &[
     ("collector_health", "collect_ms"),
     ("collector_health", "errors"),
     ("pg_wait_events", "top_queries[].waits"),
+    ("pg_custom", "rows[]"),
 ];
+
+/// A custom query whose result has a column of every mapped kind (`pg_custom`).
+const CUSTOM_QUERY: &str = "[[custom_query]]\nname = \"docs\"\n\
+                            sql = \"select 1 as n, 'x'::text as t, now() as at\"\n";
 
 /// Every field path of `v`: `a`, `a.b`, `list[].c`.
 fn paths(ty: &str, v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
@@ -162,7 +176,7 @@ fn config(dir: &TempDir, c: &Cluster, extra: &str) -> PathBuf {
              [pg_connections]\nenabled = true\nlong_transaction_secs = 0.01\n\
              [pg_locks]\nenabled = true\n[pg_cache]\nenabled = true\n[pg_bloat]\nenabled = true\n\
              [pg_extensions]\nenabled = true\n[pg_schema]\nenabled = true\n\
-             [pg_wait_events]\nenabled = true\nsample_ms = 100\n{extra}",
+             [pg_wait_events]\nenabled = true\nsample_ms = 100\n{extra}\n{CUSTOM_QUERY}",
             dir.path().display(),
             c.dir.display(),
             c.port,
@@ -191,7 +205,7 @@ fn once(cfg: &Path) -> Value {
         .args([
             "--only",
             "sysstat,disk_usage,pg_stats,pg_query_stats,pg_log,pg_replication,pg_server,\
-             pg_connections,pg_locks,pg_cache,pg_bloat,pg_extensions,pg_schema,pg_wait_events,\
+             pg_connections,pg_locks,pg_cache,pg_bloat,pg_extensions,pg_schema,pg_wait_events,pg_custom,\
              collector_health",
         ])
         .output()

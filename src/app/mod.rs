@@ -211,6 +211,32 @@ fn collect_once(config: Config, only: Option<&[&str]>, sample: Duration) -> engi
     engine
 }
 
+/// `check-config`'s look at `[[custom_query]]` on a reachable server (Parse + Describe):
+/// SQL the server refuses as a syntax error, several statements or parameters is an error at
+/// the query's line (exit 2); other refusals and an unreachable server are warnings.
+fn check_custom_queries(path: &std::path::Path, config: &config::Config) -> i32 {
+    let report = collect::pg::custom::check(config, None);
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if report.errors.is_empty() {
+        return EXIT_OK;
+    }
+    let lines = std::fs::read_to_string(path)
+        .map(|t| config::custom_query_lines(&t))
+        .unwrap_or_default();
+    for (i, message) in &report.errors {
+        let d = config::Diagnostic {
+            file: path.display().to_string(),
+            line: lines.get(*i).copied().unwrap_or(1),
+            col: 1,
+            message: message.clone(),
+        };
+        eprintln!("{d}");
+    }
+    EXIT_USAGE
+}
+
 /// `run`: the daemon.
 fn run(r: &cli::Run) -> i32 {
     // Block the signals before anything else (and before any thread could exist).
@@ -482,7 +508,7 @@ fn check_config(c: &cli::CheckConfig) -> i32 {
                 }
                 None => print!("{}", config::render(&loaded.config, &[])),
             }
-            EXIT_OK
+            check_custom_queries(&path, &loaded.config)
         }
         Err(config::LoadError::Invalid(diagnostics)) => {
             for d in &diagnostics {

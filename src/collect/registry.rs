@@ -76,7 +76,7 @@ fn postgres_changed(old: &Config, new: &Config) -> bool {
 const HOUR: Option<Duration> = Some(Duration::from_secs(3600));
 
 /// Every metric type, in run order (collections due together run in this order).
-pub const PLUGINS: [Plugin; 14] = [
+pub const PLUGINS: [Plugin; 15] = [
     Plugin {
         name: "sysstat",
         on_by_default: true,
@@ -314,6 +314,20 @@ pub const PLUGINS: [Plugin; 14] = [
                 || o.pg_wait_events != n.pg_wait_events
                 || o.pg_query_stats.max_query_length != n.pg_query_stats.max_query_length
         },
+    },
+    // The `[[custom_query]]` tables (read by the loader, never pulled); each query has its
+    // own interval (Collector::next_tick), the table's only switches them all off.
+    Plugin {
+        name: "pg_custom",
+        on_by_default: true,
+        default_interval: None,
+        keys: &[],
+        pull_enabled: false,
+        pull_min_interval_secs: 10.0,
+        read: no_keys,
+        render: render_nothing,
+        build: |c, s| Box::new(pg::custom::PgCustom::new(&c.custom_queries, s.pg_pool(c))),
+        rebuild: |o, n| postgres_changed(o, n) || o.custom_queries != n.custom_queries,
     },
 ];
 

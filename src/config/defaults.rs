@@ -108,6 +108,10 @@ impl Default for Config {
                 sample_ms: 1000,
                 top_queries: 20,
             },
+            custom_queries: Vec::new(),
         }
     }
 }
+
+/// `max_rows` of a `[[custom_query]]` that sets none.
+pub const CUSTOM_QUERY_MAX_ROWS: u32 = 1000;

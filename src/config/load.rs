@@ -704,7 +704,7 @@ fn read_config(ctx: &mut Ctx, root: &toml_edit::Table, env: Env) -> Config {
     let mut c = Config::default();
 
     for (name, item) in root.iter() {
-        if SECTION_NAMES.contains(&name) || PLUGIN_NAMES.contains(&name) {
+        if SECTION_NAMES.contains(&name) || PLUGIN_NAMES.contains(&name) || name == CUSTOM_QUERY {
             continue;
         }
         let at = start(root.key(name).and_then(|k| k.span()));
@@ -783,7 +783,164 @@ fn read_config(ctx: &mut Ctx, root: &toml_edit::Table, env: Env) -> Config {
     }
 
     read_plugins(ctx, root, &mut c);
+    read_custom_queries(ctx, root, &mut c);
     c
+}
+
+/// The array of tables of custom queries.
+const CUSTOM_QUERY: &str = "custom_query";
+const CUSTOM_QUERY_KEYS: &[&str] = &[
+    "name",
+    "sql",
+    "interval",
+    "databases",
+    "min_version",
+    "max_version",
+    "max_rows",
+];
+/// The most rows a custom query may keep per database.
+pub const MAX_CUSTOM_QUERY_ROWS: u32 = 100_000;
+
+/// `[[custom_query]]`: each table validated whole; a bad name, an empty `sql` or a duplicate
+/// name is an error with its position (the SQL itself is the server's to judge).
+fn read_custom_queries(ctx: &mut Ctx, root: &toml_edit::Table, c: &mut Config) {
+    let Some((key, item)) = root.get_key_value(CUSTOM_QUERY) else {
+        return;
+    };
+    let at = start(item.span().or_else(|| key.span()));
+    let Some(tables) = item.as_array_of_tables() else {
+        ctx.error(
+            at,
+            format!(
+                "[{CUSTOM_QUERY}]: expected an array of tables; write each query as [[{CUSTOM_QUERY}]]"
+            ),
+        );
+        return;
+    };
+    for table in tables.iter() {
+        let at = start(table.span());
+        for (k, _) in table.iter() {
+            if !CUSTOM_QUERY_KEYS.contains(&k) {
+                let at = start(table.key(k).and_then(|k| k.span()));
+                let hint = did_you_mean(closest(k, CUSTOM_QUERY_KEYS.iter().copied()));
+                ctx.warn(
+                    at,
+                    format!("unknown key `{k}` in [[{CUSTOM_QUERY}]], ignored{hint}"),
+                );
+            }
+        }
+        let s = Section {
+            name: CUSTOM_QUERY,
+            table: Some(table),
+            at: Some(at),
+        };
+        let name = match s.field(ctx, "name") {
+            None => {
+                ctx.error(
+                    at,
+                    format!("[[{CUSTOM_QUERY}]]: needs `name` ([a-z0-9_], 1 to 63 characters)"),
+                );
+                None
+            }
+            Some(_) => s.string(ctx, "name").and_then(|(n, f)| {
+                let valid = (1..=63).contains(&n.len())
+                    && n.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if !valid {
+                    f.error(
+                        ctx,
+                        format!("{} is not [a-z0-9_], 1 to 63 characters", quoted(&n)),
+                    );
+                    None
+                } else if c.custom_queries.iter().any(|q| q.name == n) {
+                    f.error(
+                        ctx,
+                        format!("{} is the name of an earlier query", quoted(&n)),
+                    );
+                    None
+                } else {
+                    Some(n)
+                }
+            }),
+        };
+        let sql = if s.field(ctx, "sql").is_none() {
+            ctx.error(at, format!("[[{CUSTOM_QUERY}]]: needs `sql`"));
+            None
+        } else {
+            s.string(ctx, "sql").and_then(|(q, f)| {
+                if q.trim().is_empty() {
+                    f.error(ctx, "must not be empty");
+                    None
+                } else {
+                    Some(q)
+                }
+            })
+        };
+        let mut q = CustomQuery {
+            name: String::new(),
+            sql: String::new(),
+            interval: c.collector.interval,
+            databases: None,
+            min_version: 0,
+            max_version: 0,
+            max_rows: super::defaults::CUSTOM_QUERY_MAX_ROWS,
+        };
+        let interval = s.seconds(ctx, "interval");
+        // `[]` (as config.md writes the default): the `[postgres] database`.
+        let empty = table
+            .get("databases")
+            .and_then(|i| i.as_array())
+            .is_some_and(|a| a.is_empty());
+        let databases = if empty {
+            None
+        } else {
+            databases(ctx, &s, "databases")
+        };
+        let min_version = s.u32(ctx, "min_version", 0);
+        let max_version = s.u32(ctx, "max_version", 0);
+        let max_rows = s.int(ctx, "max_rows", 1, i64::from(MAX_CUSTOM_QUERY_ROWS));
+        set(&mut q.interval, interval);
+        set(&mut q.databases, databases);
+        set(&mut q.min_version, min_version);
+        set(&mut q.max_version, max_version);
+        set(
+            &mut q.max_rows,
+            max_rows.and_then(|i| u32::try_from(i).ok()),
+        );
+        if q.max_version != 0
+            && q.max_version < q.min_version
+            && let Some(f) = s.field(ctx, "max_version")
+        {
+            f.error(ctx, "must not be below min_version (0 = no bound)");
+        }
+        if let (Some(name), Some(sql)) = (name, sql) {
+            q.name = name;
+            q.sql = sql;
+            c.custom_queries.push(q);
+        }
+    }
+}
+
+/// The 1-based line of each `[[custom_query]]`'s `sql` key in `text`, in file order (where
+/// `check-config` reports what the server says of it); empty when the text is not TOML.
+pub fn custom_query_lines(text: &str) -> Vec<usize> {
+    let Ok(doc) = Document::parse(text) else {
+        return Vec::new();
+    };
+    let Some(tables) = doc.get(CUSTOM_QUERY).and_then(|i| i.as_array_of_tables()) else {
+        return Vec::new();
+    };
+    tables
+        .iter()
+        .filter(|t| t.get("name").is_some() && t.get("sql").is_some())
+        .map(|t| {
+            let at = t
+                .get_key_value("sql")
+                .and_then(|(k, _)| k.span())
+                .or_else(|| t.span());
+            line_col(text, start(at)).0
+        })
+        .collect()
 }
 
 fn read_backend(ctx: &mut Ctx, root: &toml_edit::Table, b: &mut Backend) {

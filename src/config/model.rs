@@ -25,6 +25,26 @@ pub struct Config {
     pub pg_connections: PgConnections,
     pub pg_bloat: PgBloat,
     pub pg_wait_events: PgWaitEvents,
+    /// `[[custom_query]]` tables, in file order (the `pg_custom` plugin; never pulled).
+    pub custom_queries: Vec<CustomQuery>,
+}
+
+/// One `[[custom_query]]` (docs/metrics.md, `pg_custom`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomQuery {
+    /// `[a-z0-9_]{1,63}`, unique among the queries.
+    pub name: String,
+    /// One statement, no parameters.
+    pub sql: String,
+    /// Its own schedule (default: `[collector] interval`).
+    pub interval: Duration,
+    /// `None`: the `[postgres] database` alone.
+    pub databases: Option<Databases>,
+    /// `server_version_num` bounds; 0 = no bound.
+    pub min_version: u32,
+    pub max_version: u32,
+    /// Rows kept per database; more sets `truncated`.
+    pub max_rows: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -402,6 +402,30 @@ sql = "select 1"
     }
 
     #[test]
+    fn custom_queries_are_never_pulled() {
+        let file = "[[custom_query]]\nname = \"mine\"\nsql = \"select 1\"\n";
+        for doc in [
+            &b"[pg_custom]\nenabled = false\n[[custom_query]]\nname = \"theirs\"\nsql = \"select pg_read_file('/etc/shadow')\"\n"[..],
+            br#"{"pg_custom": {"enabled": false}, "custom_query": [{"name": "theirs", "sql": "select 2"}]}"#,
+            b"[pg_custom]\nenabled = false\n[custom_query]\nname = \"theirs\"\nsql = \"select 2\"\n",
+        ] {
+            let p = parse_document(doc).unwrap();
+            assert!(p.keys.is_empty(), "{:?}", p.keys);
+            assert!(
+                p.ignored.iter().any(|i| i.starts_with("custom_query")),
+                "{:?}",
+                p.ignored
+            );
+            assert!(p.ignored.iter().any(|i| i == "pg_custom.enabled"), "{:?}", p.ignored);
+            let text = overlay(file, &p).unwrap();
+            let c = crate::config::parse_str("merged", &text, &|_| None).unwrap().config;
+            let names: Vec<&str> = c.custom_queries.iter().map(|q| q.name.as_str()).collect();
+            assert_eq!(names, ["mine"]);
+            assert!(c.plugin("pg_custom").unwrap().enabled);
+        }
+    }
+
+    #[test]
     fn persisted_form_round_trips_with_its_version() {
         let p = parse_document(b"[pg_stats]\nenabled = false\n").unwrap();
         let text = remote_file(Some(7), &p);

@@ -241,5 +241,22 @@ pub fn render(config: &Config, pulled: &[(&str, &str)]) -> String {
             (spec.render)(&mut PluginRender { out: &mut o }, c);
         }
     }
+    for q in &c.custom_queries {
+        // unwrap: writing to a String cannot fail.
+        write!(o.text, "\n[[custom_query]]\n").unwrap();
+        o.section = "custom_query";
+        o.key("name", string(&q.name));
+        o.key("sql", string(&q.sql));
+        o.key("interval", seconds(q.interval));
+        let databases = match &q.databases {
+            None => "[]".to_string(),
+            Some(Databases::All) => string("*"),
+            Some(Databases::List(list)) => strings(list),
+        };
+        o.key("databases", databases);
+        o.key("min_version", q.min_version.to_string());
+        o.key("max_version", q.max_version.to_string());
+        o.key("max_rows", q.max_rows.to_string());
+    }
     o.text
 }

@@ -17,6 +17,7 @@ pub mod cache;
 pub mod client;
 pub mod connections;
 pub mod conninfo;
+pub mod custom;
 pub mod extensions;
 pub mod locks;
 pub mod pg_log;

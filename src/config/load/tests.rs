@@ -67,6 +67,16 @@ fn sample_file_has_no_warnings_and_the_values_it_shows() {
     let mut want = Config::default();
     want.backend.url = Some(BackendUrl::parse("https://pganalytics.example.com").unwrap());
     want.plugin_mut("disk_usage").unwrap().interval = Duration::from_secs(300);
+    want.custom_queries = vec![CustomQuery {
+        name: "replication_delay".into(),
+        sql: "select extract(epoch from now() - pg_last_xact_replay_timestamp()) as delay_secs"
+            .into(),
+        interval: Duration::from_secs(60),
+        databases: None,
+        min_version: 0,
+        max_version: 0,
+        max_rows: 1000,
+    }];
     assert_eq!(l.config, want);
 }
 
@@ -688,6 +698,10 @@ fn render_marks_pulled_keys_and_lists_every_key() {
     let sample = toml_edit::Document::parse(SAMPLE).unwrap();
     let rendered = toml_edit::Document::parse(out.as_str()).unwrap();
     for (section, item) in sample.as_table().iter() {
+        if item.is_array_of_tables() {
+            // [[custom_query]]: the default has none (custom_queries_are_read_… renders them).
+            continue;
+        }
         let got = rendered.get(section).and_then(|i| i.as_table_like());
         let got = got.unwrap_or_else(|| panic!("[{section}] missing"));
         for (key, _) in item.as_table_like().unwrap().iter() {
@@ -972,4 +986,84 @@ fn sslrootcert_system_makes_verify_full_the_default_and_refuses_a_weaker_mode() 
             "{e}"
         );
     }
+}
+
+#[test]
+fn custom_queries_are_read_with_defaults_and_render_back() {
+    let text = "[collector]\ninterval = 30\n\
+                [[custom_query]]\nname = \"a_1\"\nsql = \"select 1\"\n\
+                [[custom_query]]\nname = \"b\"\nsql = \"select 2\"\ninterval = 5\n\
+                databases = \"*\"\nmin_version = 130000\nmax_version = 170000\nmax_rows = 3\n\
+                [[custom_query]]\nname = \"c\"\nsql = \"select 3\"\ndatabases = [\"x\", \"y\"]\n";
+    let c = ok(text);
+    let q = &c.custom_queries;
+    assert_eq!(q.len(), 3);
+    assert_eq!(
+        (
+            q[0].name.as_str(),
+            q[0].interval,
+            &q[0].databases,
+            q[0].max_rows
+        ),
+        ("a_1", Duration::from_secs(30), &None, 1000)
+    );
+    assert_eq!(q[1].databases, Some(Databases::All));
+    assert_eq!(
+        (q[1].min_version, q[1].max_version, q[1].max_rows),
+        (130000, 170000, 3)
+    );
+    assert_eq!(
+        q[2].databases,
+        Some(Databases::List(vec!["x".into(), "y".into()]))
+    );
+    assert_eq!(custom_query_lines(text), vec![5, 8, 16]);
+    // check-config's rendering reads back to the same queries.
+    assert_eq!(ok(&render(&c, &[])).custom_queries, c.custom_queries);
+}
+
+#[test]
+fn custom_query_errors_point_at_the_key() {
+    assert_eq!(
+        one_error("[[custom_query]]\nname = \"Bad-Name\"\nsql = \"select 1\"\n"),
+        "2:8: [custom_query] name: `Bad-Name` is not [a-z0-9_], 1 to 63 characters"
+    );
+    assert_eq!(
+        one_error(
+            "[[custom_query]]\nname = \"q\"\nsql = \"select 1\"\n\
+             [[custom_query]]\nname = \"q\"\nsql = \"select 2\"\n"
+        ),
+        "5:8: [custom_query] name: `q` is the name of an earlier query"
+    );
+    assert_eq!(
+        one_error("[[custom_query]]\nname = \"q\"\n"),
+        "1:1: [[custom_query]]: needs `sql`"
+    );
+    assert_eq!(
+        one_error("[[custom_query]]\nname = \"q\"\nsql = \" \"\n"),
+        "3:7: [custom_query] sql: must not be empty"
+    );
+    assert_eq!(
+        one_error("[[custom_query]]\nname = \"q\"\nsql = \"select 1\"\nmax_rows = 0\n"),
+        "4:12: [custom_query] max_rows: must be at least 1"
+    );
+    assert_eq!(
+        one_error(
+            "[[custom_query]]\nname = \"q\"\nsql = \"select 1\"\nmin_version = 150000\nmax_version = 140000\n"
+        ),
+        "5:15: [custom_query] max_version: must not be below min_version (0 = no bound)"
+    );
+    assert_eq!(
+        one_error("[custom_query]\nname = \"q\"\nsql = \"select 1\"\n"),
+        "1:1: [custom_query]: expected an array of tables; write each query as [[custom_query]]"
+    );
+    assert_eq!(
+        one_error("[[custom_query]]\nsql = \"select 1\"\n"),
+        "1:1: [[custom_query]]: needs `name` ([a-z0-9_], 1 to 63 characters)"
+    );
+    let w = warnings("[[custom_query]]\nname = \"q\"\nsql = \"select 1\"\nmax_row = 1\n");
+    assert!(
+        w.iter()
+            .any(|w| w.contains("`max_row`") && w.contains("max_rows")),
+        "{w:?}"
+    );
 }

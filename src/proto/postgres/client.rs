@@ -196,6 +196,62 @@ impl Client {
         }
     }
 
+    /// Sends `out` (messages built by `extended`) and feeds the replies to `feed` until it
+    /// consumed ReadyForQuery; ParameterStatus and notices go to the session as between
+    /// queries. Any error here leaves the connection unusable (the caller drops it).
+    pub(super) fn exchange(
+        &mut self,
+        out: &[u8],
+        deadline: Instant,
+        signals: Option<&Signals>,
+        feed: &mut super::extended::Feed<'_>,
+    ) -> Result<(), PgError> {
+        use super::extended::Step;
+        if self.broken || !self.session.is_ready() {
+            return Err(PgError::Closed);
+        }
+        let result = self
+            .transport
+            .write_all(out, deadline, signals)
+            .map_err(|e| io_error(e, "query", &self.target))
+            .and_then(|()| {
+                loop {
+                    let input = &self.buf[self.start..self.end];
+                    let step = if matches!(input.first(), Some(b'S' | b'N' | b'A')) {
+                        self.session
+                            .try_message(input)?
+                            .map(|(n, _)| Step::Continue(n))
+                    } else {
+                        feed(input)?
+                    };
+                    match step {
+                        Some(Step::Continue(n)) => self.start += n,
+                        Some(Step::Ready(n)) => {
+                            self.start += n;
+                            break Ok(());
+                        }
+                        None => {
+                            self.make_room();
+                            let n = self
+                                .transport
+                                .read(&mut self.buf[self.end..], deadline, signals)
+                                .map_err(|e| io_error(e, "query", &self.target))?;
+                            self.end += n;
+                        }
+                    }
+                }
+            });
+        if result.is_err() {
+            self.broken = true;
+        }
+        if self.buf.len() > KEEP_READ_BUFFER_BYTES && self.start == self.end {
+            self.buf = vec![0; READ_BUFFER_BYTES];
+            self.start = 0;
+            self.end = 0;
+        }
+        result
+    }
+
     /// `server_version_num` parsed from the `server_version` parameter (0 when unknown).
     pub fn server_version_num(&self) -> u32 {
         super::session::parse_server_version(self.parameter("server_version").unwrap_or(""))

@@ -2,15 +2,20 @@
 //! lazily from text ([`rows`]), and the blocking driver over TCP or a Unix socket, with TLS
 //! ([`client`]).
 //!
+//! Custom queries use the extended protocol for one statement ([`extended`]) with binary
+//! results decoded by [`binary`].
+//!
 //! Scope: the simple query protocol, read-only sessions (every session starts with
 //! `default_transaction_read_only=on`), authentication by trust, cleartext password, md5,
 //! SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (`tls-server-end-point`, [`cert`]), each only when
 //! `require_auth` allows it; the Unix socket's owner checked against `requirepeer` before
-//! anything is sent. Not here: the extended protocol, COPY, cancel requests,
+//! anything is sent. Not here: the extended protocol beyond [`extended`]'s one statement, COPY, cancel requests,
 //! GSS/Kerberos/SSPI, client certificates.
 
+pub mod binary;
 pub mod cert;
 pub mod client;
+pub mod extended;
 pub mod rows;
 pub mod session;
 

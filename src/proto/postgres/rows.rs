@@ -172,6 +172,11 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// The raw bytes (text or binary, as the query asked) of the column at `index`; NULL → `None`.
+    pub fn bytes_at(&self, index: usize) -> Option<&'a [u8]> {
+        self.raw_at(index)
+    }
+
     /// The name of the column at `index` (for errors).
     fn name_at(&self, index: usize) -> &'a str {
         self.columns.get(index).map_or("", String::as_str)

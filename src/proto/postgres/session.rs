@@ -918,7 +918,7 @@ mod tests {
         let e = s.try_message(&huge).unwrap_err();
         assert!(e.to_string().contains("limit"), "{e}");
         assert!(e.is_connection_lost());
-        // Once ready, 64 MiB; 0xffffffff is rejected, not reserved.
+        // Once ready, 16 MiB; 0xffffffff is rejected, not reserved.
         let mut s = session(Some("pw"));
         for m in &exchange()[..6] {
             s.try_message(m).unwrap().unwrap();
