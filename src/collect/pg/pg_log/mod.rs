@@ -409,6 +409,10 @@ struct EntryJson<'a> {
     context: Option<&'a str>,
     statement: Option<&'a str>,
     duration_ms: Option<f64>,
+    cursor_position: Option<i64>,
+    plan: Option<&'a crate::pg_log_format::Plan>,
+    plan_format: Option<&'static str>,
+    plan_truncated: bool,
     source: &'a str,
 }
 
@@ -430,9 +434,13 @@ pub fn entry_json(buf: &mut Vec<u8>, e: &Entry, source: &str, read_time: crate::
         context: e.context.as_deref(),
         statement: e.statement.as_deref(),
         duration_ms: e.duration_ms.filter(|d| d.is_finite()),
+        cursor_position: e.cursor_position,
+        plan: e.plan.as_ref(),
+        plan_format: e.plan.as_ref().map(crate::pg_log_format::Plan::format),
+        plan_truncated: e.plan_truncated,
         source,
     };
-    // Strings, numbers and nulls only: serialization cannot fail.
+    // Strings, numbers, nulls and a parsed JSON value (string keys): serialization cannot fail.
     let _ = serde_json::to_writer(&mut *buf, &j);
 }
 
