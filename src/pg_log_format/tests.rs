@@ -784,7 +784,8 @@ fn cursor_suffix_only_at_the_end_of_stderr_messages() {
     // csvlog and jsonlog carry it as a field: the message is left as it is.
     let (out, _) = run(
         settings(Format::Jsonlog, "", PgSeverity::Warning),
-        br#"{"error_severity":"ERROR","message":"x at character 3","internal_position":4}"#,
+        br#"{"error_severity":"ERROR","message":"x at character 3","internal_position":4}
+"#,
     );
     assert_eq!(out[0].0.message, "x at character 3");
     assert_eq!(out[0].0.cursor_position, Some(4));

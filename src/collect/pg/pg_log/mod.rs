@@ -643,6 +643,13 @@ mod tests {
         got
     }
 
+    /// A harness whose buffer holds 3000 entries (about 1.2 MB).
+    fn big_harness() -> OutputHarness {
+        let mut h = OutputHarness::new();
+        h.buffer = crate::pipeline::ElementBuffer::new(4 << 20);
+        h
+    }
+
     fn messages(elements: &[(u64, serde_json::Value)]) -> Vec<String> {
         elements
             .iter()
@@ -658,7 +665,7 @@ mod tests {
         append(&log, 0..3000);
         let c = config(d.path(), &log);
         let mut pg = collector(&c, Mode::Run);
-        let mut h = OutputHarness::new();
+        let mut h = big_harness();
         let got = collect(&mut pg, &mut h);
         assert!(got.len() >= 2, "3000 entries need several elements");
         let msgs = messages(&got);
@@ -705,7 +712,7 @@ mod tests {
         let c = config(d.path(), &log);
         let offsets = c.collector.state_dir.join(OFFSETS_FILE);
         let mut pg = collector(&c, Mode::Run);
-        let mut h = OutputHarness::new();
+        let mut h = big_harness();
         let got = collect(&mut pg, &mut h);
         assert!(got.len() >= 3);
         // The last element is delivered first: nothing may be acknowledged yet.
