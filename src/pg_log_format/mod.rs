@@ -304,7 +304,7 @@ impl Pending {
 
     /// Completes the entry: `duration_ms` from its message, the plan split off it;
     /// `stderr`: the ` at character N` suffix taken off the message as `cursor_position`.
-    fn into_entry(mut self, stderr: bool) -> (Entry, u64) {
+    fn into_entry(mut self, stderr: bool, caps: Caps) -> (Entry, u64) {
         let e = &mut self.entry;
         e.duration_ms = duration_ms(&e.message);
         if stderr && let Some((keep, pos)) = cursor_suffix(&e.message) {
@@ -318,6 +318,11 @@ impl Pending {
             if x.statement.is_some() {
                 e.statement = x.statement;
             }
+        } else if e.message.len() > caps.message {
+            // A plan header with no plan after it: an ordinary message, held to its cap.
+            let cut = floor_char_boundary(&e.message, caps.message);
+            e.message.truncate(cut);
+            e.truncated = true;
         }
         (self.entry, self.end)
     }
@@ -544,7 +549,7 @@ impl Parser {
 
     fn flush(&mut self, sink: &mut dyn FnMut(Entry, u64)) {
         if let Some(p) = self.pending.take() {
-            let (e, end) = p.into_entry(self.format == Format::Stderr);
+            let (e, end) = p.into_entry(self.format == Format::Stderr, self.caps);
             sink(e, end);
         }
     }

@@ -867,3 +867,67 @@ fn fixture_auto_explain_plans_in_three_formats() {
         Some("select 1,\n       2,\n       nosuch\n  from t;")
     );
 }
+
+/// Through the tailer's 64 KiB buffer the auto_explain capture gives the same entries as read
+/// whole: the records of the plans over 64 KiB are cut by the buffer instead of the entry cap,
+/// and stay cut text plans.
+#[test]
+fn fixture_auto_explain_through_the_tailers_buffer() {
+    for (fmt, file, prefix) in [
+        (Format::Stderr, "postgresql.log", DEBIAN),
+        (Format::Csvlog, "postgresql.csv", ""),
+        (Format::Jsonlog, "postgresql.json", ""),
+    ] {
+        let log = fixture(&format!("fixtures/pglog/auto-explain/{file}"));
+        let (whole, _) = run(settings(fmt, prefix, PgSeverity::Debug5), &log);
+        let got = run_buffered(settings(fmt, prefix, PgSeverity::Debug5), &log, 64 * 1024);
+        assert_eq!(got.len(), whole.len(), "{file}");
+        let mut cut = 0;
+        for ((g, _), (w, _)) in got.iter().zip(&whole) {
+            if cut_plans_agree(g, w) {
+                assert_eq!(g.statement, w.statement, "{file}");
+                cut += 1;
+                continue;
+            }
+            assert_eq!(g, w, "{file}");
+        }
+        assert_eq!(cut, 2, "{file}");
+    }
+}
+
+#[test]
+fn plans_are_held_to_the_entry_cap_not_the_message_cap() {
+    let plan = "Query Text: select 1\nResult  (cost=0.00..0.01 rows=1 width=4)";
+    let log = format!(
+        "2026-11-27 21:33:02.966 CET [1] a@b LOG:  duration: 0.010 ms  plan:\n\t{}\n\
+         2026-11-27 21:33:02.966 CET [1] a@b LOG:  duration: 0.010 ms  plan:\n\t{}\n\
+         2026-11-27 21:33:02.966 CET [1] a@b LOG:  end\n",
+        plan.replace('\n', "\n\t"),
+        " ".repeat(40)
+    );
+    let mut s = settings(Format::Stderr, DEBIAN, PgSeverity::Log);
+    s.max_message_bytes = 30;
+    let (out, _) = run(s.clone(), log.as_bytes());
+    let e = &out[0].0;
+    assert_eq!(e.plan, Some(Plan::Text(plan.to_string())));
+    assert_eq!(e.message, "duration: 0.010 ms  plan:");
+    assert_eq!(e.statement.as_deref(), Some("select 1"));
+    assert!(!e.truncated && !e.plan_truncated);
+    // A header with nothing after it is no plan: the message cap applies.
+    let e = &out[1].0;
+    assert_eq!(
+        (e.plan.as_ref(), e.message.len(), e.truncated),
+        (None, 30, true)
+    );
+    // The entry cap cuts a plan: text, flagged.
+    s.max_entry_bytes = 60;
+    let (out, _) = run(s, log.as_bytes());
+    let e = &out[0].0;
+    assert!(e.plan_truncated && e.truncated);
+    assert_eq!(
+        e.plan,
+        Some(Plan::Text(
+            plan[..60 - "duration: 0.010 ms  plan:\n".len()].to_string()
+        ))
+    );
+}
