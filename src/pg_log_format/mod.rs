@@ -33,6 +33,14 @@
 //!   and `%e`, left out by jsonlog: it is reported as no code (`None`) in all three formats.
 //!   Likewise `[unknown]` (stderr's `%u`/`%d`/`%a` before the startup packet is read) is
 //!   `None`, as csvlog and jsonlog have it.
+//! - stderr appends ` at character N` (translated, so recognised in English only) to a message
+//!   whose error has a cursor position, else an internal query position (elog.c
+//!   `send_message_to_server_log`); csvlog (`query_pos`, `internal_query_pos`) and jsonlog
+//!   (`cursor_position`, `internal_position`) carry them as fields. All three give
+//!   [`Entry::cursor_position`] by that rule, and the stderr message loses the suffix.
+//! - auto_explain writes `duration: N ms  plan:` and the plan in one message ([`plan`]): the
+//!   message cap does not apply to it, the entry cap does. A json plan is parsed into a
+//!   `serde_json::Value` (at most the 64 KiB entry, nesting at most serde_json's 128 levels).
 
 pub mod csv;
 pub mod json;
