@@ -13,6 +13,10 @@
 //! - peak RSS (VmHWM, reset through /proc/self/clear_refs before each file) to show that
 //!   memory does not grow with the file.
 //!
+//! Then (c): the auto_explain capture (fixtures/pglog/auto-explain: 6 plans, 2 of them over
+//! 64 KiB and cut) in each format, read whole many times, every entry serialized: CPU time per
+//! entry with a plan and MB/s of log.
+//!
 //! Rates are given per wall-clock second and per CPU second of the parsing thread (the second
 //! is what the code costs when the machine is shared).
 //!
@@ -195,4 +199,59 @@ fn main() {
         );
     }
     let _ = std::fs::remove_file(&path);
+    plans();
+}
+
+/// (c) The auto_explain capture in its three formats.
+fn plans() {
+    const ROUNDS: u32 = 50;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pglog/auto-explain");
+    println!("  (c) auto_explain capture, {ROUNDS} reads of each file:");
+    for (format, file, prefix) in [
+        (Format::Stderr, "postgresql.log", PREFIX),
+        (Format::Csvlog, "postgresql.csv", ""),
+        (Format::Jsonlog, "postgresql.json", ""),
+    ] {
+        let log = std::fs::read(format!("{dir}/{file}")).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let mut json = Vec::with_capacity(MAX_ENTRY_BYTES * 4);
+        let read_time = pganalytics_collector::util::WallTime { secs: 0, nanos: 0 };
+        let (mut entries, mut plans, mut out_bytes) = (0u64, 0u64, 0u64);
+        let cpu = cpu_secs();
+        for _ in 0..ROUNDS {
+            let mut p = Parser::new(ParseSettings {
+                format,
+                log_line_prefix: prefix.to_string(),
+                zone: Zone::utc(),
+                min_level: PgSeverity::Debug5,
+                max_message_bytes: 8192,
+                max_entry_bytes: MAX_ENTRY_BYTES,
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            let mut sink = |e: pganalytics_collector::pg_log_format::Entry, _end: u64| {
+                entries += 1;
+                plans += u64::from(e.plan.is_some());
+                entry_json(&mut json, &e, file, read_time);
+                out_bytes += json.len() as u64;
+                std::hint::black_box(&json);
+            };
+            // Through the collector's 64 KiB buffer.
+            let mut at = 0;
+            while at < log.len() {
+                let end = (at + BUF).min(log.len());
+                let used = p.feed(&log[at..end], end - at == BUF, &mut sink);
+                at += used.max(usize::from(used == 0 && end == log.len()) * (end - at));
+            }
+            p.finish(&mut sink);
+        }
+        let cpu = cpu_secs() - cpu;
+        let mb = log.len() as f64 * f64::from(ROUNDS) / 1e6;
+        println!(
+            "    {file}: {} entries ({} with a plan) per read, {:.1} µs CPU per entry with a plan (all entries' CPU / plans), {:.0} MB/s of log per CPU second, {:.0} KB of entry JSON per read",
+            entries / u64::from(ROUNDS),
+            plans / u64::from(ROUNDS),
+            cpu * 1e6 / plans.max(1) as f64,
+            mb / cpu,
+            out_bytes as f64 / f64::from(ROUNDS) / 1e3
+        );
+    }
 }

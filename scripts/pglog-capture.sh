@@ -12,7 +12,11 @@
 # an application_name with a space, non-ASCII text, quotes and commas, an error in a
 # parallel worker (so %P has a value).
 #
-# Usage: scripts/pglog-capture.sh [OUT_DIR [formats]]   (default fixtures/pglog)
+# Usage: scripts/pglog-capture.sh [OUT_DIR [formats|explain]]   (default fixtures/pglog)
+#   explain: one run with the Debian prefix, files OUT_DIR/postgresql.{log,csv,json}, of the
+#   auto_explain workload (plans in json and text, one plan over 64 KiB in each, syntax errors
+#   with a cursor position, a multi-line statement, DETAIL/HINT/CONTEXT), e.g.
+#     scripts/pglog-capture.sh fixtures/pglog/auto-explain explain
 #   formats: one run with the Debian prefix only, files OUT_DIR/postgresql.{log,csv,json}
 #   (json on PG 15+), for other server majors, e.g. with the npm binaries of pg-matrix.sh:
 #   PG_BIN=/var/tmp/pganalytics-pg/12.22.0-beta.15/native/bin \
@@ -110,7 +114,46 @@ checkpoint;
 EOF
 }
 
-capture() { # capture PREFIX
+explain_workload() {
+  local tcp="host=127.0.0.1 port=$PORT user=test dbname=postgres"
+  # A plan over the 64 KiB entry cap: a UNION ALL of 300 branches.
+  local big="select 0 as n, v from t where id > 0" i
+  for i in $(seq 1 300); do big="$big
+union all select $i, v from t where id > $i"; done
+  sql "$tcp application_name=explain" <<EOF
+create table t(id int primary key, v text);
+insert into t values (1, 'a'), (2, 'b');
+select * fro t;
+select 1,
+       2,
+       nosuch
+  from t;
+select * from t where id = 'x';
+do \$\$ begin raise warning 'warned' using detail = 'some detail', hint = 'some hint'; end \$\$;
+LOAD 'auto_explain';
+set auto_explain.log_min_duration = 0;
+set auto_explain.log_format = json;
+select count(*) from t where id > 0;
+select t.id,
+       t.v
+  from t join t t2 on t2.id = t.id
+ where t.v <> 'x "quoted"';
+set auto_explain.log_format = text;
+select count(*) from t where id > 0;
+select t.id,
+       t.v
+  from t join t t2 on t2.id = t.id
+ where t.v <> 'ünïcode';
+set auto_explain.log_format = json;
+$big;
+set auto_explain.log_format = text;
+$big;
+reset auto_explain.log_min_duration;
+select 1/0;
+EOF
+}
+
+capture() { # capture PREFIX [WORKLOAD]
   cat >>"$W/data/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
 port = $PORT
@@ -130,7 +173,7 @@ $QUERYID
 log_line_prefix = '$1'
 EOF
   as_pg env LD_LIBRARY_PATH="${PG_LD_LIBRARY_PATH:-}" "$BIN/pg_ctl" -D "$W/data" -w -l "$W/pg_ctl.log" start >/dev/null
-  workload
+  ${2:-workload}
   as_pg env LD_LIBRARY_PATH="${PG_LD_LIBRARY_PATH:-}" "$BIN/pg_ctl" -D "$W/data" -w -m fast stop >/dev/null
 }
 
@@ -144,6 +187,17 @@ if [ "$MODE" = formats ]; then
   chmod 644 "$OUT"/postgresql.*
   LD_LIBRARY_PATH=${PG_LD_LIBRARY_PATH:-} "$BIN/postgres" --version
   wc -l "$OUT"/postgresql.*
+  exit 0
+fi
+if [ "$MODE" = explain ]; then
+  mkdir -p "$OUT"
+  capture '%m [%p] %q%u@%d ' explain_workload
+  cp "$W/data/log/postgresql" "$OUT/postgresql.log"
+  cp "$W/data/log/postgresql.csv" "$OUT/postgresql.csv"
+  cp "$W/data/log/postgresql.json" "$OUT/postgresql.json"
+  chmod 644 "$OUT"/postgresql.*
+  "$BIN/postgres" --version
+  wc -c "$OUT"/postgresql.*
   exit 0
 fi
 mkdir -p "$OUT/debian" "$OUT/csvlog" "$OUT/jsonlog" "$OUT/every-escape"

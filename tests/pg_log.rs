@@ -863,3 +863,84 @@ fn size_rotations_are_counted_and_each_file_is_read_in_order() {
     }
     assert_eq!(sources, files, "entries read from each file in turn");
 }
+
+/// The workload entries (marker, level) of the pg_log elements in the envelopes a command
+/// printed (one JSON envelope per line).
+fn printed_entries(stdout: &[u8]) -> Vec<(u32, String)> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .flat_map(|l| {
+            let v: Value = serde_json::from_str(l).expect("each line is one envelope");
+            v["metrics"].as_array().cloned().unwrap_or_default()
+        })
+        .filter(|m| m["type"] == "pg_log")
+        .flat_map(|m| m["entries"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| Some((marker(&e)?, e["level"].as_str()?.to_string())))
+        .collect()
+}
+
+/// Waits until the server's current stderr log holds the `duration:` line of item `n` (the
+/// last line item `n` makes it write).
+fn wait_logged(c: &Cluster, n: u32) {
+    let file = current_file(c, "stderr");
+    let needle = format!("wl-{n:05}");
+    let logged = || {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("duration:") && l.contains(&needle))
+    };
+    assert!(support::pg::eventually(WAIT, logged), "{needle} logged");
+}
+
+/// `run --once` (one round, then exit) sends the last entry of what it read, though no line
+/// after it says it ended, and stores the offset after it: a second round sends exactly what
+/// came after. `once` (a look) shows the last entry too.
+#[test]
+fn one_round_sends_the_last_entry_of_the_file() {
+    let c = cluster("stderr");
+    let dir = Dir::shared("run-once");
+    // The file and its settings named: the collector asks the server nothing, so no query of
+    // its own (logged under log_min_duration_statement = 0) comes after the workload's last
+    // line and ends that entry for it.
+    let named = format!(
+        "start_at = \"beginning\"\npath = \"{}\"\nformat = \"stderr\"\n\
+         log_line_prefix = \"%m [%p] %q%u@%d \"\nlog_timezone = \"UTC\"",
+        current_file(&c, "stderr").display()
+    );
+    let cfg = config(&dir, &c, &named);
+    // One collection per round: no second, quiet look ends the last entry.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replace("[pg_log]\ninterval = 0.2\n", "[pg_log]\ninterval = 60\n");
+    assert!(text.contains("interval = 60\nmin_level"));
+    std::fs::write(&cfg, text).unwrap();
+    let round = |args: &[&str], cfg: &Path| {
+        let out = cmd().args(args).arg("-c").arg(cfg).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {err}");
+        printed_entries(&out.stdout)
+    };
+    run_workload(&c, &dir, 0..8);
+    wait_logged(&c, 7);
+    // Item 7's last line (its `duration:` LOG) ends the file: nothing after it ends the entry.
+    assert_eq!(
+        round(&["run", "--stdout", "--once"], &cfg),
+        want_entries(0..8),
+        "every entry, the last one included, once"
+    );
+    run_workload(&c, &dir, 8..12);
+    wait_logged(&c, 11);
+    assert_eq!(
+        round(&["run", "--stdout", "--once"], &cfg),
+        want_entries(8..12),
+        "the second round starts after the last entry of the first"
+    );
+    // A look with no stored offset: the last 64 KiB of the file.
+    let fresh = Dir::shared("run-once-look");
+    let look = round(
+        &["once", "--sample-ms", "0", "--only", "pg_log"],
+        &config(&fresh, &c, &named.replace("start_at = \"beginning\"\n", "")),
+    );
+    assert_eq!(look.last(), want_entries(11..12).last(), "{look:?}");
+}

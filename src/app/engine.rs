@@ -107,6 +107,23 @@ impl Engine {
         now: Now,
         mode: collect::Mode,
     ) -> Engine {
+        Engine::with_shared(config, names, sample, now, collect::Shared::new(mode))
+    }
+
+    /// [`Engine::new`] for `run --once`: one round, then exit (docs/metrics.md, `pg_log`: the end
+    /// of what the log reader read ends its last entry).
+    pub fn for_one_round(config: Config, sample: Duration, now: Now) -> Engine {
+        let shared = collect::Shared::new(collect::Mode::Run).for_one_round();
+        Engine::with_shared(config, None, sample, now, shared)
+    }
+
+    fn with_shared(
+        config: Config,
+        names: Option<&[&str]>,
+        sample: Duration,
+        now: Now,
+        shared: collect::Shared,
+    ) -> Engine {
         let mut engine = Engine {
             identity: Identity::resolve(&config),
             buffer: ElementBuffer::new(config.backend.buffer_bytes),
@@ -122,7 +139,7 @@ impl Engine {
             outcomes: Vec::new(),
             cycle_errors: Vec::new(),
             failing: BTreeMap::new(),
-            shared: collect::Shared::new(mode),
+            shared,
             config,
         };
         for plugin in &PLUGINS {
@@ -399,7 +416,7 @@ impl Engine {
         if old.postgres != self.config.postgres {
             // Pg collectors are rebuilt below (settings_changed) and take a new pool; the old
             // one closes its connections when the last old collector goes.
-            self.shared = collect::Shared::new(self.shared.mode());
+            self.shared = self.shared.renewed();
         }
         if old.backend.buffer_bytes != self.config.backend.buffer_bytes {
             let buffer = std::mem::replace(&mut self.buffer, ElementBuffer::new(0));

@@ -127,7 +127,11 @@ impl<'a, 's> Run<'a, 's> {
         outlet: &'a mut Outlet<'s>,
     ) -> Run<'a, 's> {
         let start = Now::read();
-        let engine = Engine::new(config, None, opts.sample, start);
+        let engine = if opts.once {
+            Engine::for_one_round(config, opts.sample, start)
+        } else {
+            Engine::new(config, None, opts.sample, start)
+        };
         let first = start
             .mono_ns
             .saturating_add(ns(opts.sample))

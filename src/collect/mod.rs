@@ -91,6 +91,8 @@ pub trait Collector {
 pub struct Shared {
     pg: Option<pg::pool::SharedPool>,
     mode: Mode,
+    /// Built for one round (`run --once`; `once` always is).
+    one_shot: bool,
 }
 
 /// Whether the collectors run as the daemon or for one look (`once`): a look consumes
@@ -104,11 +106,35 @@ pub enum Mode {
 
 impl Shared {
     pub fn new(mode: Mode) -> Shared {
-        Shared { pg: None, mode }
+        Shared {
+            pg: None,
+            mode,
+            one_shot: mode == Mode::Once,
+        }
+    }
+
+    /// For collectors that run one round only (`run --once`): what a collection reads is all
+    /// there is (the log reader ends its last entry at the end of what it read).
+    pub fn for_one_round(mut self) -> Shared {
+        self.one_shot = true;
+        self
+    }
+
+    /// A new set with the same mode and round (a reload that changed `[postgres]`).
+    pub fn renewed(&self) -> Shared {
+        Shared {
+            pg: None,
+            mode: self.mode,
+            one_shot: self.one_shot,
+        }
     }
 
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    pub fn one_shot(&self) -> bool {
+        self.one_shot
     }
 
     /// The pool of `config`'s `[postgres]` (created on first use).

@@ -166,7 +166,9 @@ pub const PLUGINS: [Plugin; 15] = [
         pull_min_interval_secs: 10.0,
         read: config::read_pg_log,
         render: config::render_pg_log,
-        build: |c, s| Box::new(pg::pg_log::PgLog::new(c, s.pg_pool(c), s.mode())),
+        build: |c, s| {
+            Box::new(pg::pg_log::PgLog::new(c, s.pg_pool(c), s.mode()).one_shot(s.one_shot()))
+        },
         rebuild: |o, n| postgres_changed(o, n) || o.pg_log != n.pg_log,
     },
     Plugin {

@@ -37,8 +37,10 @@ const SQL_STATE_CODE: usize = 12;
 const MESSAGE: usize = 13;
 const DETAIL: usize = 14;
 const HINT: usize = 15;
+const INTERNAL_QUERY_POS: usize = 17;
 const CONTEXT: usize = 18;
 const QUERY: usize = 19;
+const QUERY_POS: usize = 20;
 const APPLICATION_NAME: usize = 22;
 
 /// Length of the record at the start of `s` including its '\n' (`None` when the record is
@@ -201,6 +203,12 @@ pub(crate) fn entry(rec: &[u8], min_rank: u8, zone: &Zone, caps: Caps) -> Option
         context: None,
         statement: None,
         duration_ms: None,
+        // elog.c's rule for stderr: the cursor position, else the internal one.
+        cursor_position: [QUERY_POS, INTERNAL_QUERY_POS]
+            .iter()
+            .find_map(|&c| parse_i64(&unquote(cols[c])).filter(|&n| n > 0)),
+        plan: None,
+        plan_truncated: false,
         truncated: false,
     };
     let mut p = Pending::new(e, 0, 0);

@@ -44,6 +44,8 @@ struct Record<'a> {
     statement: Option<Cow<'a, str>>,
     #[serde(borrow)]
     application_name: Option<Cow<'a, str>>,
+    cursor_position: Option<i64>,
+    internal_position: Option<i64>,
 }
 
 /// Endings tried on a cut line: inside a string, after a value, after an escape's backslash.
@@ -112,6 +114,13 @@ fn build(r: Record<'_>, min_rank: u8, zone: &Zone, caps: Caps) -> Option<Entry> 
         context: None,
         statement: None,
         duration_ms: None,
+        // elog.c's rule for stderr: the cursor position, else the internal one.
+        cursor_position: [r.cursor_position, r.internal_position]
+            .into_iter()
+            .flatten()
+            .find(|&n| n > 0),
+        plan: None,
+        plan_truncated: false,
         truncated: false,
     };
     let mut p = Pending::new(e, 0, 0);

@@ -33,15 +33,25 @@
 //!   and `%e`, left out by jsonlog: it is reported as no code (`None`) in all three formats.
 //!   Likewise `[unknown]` (stderr's `%u`/`%d`/`%a` before the startup packet is read) is
 //!   `None`, as csvlog and jsonlog have it.
+//! - stderr appends ` at character N` (translated, so recognised in English only) to a message
+//!   whose error has a cursor position, else an internal query position (elog.c
+//!   `send_message_to_server_log`); csvlog (`query_pos`, `internal_query_pos`) and jsonlog
+//!   (`cursor_position`, `internal_position`) carry them as fields. All three give
+//!   [`Entry::cursor_position`] by that rule, and the stderr message loses the suffix.
+//! - auto_explain writes `duration: N ms  plan:` and the plan in one message ([`plan`]): the
+//!   message cap does not apply to it, the entry cap does. A json plan is parsed into a
+//!   `serde_json::Value` (at most the 64 KiB entry, nesting at most serde_json's 128 levels).
 
 pub mod csv;
 pub mod json;
+pub mod plan;
 pub mod prefix;
 
 use crate::config::PgSeverity;
 use crate::tz;
 use crate::util::WallTime;
 
+pub use plan::Plan;
 use prefix::{Escape, Prefix};
 
 /// The log's format (`log_destination`).
@@ -117,6 +127,14 @@ pub struct Entry {
     pub statement: Option<String>,
     /// From `duration: 12.345 ms`.
     pub duration_ms: Option<f64>,
+    /// Where in the statement the error is (1-based, in characters): csvlog's `query_pos` /
+    /// jsonlog's `cursor_position`, else the internal query's position; stderr's
+    /// ` at character N`, taken off the message.
+    pub cursor_position: Option<i64>,
+    /// An auto_explain plan (the message is then its `duration: N ms  plan:` header).
+    pub plan: Option<Plan>,
+    /// The plan was cut by the entry cap (it is then text).
+    pub plan_truncated: bool,
     /// The message or the entry was cut.
     pub truncated: bool,
 }
@@ -227,6 +245,9 @@ pub(crate) struct Pending {
     target: Section,
     /// Text bytes held (message + detail + hint + context + statement).
     bytes: usize,
+    /// The message opens with an auto_explain header: `max_message_bytes` does not apply to
+    /// it, the entry cap does.
+    plan: bool,
 }
 
 /// Caps of one entry.
@@ -244,6 +265,7 @@ impl Pending {
             end,
             target: Section::Message,
             bytes: 0,
+            plan: false,
         }
     }
 
@@ -251,8 +273,16 @@ impl Pending {
     /// within the caps; marks the entry truncated when anything is cut.
     pub(crate) fn append(&mut self, t: Section, sep: &str, text: &[u8], caps: Caps) {
         let e = &mut self.entry;
+        if t == Section::Message && e.message.is_empty() {
+            self.plan = plan::header_len(&lossy(text)).is_some();
+        }
+        let message_cap = if self.plan {
+            caps.entry
+        } else {
+            caps.message.min(caps.entry)
+        };
         let (field, limit) = match t {
-            Section::Message => (&mut e.message, caps.message.min(caps.entry)),
+            Section::Message => (&mut e.message, message_cap),
             Section::Detail => (e.detail.get_or_insert_with(String::new), caps.entry),
             Section::Hint => (e.hint.get_or_insert_with(String::new), caps.entry),
             Section::Context => (e.context.get_or_insert_with(String::new), caps.entry),
@@ -280,9 +310,28 @@ impl Pending {
         self.bytes += sep.len() + cut;
     }
 
-    /// Completes the entry: `duration_ms` from its message.
-    fn into_entry(mut self) -> (Entry, u64) {
-        self.entry.duration_ms = duration_ms(&self.entry.message);
+    /// Completes the entry: `duration_ms` from its message, the plan split off it;
+    /// `stderr`: the ` at character N` suffix taken off the message as `cursor_position`.
+    fn into_entry(mut self, stderr: bool, caps: Caps) -> (Entry, u64) {
+        let e = &mut self.entry;
+        e.duration_ms = duration_ms(&e.message);
+        if stderr && let Some((keep, pos)) = cursor_suffix(&e.message) {
+            e.message.truncate(keep);
+            e.cursor_position = Some(pos);
+        }
+        if let Some(x) = plan::parse(&e.message, e.truncated) {
+            e.message.truncate(x.header);
+            e.plan_truncated = e.truncated && matches!(x.plan, Plan::Text(_));
+            e.plan = Some(x.plan);
+            if x.statement.is_some() {
+                e.statement = x.statement;
+            }
+        } else if e.message.len() > caps.message {
+            // A plan header with no plan after it: an ordinary message, held to its cap.
+            let cut = floor_char_boundary(&e.message, caps.message);
+            e.message.truncate(cut);
+            e.truncated = true;
+        }
         (self.entry, self.end)
     }
 }
@@ -297,6 +346,20 @@ fn floor_char_boundary(s: &str, at: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+/// ` at character N` at the end of a stderr message (elog.c appends it, translated, when the
+/// error has a cursor or internal position) → (length of the message before it, N).
+fn cursor_suffix(message: &str) -> Option<(usize, i64)> {
+    const AT: &str = " at character ";
+    let digits = message.bytes().rev().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || digits > 10 {
+        return None;
+    }
+    let num_at = message.len() - digits;
+    let keep = message[..num_at].strip_suffix(AT)?.len();
+    let n: i64 = message[num_at..].parse().ok()?;
+    (n > 0).then_some((keep, n))
 }
 
 /// `duration: 12.345 ms…` → 12.345.
@@ -494,7 +557,7 @@ impl Parser {
 
     fn flush(&mut self, sink: &mut dyn FnMut(Entry, u64)) {
         if let Some(p) = self.pending.take() {
-            let (e, end) = p.into_entry();
+            let (e, end) = p.into_entry(self.format == Format::Stderr, self.caps);
             sink(e, end);
         }
     }
@@ -621,6 +684,9 @@ impl Parser {
             context: None,
             statement: None,
             duration_ms: None,
+            cursor_position: None,
+            plan: None,
+            plan_truncated: false,
             truncated: false,
         };
         let mut p = Pending::new(entry, start, end);

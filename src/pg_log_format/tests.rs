@@ -70,7 +70,9 @@ fn debian_prefix_multi_line_entries() {
     assert_eq!(out.len(), 3);
     let (e, end) = &out[0];
     assert_eq!(e.level, "ERROR");
-    assert_eq!(e.message, "relation \"foo\" does not exist at character 15");
+    assert_eq!(e.message, "relation \"foo\" does not exist");
+    assert_eq!(e.cursor_position, Some(15));
+    assert_eq!(out[1].0.cursor_position, None);
     assert_eq!(
         e.hint.as_deref(),
         Some("Perhaps you meant to reference the table \"public.food\".")
@@ -577,20 +579,36 @@ fn fixture_every_escape_prefix() {
     assert_eq!((e.user.as_deref(), e.sqlstate.as_deref()), (None, None));
 }
 
+/// Whether two cut plans agree: both text and cut, one the start of the other.
+fn cut_plans_agree(a: &Entry, b: &Entry) -> bool {
+    match (&a.plan, &b.plan) {
+        (Some(Plan::Text(x)), Some(Plan::Text(y))) => {
+            a.plan_truncated && b.plan_truncated && (x.starts_with(y) || y.starts_with(x))
+        }
+        _ => false,
+    }
+}
+
 /// The stderr (Debian prefix), csv and (PG 15+) json logs of one capture run give the same
-/// entries: csv and json exactly, stderr up to what only it writes (` at character N`, the
-/// verbose code).
+/// entries: csv and json exactly, stderr in every field its prefix carries (the message with
+/// ` at character N` taken off as `cursor_position`, the verbose code taken off). Plans cut by
+/// the entry cap are cut at different bytes (each format's record holds other fields before
+/// the message): they agree when both are cut text, one the start of the other.
 fn formats_agree(log: &str, csv: &str, json: Option<&str>) -> Vec<Entry> {
     let (csv, log) = (fixture(csv), fixture(log));
     let (c, n) = run(settings(Format::Csvlog, "", PgSeverity::Debug5), &csv);
     assert_eq!(n, csv.len());
-    assert!(c.len() > 40);
+    assert!(c.len() > 25);
     if let Some(json) = json {
         let json = fixture(json);
         let (j, n) = run(settings(Format::Jsonlog, "", PgSeverity::Debug5), &json);
         assert_eq!(n, json.len());
         assert_eq!(c.len(), j.len());
         for ((c, _), (j, _)) in c.iter().zip(&j) {
+            if cut_plans_agree(c, j) {
+                assert_eq!(c.statement, j.statement);
+                continue;
+            }
             assert_eq!(c, j);
         }
     }
@@ -608,16 +626,17 @@ fn formats_agree(log: &str, csv: &str, json: Option<&str>) -> Vec<Entry> {
             "{}",
             c.message
         );
-        assert!(
-            s.message.contains(&c.message),
-            "{} / {}",
-            s.message,
-            c.message
-        );
+        assert_eq!(s.message, c.message);
         assert_eq!(c.detail, s.detail);
         assert_eq!(c.hint, s.hint);
         assert_eq!(c.context, s.context);
+        assert_eq!(c.statement, s.statement, "{}", c.message);
         assert_eq!(c.duration_ms, s.duration_ms);
+        assert_eq!(c.cursor_position, s.cursor_position, "{}", c.message);
+        if !cut_plans_agree(c, s) {
+            assert_eq!(c.plan, s.plan, "{}", c.message);
+            assert_eq!(c.plan_truncated, s.plan_truncated);
+        }
     }
     c.into_iter().map(|(e, _)| e).collect()
 }
@@ -732,4 +751,183 @@ fn fixtures_through_small_buffers_and_resync() {
             }
         }
     }
+}
+
+#[test]
+fn cursor_suffix_only_at_the_end_of_stderr_messages() {
+    let log = "2026-11-27 21:33:02.966 CET [1] a@b ERROR:  syntax error at or near \"fro\" at character 10\n\
+2026-11-27 21:33:02.966 CET [1] a@b ERROR:  first line\n\
+\tsecond line at character 7\n\
+2026-11-27 21:33:02.966 CET [1] a@b ERROR:  at character 7 in the middle\n\
+2026-11-27 21:33:02.966 CET [1] a@b ERROR:  not a position at character 0\n\
+2026-11-27 21:33:02.966 CET [1] a@b ERROR:  no number at character \n\
+2026-11-27 21:33:02.966 CET [1] a@b ERROR:  too long at character 123456789012\n";
+    let (out, _) = run(
+        settings(Format::Stderr, DEBIAN, PgSeverity::Warning),
+        log.as_bytes(),
+    );
+    let got: Vec<_> = out
+        .iter()
+        .map(|(e, _)| (e.message.as_str(), e.cursor_position))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("syntax error at or near \"fro\"", Some(10)),
+            ("first line\nsecond line", Some(7)),
+            ("at character 7 in the middle", None),
+            ("not a position at character 0", None),
+            ("no number at character ", None),
+            ("too long at character 123456789012", None),
+        ]
+    );
+    // csvlog and jsonlog carry it as a field: the message is left as it is.
+    let (out, _) = run(
+        settings(Format::Jsonlog, "", PgSeverity::Warning),
+        br#"{"error_severity":"ERROR","message":"x at character 3","internal_position":4}
+"#,
+    );
+    assert_eq!(out[0].0.message, "x at character 3");
+    assert_eq!(out[0].0.cursor_position, Some(4));
+}
+
+/// A PostgreSQL 15 capture with auto_explain (fixtures/pglog/auto-explain): the three formats
+/// agree, and the plans are what docs/metrics.md says.
+#[test]
+fn fixture_auto_explain_plans_in_three_formats() {
+    let dir = "fixtures/pglog/auto-explain";
+    let c = formats_agree(
+        &format!("{dir}/postgresql.log"),
+        &format!("{dir}/postgresql.csv"),
+        Some(&format!("{dir}/postgresql.json")),
+    );
+    let plans: Vec<&Entry> = c.iter().filter(|e| e.plan.is_some()).collect();
+    assert_eq!(plans.len(), 6, "2 json, 2 text, 2 over the entry cap");
+    for e in &plans {
+        assert!(e.message.starts_with("duration: ") && e.message.ends_with(" ms  plan:"));
+        assert!(e.duration_ms.is_some());
+    }
+    let Some(Plan::Json(j)) = &plans[0].plan else {
+        panic!("{:?}", plans[0])
+    };
+    assert_eq!(j["Plan"]["Node Type"], "Aggregate");
+    assert_eq!(
+        plans[0].statement.as_deref(),
+        Some("select count(*) from t where id > 0;")
+    );
+    assert_eq!(
+        plans[1].statement.as_deref(),
+        Some(
+            "select t.id,\n       t.v\n  from t join t t2 on t2.id = t.id\n where t.v <> 'x \"quoted\"';"
+        )
+    );
+    assert_eq!(plans[1].plan.as_ref().unwrap().format(), "json");
+    for e in &plans[2..4] {
+        let Some(Plan::Text(t)) = &e.plan else {
+            panic!("{e:?}")
+        };
+        assert!(t.starts_with("Query Text: select"));
+        assert!(!e.plan_truncated && !e.truncated);
+    }
+    assert_eq!(
+        plans[3].statement.as_deref(),
+        Some(
+            "select t.id,\n       t.v\n  from t join t t2 on t2.id = t.id\n where t.v <> 'ünïcode';"
+        )
+    );
+    let Some(Plan::Text(t)) = &plans[3].plan else {
+        panic!()
+    };
+    assert!(t.contains("\nHash Join  (cost="));
+    // Over 64 KiB: cut, sent as text, the statement still read (json) or its start (text).
+    for e in &plans[4..] {
+        assert!(e.plan_truncated && e.truncated, "{e:?}");
+        let Some(Plan::Text(t)) = &e.plan else {
+            panic!("{e:?}")
+        };
+        assert!(t.len() <= MAX_ENTRY_BYTES && t.len() > MAX_ENTRY_BYTES / 2);
+        assert!(
+            e.statement
+                .as_deref()
+                .unwrap()
+                .starts_with("select 0 as n, v from t")
+        );
+    }
+    // Errors keep their cursor in every format.
+    let e = c
+        .iter()
+        .find(|e| e.message.starts_with("syntax error"))
+        .unwrap();
+    assert_eq!(e.message, "syntax error at or near \"fro\"");
+    assert_eq!(e.cursor_position, Some(10));
+    let e = c.iter().find(|e| e.message.contains("nosuch")).unwrap();
+    assert_eq!(e.cursor_position, Some(28));
+    assert_eq!(
+        e.statement.as_deref(),
+        Some("select 1,\n       2,\n       nosuch\n  from t;")
+    );
+}
+
+/// Through the tailer's 64 KiB buffer the auto_explain capture gives the same entries as read
+/// whole: the records of the plans over 64 KiB are cut by the buffer instead of the entry cap,
+/// and stay cut text plans.
+#[test]
+fn fixture_auto_explain_through_the_tailers_buffer() {
+    for (fmt, file, prefix) in [
+        (Format::Stderr, "postgresql.log", DEBIAN),
+        (Format::Csvlog, "postgresql.csv", ""),
+        (Format::Jsonlog, "postgresql.json", ""),
+    ] {
+        let log = fixture(&format!("fixtures/pglog/auto-explain/{file}"));
+        let (whole, _) = run(settings(fmt, prefix, PgSeverity::Debug5), &log);
+        let got = run_buffered(settings(fmt, prefix, PgSeverity::Debug5), &log, 64 * 1024);
+        assert_eq!(got.len(), whole.len(), "{file}");
+        let mut cut = 0;
+        for ((g, _), (w, _)) in got.iter().zip(&whole) {
+            if cut_plans_agree(g, w) {
+                assert_eq!(g.statement, w.statement, "{file}");
+                cut += 1;
+                continue;
+            }
+            assert_eq!(g, w, "{file}");
+        }
+        assert_eq!(cut, 2, "{file}");
+    }
+}
+
+#[test]
+fn plans_are_held_to_the_entry_cap_not_the_message_cap() {
+    let plan = "Query Text: select 1\nResult  (cost=0.00..0.01 rows=1 width=4)";
+    let log = format!(
+        "2026-11-27 21:33:02.966 CET [1] a@b LOG:  duration: 0.010 ms  plan:\n\t{}\n\
+         2026-11-27 21:33:02.966 CET [1] a@b LOG:  duration: 0.010 ms  plan:\n\t{}\n\
+         2026-11-27 21:33:02.966 CET [1] a@b LOG:  end\n",
+        plan.replace('\n', "\n\t"),
+        " ".repeat(40)
+    );
+    let mut s = settings(Format::Stderr, DEBIAN, PgSeverity::Log);
+    s.max_message_bytes = 30;
+    let (out, _) = run(s.clone(), log.as_bytes());
+    let e = &out[0].0;
+    assert_eq!(e.plan, Some(Plan::Text(plan.to_string())));
+    assert_eq!(e.message, "duration: 0.010 ms  plan:");
+    assert_eq!(e.statement.as_deref(), Some("select 1"));
+    assert!(!e.truncated && !e.plan_truncated);
+    // A header with nothing after it is no plan: the message cap applies.
+    let e = &out[1].0;
+    assert_eq!(
+        (e.plan.as_ref(), e.message.len(), e.truncated),
+        (None, 30, true)
+    );
+    // The entry cap cuts a plan: text, flagged.
+    s.max_entry_bytes = 60;
+    let (out, _) = run(s, log.as_bytes());
+    let e = &out[0].0;
+    assert!(e.plan_truncated && e.truncated);
+    assert_eq!(
+        e.plan,
+        Some(Plan::Text(
+            plan[..60 - "duration: 0.010 ms  plan:\n".len()].to_string()
+        ))
+    );
 }

@@ -3,7 +3,7 @@
 //! holds it whole and checks that the entries are the same (the buffer size is the tailer's
 //! business, never the parser's output).
 use pganalytics_collector::config::PgSeverity;
-use pganalytics_collector::pg_log_format::{Entry, Format, ParseSettings, Parser};
+use pganalytics_collector::pg_log_format::{Entry, Format, ParseSettings, Parser, Plan};
 use pganalytics_collector::tz::Zone;
 
 const MESSAGE_CAP: usize = 100;
@@ -70,6 +70,11 @@ fn run(
             .sum::<usize>()
             + e.message.len();
         assert!(total <= ENTRY_CAP);
+        // A plan is held to the entry cap (a cut one is text), never to the message cap.
+        if let Some(Plan::Text(t)) = &e.plan {
+            assert!(t.len() <= ENTRY_CAP);
+        }
+        assert!(!e.plan_truncated || matches!(e.plan, Some(Plan::Text(_))));
         entries.push((e, end));
     };
     let mut buf: Vec<u8> = Vec::with_capacity(cap);

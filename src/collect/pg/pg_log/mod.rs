@@ -77,6 +77,9 @@ pub struct PgLog {
     database: String,
     pool: SharedPool,
     mode: Mode,
+    /// Built for one round (`run --once`, `once`): the end of what a collection read ends the
+    /// last entry (docs/metrics.md, `pg_log`).
+    one_shot: bool,
     source: Source,
     offsets_path: PathBuf,
     /// Stored offsets read at start (consumed when the reader is made).
@@ -144,6 +147,7 @@ impl PgLog {
             cfg,
             pool,
             mode,
+            one_shot: mode == Mode::Once,
             source,
             offsets_path,
             stored,
@@ -165,6 +169,12 @@ impl PgLog {
             element: Vec::new(),
             entry: Vec::new(),
         }
+    }
+
+    /// Marks this collector as built for one round (`run --once`): see [`PgLog::one_shot`].
+    pub fn one_shot(mut self, on: bool) -> PgLog {
+        self.one_shot |= on;
+        self
     }
 
     /// Asks the server for its logging settings and current file.
@@ -465,6 +475,10 @@ struct EntryJson<'a> {
     context: Option<&'a str>,
     statement: Option<&'a str>,
     duration_ms: Option<f64>,
+    cursor_position: Option<i64>,
+    plan: Option<&'a crate::pg_log_format::Plan>,
+    plan_format: Option<&'static str>,
+    plan_truncated: bool,
     source: &'a str,
 }
 
@@ -486,9 +500,13 @@ pub fn entry_json(buf: &mut Vec<u8>, e: &Entry, source: &str, read_time: crate::
         context: e.context.as_deref(),
         statement: e.statement.as_deref(),
         duration_ms: e.duration_ms.filter(|d| d.is_finite()),
+        cursor_position: e.cursor_position,
+        plan: e.plan.as_ref(),
+        plan_format: e.plan.as_ref().map(crate::pg_log_format::Plan::format),
+        plan_truncated: e.plan_truncated,
         source,
     };
-    // Strings, numbers and nulls only: serialization cannot fail.
+    // Strings, numbers, nulls and a parsed JSON value (string keys): serialization cannot fail.
     let _ = serde_json::to_writer(&mut *buf, &j);
 }
 
@@ -592,7 +610,9 @@ impl Collector for PgLog {
             tail.set_rule(rule.clone());
         }
         let result = tail.step(loc.current.as_deref(), loc.dir.as_ref(), limit, &mut sink);
-        if self.mode == Mode::Once {
+        // One round: the end of what was read is the end of the last entry (a pending entry
+        // cut off by the entry limit or the byte budget is not ended: its lines come next).
+        if self.one_shot && result.as_ref().is_ok_and(|r| r.at_end) {
             tail.end_pending(&mut sink);
         }
         elements.flush(out, acks, instance);
@@ -694,6 +714,13 @@ mod tests {
         got
     }
 
+    /// A harness whose buffer holds 3000 entries (about 1.2 MB).
+    fn big_harness() -> OutputHarness {
+        let mut h = OutputHarness::new();
+        h.buffer = crate::pipeline::ElementBuffer::new(4 << 20);
+        h
+    }
+
     fn messages(elements: &[(u64, serde_json::Value)]) -> Vec<String> {
         elements
             .iter()
@@ -709,7 +736,7 @@ mod tests {
         append(&log, 0..3000);
         let c = config(d.path(), &log);
         let mut pg = collector(&c, Mode::Run);
-        let mut h = OutputHarness::new();
+        let mut h = big_harness();
         let got = collect(&mut pg, &mut h);
         assert!(got.len() >= 2, "3000 entries need several elements");
         let msgs = messages(&got);
@@ -756,7 +783,7 @@ mod tests {
         let c = config(d.path(), &log);
         let offsets = c.collector.state_dir.join(OFFSETS_FILE);
         let mut pg = collector(&c, Mode::Run);
-        let mut h = OutputHarness::new();
+        let mut h = big_harness();
         let got = collect(&mut pg, &mut h);
         assert!(got.len() >= 3);
         // The last element is delivered first: nothing may be acknowledged yet.
@@ -809,6 +836,56 @@ mod tests {
         assert!(
             collect(&mut pg, &mut h).is_empty(),
             "everything was acknowledged"
+        );
+    }
+
+    /// The elements of one collection.
+    fn collect_one(c: &mut PgLog, h: &mut OutputHarness) -> Vec<(u64, serde_json::Value)> {
+        let mut out = h.output("pg_log");
+        c.collect(Now::read(), &mut out).unwrap();
+        let mut got = Vec::new();
+        let mut json = Vec::new();
+        while let Some(meta) = h.buffer.pop_into(&mut json) {
+            let json = std::mem::take(&mut json);
+            got.push((meta.tag, serde_json::from_slice(&json).unwrap()));
+        }
+        got
+    }
+
+    #[test]
+    fn one_round_ends_the_last_entry_and_stores_its_end() {
+        let d = TempDir::new();
+        let log = d.path().join("postgresql.log");
+        append(&log, 0..5);
+        // A multi-line last entry: its continuation lines are read before it ends.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .unwrap()
+            .write_all(b"2026-11-28 01:00:05.000 UTC [4242] LOG:  entry 5\n\tsecond line\n")
+            .unwrap();
+        let c = config(d.path(), &log);
+        let mut h = OutputHarness::new();
+        // The daemon waits for the next line (or a quiet look) to know the last entry ended.
+        let mut pg = collector(&c, Mode::Run);
+        assert_eq!(messages(&collect_one(&mut pg, &mut h)).len(), 5);
+        drop(pg);
+        // `run --once`: one round, so the end of what it read ends the entry.
+        let mut pg = collector(&c, Mode::Run).one_shot(true);
+        let got = collect_one(&mut pg, &mut h);
+        let msgs = messages(&got);
+        assert_eq!(msgs.len(), 6);
+        assert_eq!(msgs[5], "entry 5\nsecond line");
+        for (tag, _) in &got {
+            pg.outcome(*tag, Outcome::Delivered);
+        }
+        drop(pg);
+        // Acknowledged up to the end of the file: the next round reads only what comes after.
+        append(&log, 6..8);
+        let mut pg = collector(&c, Mode::Run).one_shot(true);
+        assert_eq!(
+            messages(&collect_one(&mut pg, &mut h)),
+            ["entry 6", "entry 7"]
         );
     }
 

@@ -218,6 +218,9 @@ pub struct Report {
     pub stored_lost: Option<PathBuf>,
     /// What happened to which file, one line each (for the collector's log).
     pub events: Vec<String>,
+    /// Reading stopped at the end of the live file's last whole line (not at the entry limit,
+    /// the byte budget or an incomplete line): a one-shot look may end the pending entry.
+    pub at_end: bool,
 }
 
 type Sink<'s> = dyn FnMut(&Rc<FileRef>, Entry, u64) + 's;
@@ -293,6 +296,7 @@ impl Tail {
                 break;
             };
             if !o.draining {
+                report.at_end = !partial && left > 0;
                 if quiet && !partial && left > 0 {
                     // Nothing new for a whole collection: the pending entry is whole.
                     let file = o.file.clone();
