@@ -831,18 +831,32 @@ fn size_rotations_are_counted_and_each_file_is_read_in_order() {
     }
     d.wait_for(&c, CHUNKS * ITEMS - 1);
     d.stop();
-    assert_eq!(
-        files.len() as u32,
-        CHUNKS + 1,
-        "one size rotation per chunk: {files:?}\n{}",
-        listing(&c)
-    );
+    // The rotations, counted from the directory (file names sort by time): at least one per
+    // chunk (a loaded machine may see the syslogger rotate twice in a chunk, when a chunk's
+    // tail and the next chunk's head pass 16 kB again), and every file seen as current among
+    // them in the order seen.
     let mut in_dir: Vec<_> = std::fs::read_dir(c.dir.join("log"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     in_dir.sort();
-    assert_eq!(in_dir, files, "the files the rotations made, and no others");
+    assert!(
+        in_dir.len() as u32 > CHUNKS,
+        "one size rotation per chunk at least: {in_dir:?}"
+    );
+    let seen: Vec<usize> = files
+        .iter()
+        .map(|f| {
+            in_dir
+                .iter()
+                .position(|p| p == f)
+                .unwrap_or_else(|| panic!("{f:?} was current but is not in {in_dir:?}"))
+        })
+        .collect();
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "{files:?} vs {in_dir:?}"
+    );
     let all = entries.lock().unwrap().clone();
     let got: Vec<(u32, String)> = all
         .iter()
@@ -853,7 +867,8 @@ fn size_rotations_are_counted_and_each_file_is_read_in_order() {
         want_entries(0..CHUNKS * ITEMS),
         "every entry once, in order"
     );
-    // The sources of the workload's entries, in order: every rotated file, none skipped.
+    // The sources of the workload's entries, in order: every file that holds workload lines,
+    // each read in turn, none skipped and none gone back to.
     let mut sources: Vec<PathBuf> = Vec::new();
     for e in all.iter().filter(|e| marker(e).is_some()) {
         let s = PathBuf::from(e["source"].as_str().unwrap());
@@ -861,7 +876,12 @@ fn size_rotations_are_counted_and_each_file_is_read_in_order() {
             sources.push(s);
         }
     }
-    assert_eq!(sources, files, "entries read from each file in turn");
+    let with_items: Vec<PathBuf> = in_dir
+        .iter()
+        .filter(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).contains("wl-"))
+        .cloned()
+        .collect();
+    assert_eq!(sources, with_items, "entries read from each file in turn");
 }
 
 /// The workload entries (marker, level) of the pg_log elements in the envelopes a command

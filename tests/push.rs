@@ -458,7 +458,12 @@ fn run_pushes_every_element_once_gzip_by_default_with_health_each_round() {
     let b = Backend::start(Options::default());
     let dir = TempDir::new("happy");
     provision(&dir, &b);
-    let cfg = Cfg::new(&dir, &b).write(&dir);
+    // A reply later than request_timeout_secs is a failed push, and its resend (same batch id,
+    // correctly) would read as a duplicate here: on a loaded CI machine the test backend can
+    // take over the default 2 s, so this test, which is not about timeouts, waits longer.
+    let cfg = Cfg::new(&dir, &b)
+        .set("backend", "request_timeout_secs", "15")
+        .write(&dir);
     let mut d = Daemon::start(&cfg);
     assert!(
         b.wait(Duration::from_secs(10), |s| s.batches.len() >= 10),
