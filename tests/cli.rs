@@ -550,3 +550,40 @@ fn an_impossible_buffer_size_is_a_located_error_never_an_abort() {
         );
     }
 }
+
+/// Security rule S1: a `requirepeer` naming a user the host does not have is a configuration
+/// error at its key (it could never match a socket's owner), in `check-config` and `once`.
+#[test]
+fn a_requirepeer_user_that_does_not_exist_is_a_located_error() {
+    let dir = TempDir::new("peer");
+    let cfg = dir.file(
+        "c.toml",
+        "[postgres]\nrequirepeer = \"no-such-user-pgac\"\n",
+    );
+    for args in [&["check-config", "-c"][..], &["once", "-c"]] {
+        let out = cmd().args(args).arg(&cfg).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{}:2:1: [postgres] requirepeer: no user `no-such-user-pgac` in /etc/passwd",
+                cfg.display()
+            )),
+            "{args:?}: {err}"
+        );
+    }
+    // The user PostgreSQL runs as here, and "" (no check), are fine.
+    for v in ["postgres", ""] {
+        let cfg = dir.file("ok.toml", &format!("[postgres]\nrequirepeer = {v:?}\n"));
+        let out = cmd()
+            .args(["check-config", "-c"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{v:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

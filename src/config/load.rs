@@ -1422,6 +1422,17 @@ fn check_files(ctx: &mut Ctx, c: &Config, config_path: &Path) {
             );
         }
     }
+    if let Some(user) = c.postgres.requirepeer.as_deref().filter(|u| !u.is_empty())
+        && crate::sys::passwd::uid_of(&crate::sys::passwd::read(), user).is_none()
+    {
+        let at = ctx.key_at("postgres", "requirepeer").unwrap_or(0);
+        ctx.error(
+            at,
+            format!(
+                "[postgres] requirepeer: no user `{user}` in /etc/passwd; name the user PostgreSQL runs as, or set \"\" to turn the socket owner check off"
+            ),
+        );
+    }
     if let Some(path) = &c.auth.token_file {
         // Registration writes it later: only an existing file is checked.
         if let Ok(meta) = std::fs::metadata(path)
