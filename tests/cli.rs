@@ -587,3 +587,64 @@ fn a_requirepeer_user_that_does_not_exist_is_a_located_error() {
         );
     }
 }
+
+/// A reader that stops reading cannot hold `run --stdout` past SIGTERM: the pipe fills, the
+/// agent waits for room on stdout and the signal fd together, and SIGTERM ends it (at most the
+/// last push's 5 s later). Every line that reached the pipe whole is one JSON envelope.
+#[test]
+fn sigterm_ends_run_stdout_while_the_reader_does_not_read() {
+    let dir = TempDir::new("fullpipe");
+    let cfg = fast_config(&dir, "0.05");
+    let mut child = cmd()
+        .args(["run", "--stdout", "-c"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    // The pipe is full when what it holds stops growing for a second (20 rounds a second are
+    // written while there is room; how much it holds then depends on how writes share its
+    // pages, so no byte count is expected).
+    let pending = |fd: &std::process::ChildStdout| rustix::io::ioctl_fionread(fd).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut last, mut still) = (0, 0);
+    while still < 5 {
+        let now = pending(&out);
+        still = if now == last && now > 16 * 1024 {
+            still + 1
+        } else {
+            0
+        };
+        last = now;
+        assert!(
+            Instant::now() < deadline,
+            "the pipe never filled: {now} bytes"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let t = Instant::now();
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "run --stdout ignored SIGTERM while its reader did not read"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+    let mut text = String::new();
+    out.read_to_string(&mut text).unwrap();
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    let tail = lines.pop().unwrap();
+    assert!(lines.len() > 3, "{} whole lines", lines.len());
+    for l in &lines {
+        serde_json::from_str::<serde_json::Value>(l).expect("each whole line is an envelope");
+    }
+    // What follows the last newline is at most one line cut by the stop (never two glued).
+    assert!(!tail.contains("}{\""), "lines glued together: {tail:.200}");
+}

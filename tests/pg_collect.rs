@@ -273,7 +273,10 @@ fn pg_stats_and_query_stats_match_psql() {
         want_keys.sort();
         let mut got_keys: Vec<&String> = got.as_object().unwrap().keys().collect();
         got_keys.sort();
-        assert_eq!(got_keys, want_keys, "{what}: the fields of metrics.md §4");
+        assert_eq!(
+            got_keys, want_keys,
+            "{what}: the fields docs/metrics.md lists"
+        );
         for (k, w) in want.as_object().unwrap() {
             let g = &got[k];
             match w {

@@ -285,7 +285,10 @@ fn run(r: &cli::Run) -> i32 {
     };
     let mut state_lock = None;
     let mut outlet = if r.stdout {
-        runloop::Outlet::Stdout(StdoutSink::new(std::io::stdout().lock(), false))
+        runloop::Outlet::Stdout(StdoutSink::new(
+            crate::sys::stdout::Stdout::new(&signals),
+            false,
+        ))
     } else {
         let file = opts
             .config_path

@@ -26,7 +26,7 @@ use std::time::Duration;
 /// Where the rounds of `run` go.
 pub enum Outlet<'s> {
     /// `run --stdout`: one envelope line per round; no backend, no config pull.
-    Stdout(StdoutSink<std::io::StdoutLock<'static>>),
+    Stdout(StdoutSink<crate::sys::stdout::Stdout<'s>>),
     /// `run`: the HTTPS sink, and through its backend client the config pull.
     Backend(Box<HttpsSink<Conn<'s>>>),
 }

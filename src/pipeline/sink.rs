@@ -75,16 +75,31 @@ pub trait Sink {
     }
 }
 
+/// What the stdout sink writes to: any writer, or one whose waits for its reader end by the
+/// last push's deadline (`run --stdout`: `sys::stdout::Stdout`).
+pub trait LineOut: Write {
+    /// Every wait from now on ends by `deadline`, whatever signals arrive.
+    fn last_writes(&mut self, _deadline: std::time::Instant) {}
+}
+
+impl LineOut for Vec<u8> {}
+impl LineOut for std::io::StdoutLock<'_> {}
+impl LineOut for crate::sys::stdout::Stdout<'_> {
+    fn last_writes(&mut self, deadline: std::time::Instant) {
+        self.set_deadline(deadline);
+    }
+}
+
 /// Writes each round as one envelope line ("everything waiting, not split"): `run --stdout`.
 /// An element is delivered once its line is written and flushed.
-pub struct StdoutSink<W: Write> {
+pub struct StdoutSink<W: LineOut> {
     out: W,
     pretty: bool,
     body: Vec<u8>,
     taken: Vec<ElementMeta>,
 }
 
-impl<W: Write> StdoutSink<W> {
+impl<W: LineOut> StdoutSink<W> {
     pub fn new(out: W, pretty: bool) -> Self {
         StdoutSink {
             out,
@@ -99,7 +114,11 @@ impl<W: Write> StdoutSink<W> {
     }
 }
 
-impl<W: Write> Sink for StdoutSink<W> {
+impl<W: LineOut> Sink for StdoutSink<W> {
+    fn last_push(&mut self, deadline: std::time::Instant) {
+        self.out.last_writes(deadline);
+    }
+
     fn push_round(
         &mut self,
         round: &Round<'_>,
@@ -205,6 +224,7 @@ mod tests {
     }
 
     struct Broken;
+    impl LineOut for Broken {}
     impl Write for Broken {
         fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
             Err(std::io::ErrorKind::BrokenPipe.into())

@@ -10,4 +10,5 @@ pub mod procfs;
 pub mod signals;
 pub mod spoolfile;
 pub mod statfs;
+pub mod stdout;
 pub mod time;
