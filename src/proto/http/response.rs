@@ -148,9 +148,6 @@ impl ResponseParser {
     /// complete. It never consumes past the end of this response, so bytes left over belong to
     /// the next one. Once complete, further calls consume nothing.
     pub fn feed(&mut self, input: &[u8]) -> Result<(usize, bool), HttpError> {
-        if let State::Failed(e) = self.state {
-            return Err(e);
-        }
         let r = self.step(input);
         if let Err(e) = r {
             self.state = State::Failed(e);
@@ -197,13 +194,10 @@ impl ResponseParser {
         let mut pos = 0;
         loop {
             let rest = &input[pos..];
-            if self.state == State::Done {
-                return Ok((pos, true));
-            }
-            if rest.is_empty() {
-                return Ok((pos, false));
-            }
             match self.state {
+                State::Done => return Ok((pos, true)),
+                State::Failed(e) => return Err(e),
+                _ if rest.is_empty() => return Ok((pos, false)),
                 State::Head => {
                     let (n, ended) = take_line(
                         &mut self.head,
@@ -283,7 +277,6 @@ impl ResponseParser {
                     self.response.body.extend_from_slice(rest);
                     pos += rest.len();
                 }
-                State::Done | State::Failed(_) => return Ok((pos, self.state == State::Done)),
             }
         }
     }
@@ -603,6 +596,16 @@ mod tests {
         assert!(p.must_close());
         let mut p = ResponseParser::new();
         assert_eq!(p.finish_on_eof(), Err(HttpError::UnexpectedEof));
+        // The peer closing after a complete response (or closing twice) loses nothing.
+        let mut p = ResponseParser::new();
+        assert_eq!(
+            p.feed(CONTENT_LENGTH).unwrap(),
+            (CONTENT_LENGTH.len(), true)
+        );
+        assert_eq!(p.finish_on_eof(), Ok(()));
+        assert_eq!(p.finish_on_eof(), Ok(()));
+        assert_eq!(p.response().unwrap().body, b"{\"ok\":true}");
+        assert!(!p.must_close());
     }
 
     #[test]
@@ -751,7 +754,12 @@ mod tests {
             HttpError::Malformed("chunk size line too long")
         );
 
-        // Close-delimited over the limit.
+        // Close-delimited: a body of exactly the limit is fine, one byte more is not.
+        let mut v = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        v.resize(v.len() + max, b'z');
+        assert_eq!(parse_all(&v).unwrap().0.body.len(), max);
+        v.push(b'z');
+        assert_eq!(parse_all(&v).unwrap_err(), HttpError::BodyTooLarge);
         let mut v = CLOSE_DELIMITED.to_vec();
         v.resize(v.len() + max, b'z');
         assert_eq!(parse_all(&v).unwrap_err(), HttpError::BodyTooLarge);
@@ -794,6 +802,104 @@ mod tests {
         // Empty lines before the status line are skipped.
         let (r, _) = parse_all(b"\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
         assert_eq!(r.status, 200);
+    }
+
+    /// Chunked bodies up to the limit: one chunk of exactly `MAX_BODY_BYTES`, two halves; a
+    /// total one byte over is refused even when no single chunk is.
+    #[test]
+    fn chunked_body_limit_both_sides() {
+        let max = MAX_BODY_BYTES;
+        let chunked = |sizes: &[usize]| {
+            let mut v = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for &size in sizes {
+                v.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+                v.resize(v.len() + size, b'c');
+                v.extend_from_slice(b"\r\n");
+            }
+            v.extend_from_slice(b"0\r\n\r\n");
+            v
+        };
+        assert_eq!(format!("{max:x}"), "100000");
+        assert_eq!(parse_all(&chunked(&[max])).unwrap().0.body.len(), max);
+        assert_eq!(
+            parse_all(&chunked(&[max / 2, max / 2]))
+                .unwrap()
+                .0
+                .body
+                .len(),
+            max
+        );
+        assert_eq!(
+            parse_all(&chunked(&[max - 1, 2])).unwrap_err(),
+            HttpError::BodyTooLarge
+        );
+        assert_eq!(
+            parse_all(&chunked(&[1, max])).unwrap_err(),
+            HttpError::BodyTooLarge
+        );
+    }
+
+    /// A `Content-Length` body is reserved up front, but at most 64 KiB of it: an announced
+    /// length (up to 1 MiB) does not allocate before the bytes arrive.
+    #[test]
+    fn body_reserve_is_bounded() {
+        let reserved = |len: usize| {
+            let mut p = ResponseParser::new();
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
+            assert_eq!(p.feed(head.as_bytes()).unwrap(), (head.len(), false));
+            p.response.body.capacity()
+        };
+        assert!(reserved(11) >= 11);
+        let big = reserved(MAX_BODY_BYTES);
+        assert!((64 * 1024..128 * 1024).contains(&big), "{big}");
+    }
+
+    /// Exact errors where a looser parser would take the input or blame the wrong thing.
+    #[test]
+    fn malformed_messages() {
+        let err = |input: &[u8]| ResponseParser::new().feed(input).unwrap_err();
+        for folded in [&b" folded"[..], b"\tfolded", b"\tX-B: 2", b" X-B: 2"] {
+            let mut input = b"HTTP/1.1 200 OK\r\nX-A: 1\r\n".to_vec();
+            input.extend_from_slice(folded);
+            input.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
+            assert_eq!(
+                err(&input),
+                HttpError::Malformed("folded header line"),
+                "{folded:?}"
+            );
+        }
+        // Only `chunked` alone (in one or several headers) is a transfer coding we read.
+        for codings in [
+            &b"Transfer-Encoding: gzip\r\n"[..],
+            b"Transfer-Encoding: chunked, gzip\r\n",
+            b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+            b"Transfer-Encoding: gzip, chunked\r\n",
+        ] {
+            let mut input = b"HTTP/1.1 200 OK\r\n".to_vec();
+            input.extend_from_slice(codings);
+            input.extend_from_slice(b"\r\n");
+            assert_eq!(
+                err(&input),
+                HttpError::Malformed("unsupported transfer-encoding"),
+                "{codings:?}"
+            );
+        }
+        // After chunk data: CRLF or a bare LF, nothing else (not two CRs).
+        let chunk = |after: &[u8]| {
+            let mut v = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx".to_vec();
+            v.extend_from_slice(after);
+            v.extend_from_slice(b"0\r\n\r\n");
+            v
+        };
+        assert_eq!(parse_all(&chunk(b"\r\n")).unwrap().0.body, b"x");
+        assert_eq!(parse_all(&chunk(b"\n")).unwrap().0.body, b"x");
+        for bad in [&b"\r\r\n"[..], b"\rx\n", b"x\r\n"] {
+            assert_eq!(
+                err(&chunk(bad)),
+                HttpError::Malformed("no crlf after chunk data"),
+                "{bad:?}"
+            );
+        }
     }
 
     /// Byte by byte, and every prefix to a fresh parser: never complete early, same result.

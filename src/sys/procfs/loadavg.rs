@@ -193,6 +193,26 @@ mod tests {
     }
 
     #[test]
+    fn average_length_both_sides_of_the_cap() {
+        // 24 bytes (more than the kernel's longest `%lu.%02lu`, 23) is read; 25 is refused.
+        let line = |avg: &str| format!("{avg} 0.35 0.30 1/234 5678\n");
+        let at_cap = format!("1{}.00", "0".repeat(AVERAGE_CAP - 4));
+        assert_eq!(at_cap.len(), 24);
+        assert_eq!(parse(line(&at_cap).as_bytes()).unwrap().one, 1e20);
+        let over = format!("1{}.00", "0".repeat(AVERAGE_CAP - 3));
+        assert_eq!(
+            parse(line(&over).as_bytes()).unwrap_err(),
+            LoadavgError::Average { index: 1 }
+        );
+        // The cap counts every byte, the fraction's too.
+        let over = format!("1.{}", "0".repeat(AVERAGE_CAP - 1));
+        assert_eq!(
+            parse(line(&over).as_bytes()).unwrap_err(),
+            LoadavgError::Average { index: 1 }
+        );
+    }
+
+    #[test]
     fn every_prefix_is_ok_or_err() {
         for end in 0..=REAL.len() {
             let _ = parse(&REAL[..end]);

@@ -167,7 +167,8 @@ pub fn unescape<'o>(raw: &[u8], out: &'o mut [u8]) -> Result<&'o [u8], Mountinfo
     while let Some(&b) = raw.get(i) {
         let (byte, used) = match (b, raw.get(i + 1..i + 4)) {
             (b'\\', Some(&[d0 @ b'0'..=b'3', d1 @ b'0'..=b'7', d2 @ b'0'..=b'7'])) => {
-                ((d0 - b'0') << 6 | (d1 - b'0') << 3 | (d2 - b'0'), 4)
+                // At most 3·64 + 7·8 + 7 = 255: fits the byte.
+                ((d0 - b'0') * 64 + (d1 - b'0') * 8 + (d2 - b'0'), 4)
             }
             _ => (b, 1),
         };
@@ -325,6 +326,11 @@ mod tests {
         let mut buf = [0u8; 64];
         assert_eq!(unescape(br"a\040b", &mut buf).unwrap(), b"a b");
         assert_eq!(unescape(br"\101\377", &mut buf).unwrap(), b"A\xff");
+        // Each digit in its place: 0o001, 0o010, 0o100, 0o123, 0o321, 0o000.
+        assert_eq!(
+            unescape(br"\001\010\100\123\321\000", &mut buf).unwrap(),
+            [1, 8, 64, 83, 209, 0]
+        );
         // Not an escape: kept literally.
         assert_eq!(unescape(br"a\04", &mut buf).unwrap(), br"a\04");
         assert_eq!(unescape(br"\", &mut buf).unwrap(), br"\");

@@ -159,6 +159,25 @@ mod tests {
     }
 
     #[test]
+    fn exactly_24_fields_is_enough() {
+        // Fields 1–24 (old kernels stop early; this one ends at rss), then one short.
+        let full = b"1 (a) R 0 0 0 0 -1 0 0 0 0 0 11 12 0 0 20 0 1 0 22 0 24\n";
+        assert_eq!(
+            parse(full).unwrap(),
+            PidStat {
+                utime_ticks: 11,
+                stime_ticks: 12,
+                starttime_ticks: 22,
+                rss_pages: 24,
+            }
+        );
+        assert_eq!(
+            parse(&full[..full.len() - 4]).unwrap_err(),
+            PidStatError::Short { fields: 23 }
+        );
+    }
+
+    #[test]
     fn every_prefix_is_ok_or_err() {
         for input in [REAL, ODD_COMM] {
             for end in 0..=input.len() {
