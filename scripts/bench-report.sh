@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the benchmarks as CI does (the shipped profile, static musl target) and rewrites the
 # table of docs/performance.md between its marker comments with the figures, the command of
-# each, today's date and this machine. CPU-heavy (about 10 minutes on 2 cores; the pg_*
-# benches start their own PostgreSQL, as the tests do). Usage, from anywhere in the checkout:
+# each, today's date and this machine. CPU-heavy (about 15 minutes on 2 cores; the pg_*
+# benches start their own PostgreSQL, as the tests do); pg_scale runs in its full form
+# (20 databases × 1 000 tables, about 5 minutes), not CI's short one. Usage, from anywhere in
+# the checkout:
 #     scripts/bench-report.sh            # run, then rewrite docs/performance.md
 #     scripts/bench-report.sh --dry-run  # run, print the table, change nothing
 #     scripts/bench-report.sh --from DIR # no run: read DIR/<bench>.txt saved from earlier runs
@@ -23,13 +25,13 @@ rustup target list --installed | grep -qx "$MUSL" || { echo "rustup target add $
 
 out=target/bench-report
 mkdir -p "$out"
-# name | arguments after `--` (as .ci/run passes them)
-benches=("host_cycle|10000" "pg_cycle|10" "pg_types|5" "pg_waits|5" "push|" "log_parse|")
+# name | arguments after `--` (as .ci/run passes them; pg_scale: the full form)
+benches=("host_cycle|10000" "pg_cycle|10" "pg_types|5" "pg_waits|5" "pg_scale|20 1000 5" "push|" "log_parse|")
 if [ -n "$from" ]; then benches=(); [ "$from" -ef "$out" ] || cp "$from"/*.txt "$out"/; fi
 for b in ${benches[@]+"${benches[@]}"}; do
   name=${b%%|*} args=${b#*|}
   echo "==> cargo bench --bench $name --target $MUSL${args:+ -- $args}" >&2
-  # shellcheck disable=SC2086 # args is one optional number
+  # shellcheck disable=SC2086 # args: optional numbers, split into words
   cargo bench --bench "$name" --target "$MUSL" ${args:+-- $args} | tee "$out/$name.txt" >&2
 done
 
@@ -68,6 +70,10 @@ rows = [
     ("the eight types, peak RSS", last("pg_types", r"peak RSS \(VmHWM\): \d+ KiB \(([\d.]+) MiB\)") + " MiB", "—", cmd("pg_types", "5")),
     ("pg_wait_events, 100 active sessions, collector CPU per sample", last("pg_waits", r"CPU per sample: ([\d.]+) ms") + " ms", "≤ 0.2 ms", cmd("pg_waits", "5")),
     ("pg_wait_events, server time of one sample (mean)", last("pg_waits", r"one sample: ([\d.]+) ms mean") + " ms", "—", cmd("pg_waits", "5")),
+    ("at scale: 20 databases × 1 000 tables, every type, collector CPU per 1 000 tables per cycle", last("pg_scale", r"per 1 000 tables per cycle: ([\d.]+) ms") + " ms", "≤ 20 ms", cmd("pg_scale", "20 1000 5")),
+    ("at scale, peak RSS (less the `--stdout` line built whole)", last("pg_scale", r"peak RSS \(VmHWM\): \d+ KiB \(([\d.]+) MiB\)") + " MiB (" + last("pg_scale", r"largest envelope line .*\): ([\d.]+) MiB") + " MiB)", "≤ 16 MiB + " + last("pg_scale", r"buffer filled at most \d+ B \(([\d.]+) MiB\)") + " MiB in the buffer", cmd("pg_scale", "20 1000 5")),
+    ("at scale, elements dropped (64 MiB buffer)", last("pg_scale", r"metrics_dropped\): (\d+)"), "0", cmd("pg_scale", "20 1000 5")),
+    ("at scale, slowest server query", last("pg_scale", r"slowest query: ([\d.]+) ms") + " ms", "≤ 50 ms", cmd("pg_scale", "20 1000 5")),
     ("push round: envelope + gzip", last("push", r"together ([\d.]+) ms") + " ms", "≤ 5 ms", cmd("push")),
     ("push round: gzip ratio", last("push", r"ratio ([\d.]+) % smaller") + " % smaller", "≥ 80 %", cmd("push")),
     ("one push over loopback TLS 1.3, median", last("push", r"reused connection: median ([\d.]+) ms") + " ms", "≤ 5 ms", cmd("push")),
