@@ -1117,6 +1117,51 @@ fn a_garbage_reply_is_logged_clearly_and_retried() {
     delivered_once(&b);
 }
 
+/// Security rule S8: a backend's body is not a channel into the operator's log. A 500 whose body
+/// starts with terminal escapes and a carriage return, forges a log line after a newline and
+/// runs on for 512 KiB reaches the text log as one line, escaped and cut at 512 bytes.
+#[test]
+fn a_hostile_error_body_reaches_the_text_log_escaped_and_cut() {
+    let b = Backend::start(Options::default());
+    let dir = TempDir::new("hostile-body");
+    provision(&dir, &b);
+    let mut cfg = Cfg::new(&dir, &b);
+    cfg.set("logging", "format", "\"text\"");
+    let d = Daemon::start(&cfg.write(&dir));
+    assert!(b.wait(Duration::from_secs(10), |s| !s.batches.is_empty()));
+    b.push_faults(1, Fault::HostileBody(500));
+    let answered = |s: &backend::State| s.requests.iter().any(|r| r.note.contains("HostileBody"));
+    assert!(b.wait(Duration::from_secs(20), answered));
+    let line = d.log_line(Duration::from_secs(10), |l| l.contains("500"));
+    let Some(line) = line else {
+        panic!("no log line names the 500: {}", d.log());
+    };
+    assert!(
+        line.contains("backend down"),
+        "the body's start is shown: {line}"
+    );
+    assert!(
+        line.contains("\\u{1b}[2J"),
+        "the escape is shown escaped: {line}"
+    );
+    assert!(
+        line.len() < 1024,
+        "{} bytes logged: the body was not cut",
+        line.len()
+    );
+    // Past the 500: the whole log, every line the collector wrote.
+    let filler = "A".repeat(600);
+    assert!(b.wait(Duration::from_secs(20), |s| s.batches.len() >= 3));
+    for l in d.stderr.lock().unwrap().iter() {
+        assert!(
+            !l.chars().any(|c| c.is_control() && c != '\t'),
+            "a control character reached the log: {l:?}"
+        );
+        assert!(!l.starts_with(backend::FORGED_LINE), "a forged line: {l}");
+        assert!(!l.contains(&filler), "{} bytes of filler logged", l.len());
+    }
+}
+
 #[test]
 fn a_redirect_is_a_configuration_error_and_is_not_followed() {
     let (b, _dir, d) = pushing("redirect");

@@ -73,7 +73,16 @@ pub enum Fault {
     Garbage,
     /// 301 to another host.
     Redirect,
+    /// This status with a body made to abuse a log (security rule S8): terminal escapes, a
+    /// carriage return, a forged log line after a newline, then [`HOSTILE_BODY_BYTES`] of
+    /// filler and a bell.
+    HostileBody(u16),
 }
+
+/// The size of [`Fault::HostileBody`]'s filler.
+pub const HOSTILE_BODY_BYTES: usize = 512 << 10;
+/// What [`Fault::HostileBody`] forges as a log line of its own.
+pub const FORGED_LINE: &str = "level=error forged by the backend";
 
 /// What `GET /api/v1/config/{id}` answers.
 #[derive(Clone, Debug)]
@@ -729,6 +738,15 @@ fn handle(
         out.note = format!("fault: {f:?}");
         match f {
             Fault::Status(code) => return out.set(code, &error_body("fault", "injected")),
+            Fault::HostileBody(code) => {
+                let mut body =
+                    format!("\x1b[2J\x1b[1;1H\rbackend down\n{FORGED_LINE}\n").into_bytes();
+                body.resize(body.len() + HOSTILE_BODY_BYTES, b'A');
+                body.push(0x07);
+                out.status = code;
+                out.reply = raw_response(code, &[("Content-Type", "text/plain".into())], &body);
+                return out;
+            }
             Fault::TooMany(after) => {
                 out = out.set(429, &error_body("rate_limited", "slow down"));
                 if let Some(s) = after {
