@@ -631,3 +631,159 @@ fn a_read_only_state_directory_keeps_the_outage_in_memory() {
     let cfg = config(&dir.0, &state, &b, "");
     unwritable_spool_keeps_memory(&b, &cfg, &state);
 }
+
+/// Bytes of the spool's segment files on disk.
+fn spool_bytes_on_disk(state: &Path) -> u64 {
+    std::fs::read_dir(state.join("spool"))
+        .map(|r| {
+            r.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The spool's bound (docs/protocol.md, "Spool"): an outage that writes more than
+/// `spool_bytes` drops the oldest segments, never the newest, and counts their elements in
+/// `metrics_dropped`. The volume comes from pg_log reading a 30 MB log file from its beginning
+/// (its file and settings named, so no server is asked), with the backend down from the start.
+/// When it comes back, what arrives is one contiguous run of the newest entries up to the last
+/// one, each once (a batch already read from a dropped segment, waiting for the backend, goes
+/// with its segment), and the warnings add up to `metrics_dropped`.
+#[test]
+fn a_full_spool_drops_its_oldest_segment_and_counts_it() {
+    const ENTRIES: usize = 100_000;
+    const PER_ELEMENT: usize = 2_000;
+    const SPOOL_BYTES: u64 = 8 << 20; // the smallest bound a configuration may set
+    let b = Backend::start(Options::default());
+    b.set_outage(Some(Fault::Status(503)));
+    let dir = TempDir::new("spool-bound");
+    let state = dir.0.join("state");
+    provision(&state, &b);
+    let log = dir.0.join("postgresql.log");
+    let mut text = String::with_capacity(ENTRIES * 300);
+    let pad = "x".repeat(240);
+    for i in 0..ENTRIES {
+        text.push_str(&format!(
+            "2026-12-03 05:00:00.000 UTC [4242] LOG:  entry {i:06} {pad}\n"
+        ));
+    }
+    std::fs::write(&log, &text).unwrap();
+    let cfg = config(&dir.0, &state, &b, &format!("spool_bytes = {SPOOL_BYTES}"));
+    let toml = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[pg_log]\nenabled = false\n",
+        &format!(
+            "[pg_log]\nenabled = true\ninterval = 0.2\nstart_at = \"beginning\"\npath = {:?}\n\
+             format = \"stderr\"\nlog_line_prefix = \"%m [%p] \"\nlog_timezone = \"UTC\"\n\
+             min_level = \"LOG\"\nmax_entries = {PER_ELEMENT}\n",
+            log.display().to_string()
+        ),
+    );
+    assert!(toml.contains("max_entries"), "{toml}");
+    std::fs::write(&cfg, toml).unwrap();
+
+    let mut d = Daemon::start(&cfg);
+    // The stimulus: the whole file read during the outage, past the spool's bound.
+    let dropped_line = "its oldest segment was dropped";
+    let mut on_disk_max = 0;
+    until(Duration::from_secs(120), "a dropped segment", || {
+        on_disk_max = on_disk_max.max(spool_bytes_on_disk(&state));
+        d.lines_with(dropped_line) > 0
+    });
+    let offsets = state.join("pg_log.offsets");
+    let size = text.len().to_string();
+    until(Duration::from_secs(120), "the whole file read", || {
+        on_disk_max = on_disk_max.max(spool_bytes_on_disk(&state));
+        std::fs::read_to_string(&offsets).is_ok_and(|o| {
+            o.lines()
+                .skip(1)
+                .any(|l| l.split(' ').nth(4) == Some(size.as_str()))
+        })
+    });
+    // A round's append may pass the bound before the oldest segment goes; never much more.
+    assert!(
+        on_disk_max <= SPOOL_BYTES + (4 << 20),
+        "{on_disk_max} bytes of spool on disk with spool_bytes = {SPOOL_BYTES}"
+    );
+    b.set_outage(None);
+    let last = format!("entry {:06} ", ENTRIES - 1);
+    until(Duration::from_secs(120), "the last entry delivered", || {
+        b.batches().iter().any(|x| {
+            x.metrics()
+                .iter()
+                .any(|m| m["type"] == "pg_log" && m.to_string().contains(&last))
+        })
+    });
+    // One more health element after the replay, then a clean stop.
+    let rounds = healths(&delivered(&b)).len();
+    until(
+        Duration::from_secs(30),
+        "a health element after the replay",
+        || healths(&delivered(&b)).len() > rounds + 1,
+    );
+    d.signal(rustix::process::Signal::TERM);
+    assert!(
+        d.wait_exit(Duration::from_secs(10)).success(),
+        "{}",
+        d.log()
+    );
+
+    let elements = delivered(&b);
+    let mut seen = Vec::new();
+    for m in elements.iter().filter(|m| m["type"] == "pg_log") {
+        for e in m["entries"].as_array().unwrap() {
+            let msg = e["message"].as_str().unwrap();
+            let n: usize = msg["entry ".len().."entry ".len() + 6].parse().unwrap();
+            seen.push(n);
+        }
+    }
+    let count = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), count, "an entry delivered twice");
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &n in &seen {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == n => *end = n,
+            _ => runs.push((n, n)),
+        }
+    }
+    let first = seen[0];
+    assert!(first > 0, "nothing was lost: the bound was not reached");
+    assert_eq!(
+        runs,
+        [(first, ENTRIES - 1)],
+        "not one contiguous run of the newest entries"
+    );
+    let dropped = healths(&elements)
+        .iter()
+        .filter_map(|h| h["metrics_dropped"].as_u64())
+        .max()
+        .unwrap();
+    // An element holds at most PER_ELEMENT entries (max_entries per collection), so the
+    // entries lost need at least first / PER_ELEMENT dropped elements; sysstat and health
+    // elements of the outage went with them, so metrics_dropped may count more.
+    assert!(
+        dropped >= (first / PER_ELEMENT) as u64,
+        "{first} entries lost, {dropped} elements counted"
+    );
+    let warned: u64 = d
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(dropped_line))
+        .filter_map(|l| {
+            let v: Value = serde_json::from_str(l).ok()?;
+            v["elements"].as_str()?.parse::<u64>().ok()
+        })
+        .sum();
+    assert_eq!(
+        warned,
+        dropped,
+        "the warnings and metrics_dropped disagree\n{}",
+        d.log()
+    );
+}

@@ -237,6 +237,15 @@ impl<T: Transport> HttpsSink<T> {
                     scratch.clear();
                 }
                 if c.dropped > 0 {
+                    // A spool batch read from a dropped segment (waiting for the backend) goes
+                    // with it: its elements are among those counted.
+                    if self
+                        .spool_batch
+                        .as_ref()
+                        .is_some_and(|(_, end)| !spool.holds_segment(end.seq))
+                    {
+                        self.spool_batch = None;
+                    }
                     stats.metrics_dropped += c.dropped;
                     agent_log::warn(
                         "spool",

@@ -365,6 +365,11 @@ impl Spool {
         front.elements
     }
 
+    /// Whether segment `seq` is still in the spool (not delivered, not dropped).
+    pub fn holds_segment(&self, seq: u64) -> bool {
+        self.segments.iter().any(|s| s.seq == seq)
+    }
+
     /// The records of the next request: from the cursor, within the front segment; those that
     /// carry a batch id together as that batch, the others up to `max_json` bytes of JSON (at
     /// least one) and `max_records`. `None` when nothing waits. Bad records are skipped.
