@@ -14,7 +14,7 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::pg::{Cluster, Options, SUPERPASS, SUPERUSER};
 use support::tmp::TempDir;
 
@@ -131,6 +131,9 @@ enum Script {
     HugeRow,
     /// Trust, a normal startup, `one = 1` for every query.
     Good,
+    /// SCRAM-SHA-256 with a valid server-first message asking for 4 294 967 295 iterations
+    /// (hours of PBKDF2 in the one thread), then records what comes.
+    ScramIterations,
 }
 
 /// How a fake server answers SSLRequest.
@@ -202,6 +205,18 @@ fn play(s: &mut dyn ReadWrite, script: Script, received: &Received, slot: usize)
         }
         Script::Md5 => {
             let _ = s.write_all(&auth(5, &[1, 2, 3, 4]));
+            rest(s);
+        }
+        Script::ScramIterations => {
+            let _ = s.write_all(&auth(10, b"SCRAM-SHA-256\0\0"));
+            let Some((b'p', body)) = read_message(s) else {
+                return;
+            };
+            // "SCRAM-SHA-256\0", length, "n,,n=,r=NONCE"
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let nonce = text.rsplit("r=").next().unwrap_or("").to_string();
+            let first = format!("r={nonce}server,s=c2FsdA==,i=4294967295");
+            let _ = s.write_all(&auth(11, first.as_bytes()));
             rest(s);
         }
         Script::ParameterFlood => {
@@ -374,6 +389,26 @@ fn a_server_declining_tls_gets_no_cleartext_password() {
     for g in got.iter() {
         assert!(!contains(g, SECRET.as_bytes()));
     }
+}
+
+/// S4: a server asking for four billion SCRAM iterations would hold the one thread for hours
+/// (beyond SIGTERM); the count is bounded and the connection refused at once.
+#[test]
+fn a_server_asking_four_billion_scram_iterations_is_refused_at_once() {
+    let (port, received, server) = fake_server(Tls::Decline, vec![Script::ScramIterations]);
+    let started = Instant::now();
+    let e = Client::connect(&params(tcp(port)), None).unwrap_err();
+    let took = started.elapsed();
+    let text = e.to_string();
+    assert!(text.contains("4294967295 iterations"), "{text}");
+    assert!(text.contains("1000000"), "{text}");
+    assert!(!text.contains('\n'));
+    assert!(took < Duration::from_secs(5), "refused after {took:?}");
+    server.join().unwrap();
+    assert!(
+        received.lock().unwrap()[0].is_empty(),
+        "no client-final sent"
+    );
 }
 
 #[test]

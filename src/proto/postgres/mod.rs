@@ -17,6 +17,7 @@ pub mod cert;
 pub mod client;
 pub mod extended;
 pub mod rows;
+pub mod scram;
 pub mod session;
 
 pub use client::Client;

@@ -35,10 +35,11 @@
 
 use super::PgError;
 use super::rows::{Rows, RowsBuilder};
+use super::scram::{Binding, Scram};
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::md5_hash;
-use postgres_protocol::authentication::sasl::{self, ChannelBinding, ScramSha256};
+use postgres_protocol::authentication::sasl;
 use postgres_protocol::message::backend::{ErrorFields, Message};
 use postgres_protocol::message::frontend;
 
@@ -168,9 +169,9 @@ enum State {
     /// Waiting for an authentication request or AuthenticationOk.
     Authenticating,
     /// SASLInitialResponse sent; waiting for the server-first message.
-    ScramContinue(Box<ScramSha256>),
+    ScramContinue(Box<Scram>),
     /// SASLResponse sent; waiting for the server-final message.
-    ScramFinal(Box<ScramSha256>),
+    ScramFinal(Box<Scram>),
     /// The SCRAM server-final message checked out; only AuthenticationOk may follow.
     ScramDone,
     /// Authenticated; parameters and the key arrive until ReadyForQuery.
@@ -535,7 +536,8 @@ impl Session {
                 let password = self.password()?.to_owned();
                 self.answered = true;
                 self.bound = mechanism == sasl::SCRAM_SHA_256_PLUS;
-                let exchange = ScramSha256::new(password.as_bytes(), binding);
+                let exchange = Scram::new(&password, binding)
+                    .map_err(|e| auth_error(format!("scram: {e}")))?;
                 frontend::sasl_initial_response(mechanism, exchange.message(), &mut self.out)
                     .map_err(|e| PgError::Protocol(format!("sasl message: {e}")))?;
                 self.state = State::ScramContinue(Box::new(exchange));
@@ -646,7 +648,7 @@ impl Session {
         scram: bool,
         plus: bool,
         offered: &[String],
-    ) -> Result<(&'static str, ChannelBinding), PgError> {
+    ) -> Result<(&'static str, Binding), PgError> {
         let mode = self.policy.channel_binding;
         let tls = self.policy.tls_end_point.as_ref();
         if plus
@@ -654,10 +656,7 @@ impl Session {
             && let Some(end_point) = tls
         {
             return match end_point {
-                Ok(data) => Ok((
-                    sasl::SCRAM_SHA_256_PLUS,
-                    ChannelBinding::tls_server_end_point(data.clone()),
-                )),
+                Ok(data) => Ok((sasl::SCRAM_SHA_256_PLUS, Binding::EndPoint(data.clone()))),
                 Err(why) => Err(auth_error(format!(
                     "channel binding: {why}; set [postgres] channel_binding = \"disable\" to authenticate without it"
                 ))),
@@ -680,9 +679,9 @@ impl Session {
             )));
         }
         let binding = if tls.is_some() && mode != ChannelBindingMode::Disable {
-            ChannelBinding::unrequested()
+            Binding::Unrequested
         } else {
-            ChannelBinding::unsupported()
+            Binding::Unsupported
         };
         Ok((sasl::SCRAM_SHA_256, binding))
     }
