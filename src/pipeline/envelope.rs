@@ -75,6 +75,42 @@ pub fn build(
     close(count, body);
 }
 
+/// Writes an envelope of everything waiting in `buffer` through `out`, in pieces: `body` is
+/// handed to `out` and cleared each time it passes `piece` bytes, and at the end (with the
+/// closing bytes). So the memory beside the buffer is one piece and one element, not the whole
+/// envelope (`run --stdout` after a long round). Elements are taken from the buffer as they
+/// are written (`taken`); a failing `out` ends the envelope there, cut.
+pub fn stream(
+    header: &Header<'_>,
+    buffer: &mut ElementBuffer,
+    body: &mut Vec<u8>,
+    taken: &mut Vec<ElementMeta>,
+    piece: usize,
+    out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    open(header, body);
+    let mut count = 0usize;
+    while buffer.front_len().is_some() {
+        if count > 0 {
+            body.push(b',');
+        }
+        match buffer.pop_into(body) {
+            Some(meta) => taken.push(meta),
+            None => break,
+        }
+        count += 1;
+        if body.len() >= piece {
+            out(body)?;
+            body.clear();
+        }
+    }
+    close(count, body);
+    body.push(b'\n');
+    out(body)?;
+    body.clear();
+    Ok(())
+}
+
 /// Writes an envelope into `body` (cleared first) around element JSON texts kept outside the
 /// buffer (a batch being resent: same elements, same `batch_id`).
 pub fn write<'e>(
@@ -175,6 +211,51 @@ mod tests {
         assert_eq!(v["metrics"][2]["n"], 2);
         assert_eq!(taken.iter().map(|m| m.tag).collect::<Vec<_>>(), [0, 1, 2]);
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_streamed_envelope_is_the_built_one_in_pieces() {
+        for (n, piece) in [(0, 1), (1, 1), (7, 1), (40, 100), (40, 1 << 20)] {
+            let (mut whole, mut taken) = (Vec::new(), Vec::new());
+            build(&header("x"), &mut filled(n), None, &mut whole, &mut taken);
+            whole.push(b'\n');
+            let mut b = filled(n);
+            let (mut body, mut streamed_taken, mut out) = (Vec::new(), Vec::new(), Vec::new());
+            let mut pieces = 0;
+            stream(
+                &header("x"),
+                &mut b,
+                &mut body,
+                &mut streamed_taken,
+                piece,
+                &mut |p| {
+                    assert!(p.len() < piece + 200, "a piece of {} bytes", p.len());
+                    pieces += 1;
+                    out.extend_from_slice(p);
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(out, whole, "{n} elements, pieces of {piece}");
+            assert_eq!(streamed_taken, taken);
+            assert!(b.is_empty() && body.is_empty());
+            assert!(pieces >= 1);
+        }
+        // A failing writer ends it: what was taken is what was handed over.
+        let mut b = filled(10);
+        let (mut body, mut taken) = (Vec::new(), Vec::new());
+        let mut calls = 0;
+        let e = stream(&header("x"), &mut b, &mut body, &mut taken, 1, &mut |_| {
+            calls += 1;
+            if calls == 3 {
+                Err(std::io::Error::other("gone"))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(e.is_err());
+        assert_eq!(taken.len(), 3);
+        assert_eq!(b.len(), 7);
     }
 
     #[test]

@@ -90,6 +90,9 @@ impl LineOut for crate::sys::stdout::Stdout<'_> {
     }
 }
 
+/// Bytes the stdout sink hands to its writer at a time.
+const STDOUT_PIECE: usize = 64 * 1024;
+
 /// Writes each round as one envelope line ("everything waiting, not split"): `run --stdout`.
 /// An element is delivered once its line is written and flushed.
 pub struct StdoutSink<W: LineOut> {
@@ -135,20 +138,32 @@ impl<W: LineOut> Sink for StdoutSink<W> {
             version: env!("CARGO_PKG_VERSION"),
         };
         self.taken.clear();
-        envelope::build(&header, buffer, None, &mut self.body, &mut self.taken);
-        if self.pretty {
-            // Re-indent through a parse: only `once --pretty` takes this path.
+        let written = if self.pretty {
+            // Re-indent through a parse: only `once --pretty` takes this path (one round).
+            envelope::build(&header, buffer, None, &mut self.body, &mut self.taken);
             let value: serde_json::Value = serde_json::from_slice(&self.body)
                 .map_err(|e| SinkError::Failed(format!("envelope is not valid JSON: {e}")))?;
             self.body.clear();
             // unwrap: writing a Value into a Vec cannot fail.
             serde_json::to_writer_pretty(&mut self.body, &value).unwrap();
+            self.body.push(b'\n');
+            self.out.write_all(&self.body)
+        } else {
+            // In pieces: a round of 30 MB is not copied whole beside the buffer.
+            let out = &mut self.out;
+            envelope::stream(
+                &header,
+                buffer,
+                &mut self.body,
+                &mut self.taken,
+                STDOUT_PIECE,
+                &mut |piece| out.write_all(piece),
+            )
         }
-        self.body.push(b'\n');
-        let written = self
-            .out
-            .write_all(&self.body)
-            .and_then(|()| self.out.flush());
+        .and_then(|()| self.out.flush());
+        if self.body.capacity() > 4 * STDOUT_PIECE {
+            self.body = Vec::new();
+        }
         match written {
             Ok(()) => {
                 for meta in self.taken.drain(..) {
