@@ -64,6 +64,11 @@ impl Token {
         if token.is_empty() {
             return Err("the token is empty".into());
         }
+        // It goes into an `Authorization` header: visible ASCII only (a JWT is base64url and
+        // dots), whatever the part the checks below do not decode (the signature).
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("the token has characters an HTTP header cannot carry".into());
+        }
         let (iat, exp) =
             jwt::expiry(&token).map_err(|e| format!("the token is not a readable JWT: {e}"))?;
         let collector_id = jwt::decode_payload(&token)
@@ -261,6 +266,21 @@ pub fn registration_secret(config: &config::Auth) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refreshed token goes into a header: a signature part with other bytes than visible
+    /// ASCII (found by the `backend_replies` fuzz target) is refused, not sent.
+    #[test]
+    fn a_token_a_header_cannot_carry_is_refused() {
+        let head_and_claims = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjIwMDAwMDAwMDB9";
+        assert!(Token::parse(&format!("{head_and_claims}.c2ln")).is_ok());
+        for sig in ["c\u{113}n", "a b", "a\x7fb", "a\rb"] {
+            let body = serde_json::json!({ "token": format!("{head_and_claims}.{sig}") });
+            let e = parse_refresh_reply(body.to_string().as_bytes())
+                .err()
+                .unwrap_or_else(|| panic!("{sig:?} accepted"));
+            assert!(e.contains("header"), "{e}");
+        }
+    }
 
     /// Security rule S9: hostile `exp`/`iat` values never overflow.
     #[test]
