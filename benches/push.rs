@@ -418,7 +418,7 @@ fn main() {
     let token = backend.issue_token("bench", "bench-host");
 
     // Peak RSS of `run` pushing over TLS: nearly empty buffer, then a full one.
-    std::fs::write(dir.join("collector.token"), format!("{token}\n")).unwrap();
+    write_secret(&dir.join("collector.token"), &format!("{token}\n"));
     let run = |buffer_bytes: usize, settle: Duration, outage: bool| -> u64 {
         let cfg = dir.join("run.toml");
         std::fs::write(
@@ -468,6 +468,10 @@ fn main() {
     let before = backend.batches().len();
     let empty = run(16 << 20, Duration::from_secs(5), false);
     let pushed = backend.batches().len() - before;
+    assert!(
+        empty > 0 && pushed > 0,
+        "run did not push (peak RSS {empty} KiB, {pushed} batches): its errors are above"
+    );
     let full_buffer = 2 << 20;
     let full = run(full_buffer, Duration::from_secs(25), true);
     println!(
