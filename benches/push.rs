@@ -417,7 +417,8 @@ fn main() {
     let certs = backend.certs.write(&dir);
     let token = backend.issue_token("bench", "bench-host");
 
-    // Peak RSS of `run` pushing over TLS: nearly empty buffer, then a full one.
+    // Peak RSS of `run` pushing over TLS: nearly empty buffer, then a full one (the spool off,
+    // so that the outage stays in memory: the worst case of memory).
     write_secret(&dir.join("collector.token"), &format!("{token}\n"));
     let run = |buffer_bytes: usize, settle: Duration, outage: bool| -> u64 {
         let cfg = dir.join("run.toml");
@@ -426,7 +427,7 @@ fn main() {
             format!(
                 "[collector]\ninterval = 0.01\npush_interval = 0.1\nconfig_pull_interval = 0\nstate_dir = \"{d}\"\n\
                  [backend]\nurl = \"{u}\"\nbuffer_bytes = {buffer_bytes}\nmax_batch_bytes = {mb}\n\
-                 retry_initial_secs = 0.2\nretry_max_secs = 1\n\
+                 retry_initial_secs = 0.2\nretry_max_secs = 1\nspool_bytes = 0\n\
                  [tls]\nca_file = \"{ca}\"\n[logging]\nlevel = \"error\"\n\
                  [pg_stats]\nenabled = false\n[pg_query_stats]\nenabled = false\n",
                 d = dir.display(),
