@@ -10,7 +10,7 @@
 #   PG_MATRIX_CACHE   where packages are unpacked (default $HOME/.cache/pganalytics-pg, or
 #                     /var/tmp/pganalytics-pg as root: the postgres user must be able to reach
 #                     the binaries, and /root is not traversable)
-#   PG_MATRIX_TESTS   test targets (default "pg_harness pg_client pg_collect pg_log pg_types pg_waits")
+#   PG_MATRIX_TESTS   test targets (default "pg_harness pg_client pg_collect pg_log pg_types pg_waits pg_custom")
 #   CARGO_TARGET_DIR  as usual
 # Prints one summary line per version and exits non-zero when any version failed.
 set -uo pipefail
@@ -23,7 +23,7 @@ if [ "$(id -u)" = 0 ]; then
 else
     cache=${PG_MATRIX_CACHE:-$HOME/.cache/pganalytics-pg}
 fi
-tests=${PG_MATRIX_TESTS:-pg_harness pg_client pg_collect pg_log pg_types pg_waits}
+tests=${PG_MATRIX_TESTS:-pg_harness pg_client pg_collect pg_log pg_types pg_waits pg_custom}
 mkdir -p "$cache"
 cd "$(dirname "$0")/.." || exit 1
 
