@@ -2,7 +2,7 @@
 //! the Debian cluster name, where the settings put the log, and the containment test of a
 //! server-named path. Properties: a name always matches itself as a pattern and a trailing
 //! `*` never loses a match; the destination picked is one of the three and named in the
-//! input; a Debian cluster name never leaves `/var/log/postgresql`; a name the containment
+//! input, the configured format's when the input names it; a Debian cluster name never leaves `/var/log/postgresql`; a name the containment
 //! test accepts is one plain component directly in the log directory.
 #![no_main]
 use pganalytics_collector::collect::pg::pg_log::contain::name_in;
@@ -27,9 +27,29 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
 
     let s = |x: &[u8]| String::from_utf8_lossy(x).into_owned();
     let (dest, name, dir) = (s(next()), s(next()), s(next()));
-    if let Some(d) = pick_destination(&dest) {
+    let format = match data.last().map(|b| b % 4) {
+        Some(1) => PgLogFormat::Stderr,
+        Some(2) => PgLogFormat::Csvlog,
+        Some(3) => PgLogFormat::Jsonlog,
+        _ => PgLogFormat::Auto,
+    };
+    if let Some(d) = pick_destination(&dest, format) {
         assert!(["jsonlog", "csvlog", "stderr"].contains(&d));
         assert!(dest.to_ascii_lowercase().contains(d));
+        // The configured format wins whenever the server writes it.
+        if let Some(asked) = pick_destination(&dest, PgLogFormat::Auto).and(match format {
+            PgLogFormat::Auto => None,
+            PgLogFormat::Stderr => Some("stderr"),
+            PgLogFormat::Csvlog => Some("csvlog"),
+            PgLogFormat::Jsonlog => Some("jsonlog"),
+        }) && dest
+            .split(',')
+            .any(|x| x.trim().eq_ignore_ascii_case(asked))
+        {
+            assert_eq!(d, asked);
+        }
+    } else {
+        assert_eq!(pick_destination(&dest, PgLogFormat::Auto), None);
     }
     if let Some(c) = debian_cluster(&name, &dir) {
         assert!(!c.is_empty() && !c.contains(['/', '\0']));
