@@ -359,8 +359,10 @@ fn scenario(dest: &str) {
     d.wait_for(&c, 399);
 
     // Rotation by rename (as logrotate does): the server goes on writing to the renamed file
-    // until it reopens its log.
+    // until it reopens its log. The collector must hold the file open first: a file renamed
+    // before it was ever opened, to a name outside the log's pattern (`.1`), is not found.
     let cur = current_file(&c, dest);
+    d.wait_log(&cur.display().to_string());
     let mut renamed = cur.clone().into_os_string();
     renamed.push(".1");
     std::fs::rename(&cur, &renamed).unwrap();
