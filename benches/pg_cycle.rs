@@ -18,6 +18,9 @@
 
 #[path = "../tests/support/pg.rs"]
 mod pg;
+#[path = "support/proc.rs"]
+mod proc_figures;
+use proc_figures::{cpu_ns, median};
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -33,23 +36,6 @@ fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-/// CPU time of `pid` (its one thread) in nanoseconds: the first field of
-/// /proc/PID/schedstat, the scheduler's own account, finer than the 10 ms clock ticks of
-/// utime + stime in /proc/PID/stat.
-fn cpu_ns(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn main() {

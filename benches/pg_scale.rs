@@ -44,6 +44,9 @@
 
 #[path = "../tests/support/pg.rs"]
 mod pg;
+#[path = "support/proc.rs"]
+mod proc_figures;
+use proc_figures::{cpu_ns, median, vm_hwm_kib};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -80,33 +83,6 @@ const WARMUP: usize = 1;
 const CPU_GOAL_MS_PER_1000: f64 = 20.0;
 const RSS_GOAL_BASE: u64 = 16 << 20;
 const SERVER_GOAL_MS: f64 = 50.0;
-
-/// CPU time of `pid` (its one thread) in nanoseconds: the first field of
-/// /proc/PID/schedstat, the scheduler's own account, finer than the 10 ms clock ticks of
-/// utime + stime in /proc/PID/stat.
-fn cpu_ns(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1048576.0

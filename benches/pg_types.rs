@@ -21,6 +21,9 @@
 
 #[path = "../tests/support/pg.rs"]
 mod pg;
+#[path = "support/proc.rs"]
+mod proc_figures;
+use proc_figures::{cpu_ns, median};
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -40,23 +43,6 @@ const TYPES: [&str; 8] = [
 /// member, as README documents for production (not a superuser: pg_bloat then reads the
 /// pg_stats view, not pg_statistic), with SELECT on the tables as the bloat estimate needs.
 const COLLECTOR_USER: &str = "collector";
-
-/// CPU time of `pid` (its one thread) in nanoseconds: the first field of
-/// /proc/PID/schedstat, the scheduler's own account, finer than the 10 ms clock ticks of
-/// utime + stime in /proc/PID/stat.
-fn cpu_ns(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
 
 fn main() {
     let cycles: usize = std::env::args()

@@ -20,6 +20,9 @@
 
 #[path = "../tests/support/pg.rs"]
 mod pg;
+#[path = "support/proc.rs"]
+mod proc_figures;
+use proc_figures::cpu_ns;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -29,16 +32,6 @@ const SLEEPING: usize = 60;
 /// The collector connects as this `pg_monitor` member (as README documents for production),
 /// so its statements can be told apart and it sees every session's query text.
 const COLLECTOR_USER: &str = "collector";
-
-/// CPU time of `pid` in nanoseconds (/proc/PID/schedstat, the scheduler's own account).
-fn cpu_ns(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
 
 fn main() {
     let intervals: usize = std::env::args()

@@ -20,6 +20,8 @@
 #[allow(dead_code)]
 mod support;
 
+#[path = "support/proc.rs"]
+mod proc_figures;
 use pganalytics_collector::collect::registry;
 use pganalytics_collector::config::Config;
 use pganalytics_collector::pipeline::envelope::{self, Header};
@@ -27,6 +29,7 @@ use pganalytics_collector::pipeline::{ElementBuffer, ElementMeta};
 use pganalytics_collector::proto::gzip;
 use pganalytics_collector::push::conn::{Conn, ConnSettings, Request};
 use pganalytics_collector::util::WallTime;
+use proc_figures::{median, vm_hwm_kib, write_secret};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,27 +39,6 @@ use support::pg;
 
 const ROUND_BYTES: usize = 200 * 1024;
 const RUNS: usize = 50;
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn write_secret(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
 
 /// Real elements: one `once` of the shipped binary against a small cluster.
 fn real_elements(bin: &str, dir: &Path) -> Vec<String> {

@@ -53,6 +53,17 @@ fn fast_config(dir: &TempDir, push_interval: &str) -> PathBuf {
     )
 }
 
+/// `run --stdout -c config` with stdout and stderr piped.
+fn run_stdout(config: &Path) -> Child {
+    cmd()
+        .args(["run", "--stdout", "-c"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// A running `run --stdout` child whose stdout lines and stderr arrive through channels.
 struct Daemon {
     child: Child,
@@ -62,13 +73,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(config: &Path) -> Daemon {
-        let mut child = cmd()
-            .args(["run", "--stdout", "-c"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = run_stdout(config);
         let (tx, lines) = mpsc::channel();
         let out = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -399,13 +404,7 @@ fn sigusr1_logs_a_health_line_and_sigterm_exits_0_promptly_with_a_last_push() {
 fn a_closed_stdout_ends_run_quietly_with_exit_0() {
     let dir = TempDir::new("pipe");
     let cfg = fast_config(&dir, "0.05");
-    let mut child = cmd()
-        .args(["run", "--stdout", "-c"])
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = run_stdout(&cfg);
     let mut out = child.stdout.take().unwrap();
     let mut first = [0u8; 1];
     out.read_exact(&mut first).unwrap();
@@ -595,13 +594,7 @@ fn a_requirepeer_user_that_does_not_exist_is_a_located_error() {
 fn sigterm_ends_run_stdout_while_the_reader_does_not_read() {
     let dir = TempDir::new("fullpipe");
     let cfg = fast_config(&dir, "0.05");
-    let mut child = cmd()
-        .args(["run", "--stdout", "-c"])
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = run_stdout(&cfg);
     let mut out = child.stdout.take().unwrap();
     // The pipe is full when what it holds stops growing for a second (20 rounds a second are
     // written while there is room; how much it holds then depends on how writes share its
