@@ -15,7 +15,7 @@
 use super::client::{PgError, Row, Rows};
 use super::pool::SharedPool;
 use super::sql::bloat as sql;
-use super::{CollectionConn, each_database};
+use super::{CollectionConn, RELATIONS_PER_STATEMENT, each_database, oid_array, oids};
 use crate::collect::{CollectError, Collector, Now, Output, json, round2};
 use crate::config;
 
@@ -273,18 +273,17 @@ fn relation<'r>(r: &Row<'r>, kind: Kind, c: &Columns) -> Result<Relation<'r>, Pg
     })
 }
 
-/// The entries of `rows`, comma-separated.
-fn list(rows: &Rows, kind: Kind) -> Result<json::Buf, PgError> {
+/// Appends the entries of `rows` to `out`, comma-separated.
+fn list_into(rows: &Rows, kind: Kind, out: &mut json::Buf) -> Result<(), PgError> {
     let columns = Columns::of(rows, kind)?;
-    let mut out = json::Buf::default();
     for r in rows.iter() {
         let relation = relation(&r, kind, &columns)?;
         if !out.is_empty() {
             out.byte(b',');
         }
-        relation.write(&mut out);
+        relation.write(out);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The `tables` and `indexes` entries, comma-separated.
@@ -301,11 +300,21 @@ fn read(c: &mut CollectionConn<'_>, max_tables: u32) -> Result<(json::Buf, json:
     } else {
         sql::Stats::View
     };
-    let tables = list(&c.query(&sql::tables(max_tables, stats))?, Kind::Table)?;
-    let indexes = list(
-        &c.query(&sql::indexes(max_tables, stats))?,
-        Kind::BtreeIndex,
-    )?;
+    // Listed first (catalogs only), then read a few at a time: the statistics join costs the
+    // server per column, so one statement over every table ran for hundreds of milliseconds
+    // on a database of thousands of tables.
+    let mut tables = json::Buf::default();
+    let mut indexes = json::Buf::default();
+    for chunk in oids(c, &sql::table_list(max_tables))?.chunks(RELATIONS_PER_STATEMENT) {
+        let list = oid_array(chunk);
+        list_into(
+            &c.query(&sql::tables(&list, stats))?,
+            Kind::Table,
+            &mut tables,
+        )?;
+        let rows = c.query(&sql::indexes(&list, stats))?;
+        list_into(&rows, Kind::BtreeIndex, &mut indexes)?;
+    }
     Ok((tables, indexes))
 }
 

@@ -154,6 +154,45 @@ pub fn each_database<T>(
     Ok(databases)
 }
 
+/// Most relations one statement reads where the server's work grows with each relation
+/// (`pg_stats`: the size functions stat every file; `pg_bloat`: the `pg_stats` view checks a
+/// privilege per column): the collector first lists the relations (cheap, `pg_class` only),
+/// then reads them this many at a time, so no statement runs long on a database of thousands
+/// of tables (docs/performance.md, "At scale").
+pub const RELATIONS_PER_STATEMENT: usize = 100;
+
+/// The `oid` column (int8) of every row of `sql`, in order.
+pub fn oids(c: &mut CollectionConn<'_>, sql: &str) -> Result<Vec<u32>, PgError> {
+    let rows = c.query(sql)?;
+    let col = rows.column_index("oid")?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows.iter() {
+        if let Some(oid) = r.i64_at(col)? {
+            out.push(u32::try_from(oid).map_err(|_| PgError::Decode {
+                column: "oid".to_string(),
+                value: oid.to_string(),
+                expected: "an oid",
+            })?);
+        }
+    }
+    Ok(out)
+}
+
+/// `oids` as an SQL array literal, `'{16384,16390}'::oid[]`.
+pub fn oid_array(oids: &[u32]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(12 + oids.len() * 7);
+    s.push_str("'{");
+    for (i, oid) in oids.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{oid}");
+    }
+    s.push_str("}'::oid[]");
+    s
+}
+
 /// A text column as an owned string (NULL → `None`).
 pub fn text(r: &Row<'_>, col: &str) -> Result<Option<String>, PgError> {
     Ok(r.get_str(col)?.map(str::to_string))
@@ -169,4 +208,16 @@ pub fn time(r: &Row<'_>, col: &str) -> Result<Option<String>, PgError> {
 pub fn query_text(r: &Row<'_>, col: &str, max: usize) -> Result<Option<String>, PgError> {
     Ok(r.get_str(col)?
         .map(|s| query_stats::truncate_utf8(s, max).to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn oid_arrays() {
+        assert_eq!(super::oid_array(&[]), "'{}'::oid[]");
+        assert_eq!(
+            super::oid_array(&[16384, 4294967295]),
+            "'{16384,4294967295}'::oid[]"
+        );
+    }
 }

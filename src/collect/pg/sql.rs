@@ -43,8 +43,22 @@ select datname, numbackends, xact_commit, xact_rollback, blks_read, blks_hit,
 from pg_stat_database
 where datname = current_database()";
 
-/// `pg_stats`: the largest `limit` user tables by total size (heap + indexes + TOAST).
-pub fn tables(limit: u32) -> String {
+/// `pg_stats`: every user table (the relations of `pg_stat_user_tables`), cheap (catalogs
+/// only); [`tables`] and [`indexes`] then read them a few at a time, and the collector keeps
+/// the largest (their sizes come from the size functions, which stat every file: one
+/// statement over every table ran for hundreds of milliseconds on thousands of tables).
+pub const USER_TABLES: &str = "\
+select c.oid::int8 as oid
+from pg_class as c
+join pg_namespace as n on n.oid = c.relnamespace
+where c.relkind in ('r', 't', 'm', 'p')
+  and n.nspname not in ('pg_catalog', 'information_schema')
+  and n.nspname !~ '^pg_toast'
+order by c.oid";
+
+/// `pg_stats`: the user tables of `oids` (an array literal, [`super::oid_array`]) with their
+/// total size (heap + indexes + TOAST).
+pub fn tables(oids: &str) -> String {
     format!(
         "\
 select schemaname, relname, n_live_tup, n_dead_tup, n_mod_since_analyze,
@@ -54,20 +68,18 @@ select schemaname, relname, n_live_tup, n_dead_tup, n_mod_since_analyze,
        last_vacuum, last_autovacuum, last_analyze, last_autoanalyze,
        vacuum_count, autovacuum_count, analyze_count, autoanalyze_count
 from pg_stat_user_tables
-order by size_bytes desc nulls last, schemaname, relname
-limit {limit}"
+where relid = any({oids})"
     )
 }
 
-/// `pg_stats`: the largest `limit` user indexes by size.
-pub fn indexes(limit: u32) -> String {
+/// `pg_stats`: the user indexes of the tables of `oids`, with their size.
+pub fn indexes(oids: &str) -> String {
     format!(
         "\
 select schemaname, indexrelname, relname, idx_scan, idx_tup_read, idx_tup_fetch,
        pg_relation_size(indexrelid) as size_bytes
 from pg_stat_user_indexes
-order by size_bytes desc nulls last, schemaname, indexrelname
-limit {limit}"
+where relid = any({oids})"
     )
 }
 

@@ -15,7 +15,9 @@
 
 use super::client::PgError;
 use super::pool::SharedPool;
-use super::{CollectionConn, each_database, sql, text, time};
+use super::{
+    CollectionConn, RELATIONS_PER_STATEMENT, each_database, oid_array, oids, sql, text, time,
+};
 use crate::collect::{CollectError, Collector, EmitError, JsonWriter, Now, Output, round2};
 use crate::config;
 use crate::util::Rfc3339;
@@ -158,8 +160,55 @@ fn read(
         };
     }
 
-    let rows = c.query(&sql::tables(max_tables))?;
-    let mut tables = Vec::with_capacity(rows.len());
+    // Listed first, then read a few at a time, keeping the largest: the size functions stat
+    // every file, and one statement over thousands of tables ran for hundreds of ms.
+    let mut tables = Vec::new();
+    let mut indexes = Vec::new();
+    for chunk in oids(c, sql::USER_TABLES)?.chunks(RELATIONS_PER_STATEMENT) {
+        let list = oid_array(chunk);
+        read_tables(c, &list, &mut tables)?;
+        keep_largest(&mut tables, max_tables, |t| {
+            (t.size_bytes, &t.schema, &t.name)
+        });
+        read_indexes(c, &list, &mut indexes)?;
+        keep_largest(&mut indexes, max_indexes, |i| {
+            (i.size_bytes, &i.schema, &i.name)
+        });
+    }
+    Ok((db, tables, indexes))
+}
+
+/// Keeps the `max` largest of `items`, sorted as the element lists them: by size, largest
+/// first and unknown last, then schema and name (byte order).
+fn keep_largest<T>(
+    items: &mut Vec<T>,
+    max: u32,
+    key: impl Fn(&T) -> (Option<i64>, &Option<String>, &Option<String>),
+) {
+    use core::cmp::Ordering;
+    items.sort_by(|a, b| {
+        let (size_a, schema_a, name_a) = key(a);
+        let (size_b, schema_b, name_b) = key(b);
+        let by_size = match (size_a, size_b) {
+            (Some(x), Some(y)) => y.cmp(&x),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        };
+        by_size
+            .then_with(|| schema_a.cmp(schema_b))
+            .then_with(|| name_a.cmp(name_b))
+    });
+    items.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+}
+
+/// Appends the tables of `list` (an oid array literal) to `tables`.
+fn read_tables(
+    c: &mut CollectionConn<'_>,
+    list: &str,
+    tables: &mut Vec<Table>,
+) -> Result<(), PgError> {
+    let rows = c.query(&sql::tables(list))?;
     for r in rows.iter() {
         let i = |col: &str| r.get_i64(col);
         tables.push(Table {
@@ -188,8 +237,16 @@ fn read(
         });
     }
 
-    let rows = c.query(&sql::indexes(max_indexes))?;
-    let mut indexes = Vec::with_capacity(rows.len());
+    Ok(())
+}
+
+/// Appends the indexes of the tables of `list` to `indexes`.
+fn read_indexes(
+    c: &mut CollectionConn<'_>,
+    list: &str,
+    indexes: &mut Vec<Index>,
+) -> Result<(), PgError> {
+    let rows = c.query(&sql::indexes(list))?;
     for r in rows.iter() {
         let scans = r.get_i64("idx_scan")?;
         indexes.push(Index {
@@ -203,7 +260,7 @@ fn read(
             status: index_status(scans),
         });
     }
-    Ok((db, tables, indexes))
+    Ok(())
 }
 
 /// Splits items of `sizes` bytes, in order, into runs whose sizes (plus a comma each) stay
@@ -317,6 +374,33 @@ mod tests {
         assert_eq!(index_status(Some(0)), "UNUSED");
         assert_eq!(index_status(Some(3)), "USED");
         assert_eq!(index_status(None), "USED");
+    }
+
+    #[test]
+    fn the_largest_are_kept_in_element_order_unknown_sizes_last() {
+        let t = |size: Option<i64>, schema: &str, name: &str| {
+            let mut t = table(0);
+            t.size_bytes = size;
+            t.schema = Some(schema.to_string());
+            t.name = Some(name.to_string());
+            t
+        };
+        let mut v = vec![
+            t(None, "a", "unknown"),
+            t(Some(10), "b", "small"),
+            t(Some(99), "b", "big2"),
+            t(Some(99), "a", "big1"),
+            t(Some(50), "a", "mid"),
+        ];
+        fn key(t: &Table) -> (Option<i64>, &Option<String>, &Option<String>) {
+            (t.size_bytes, &t.schema, &t.name)
+        }
+        keep_largest(&mut v, 10, key);
+        let names: Vec<_> = v.iter().map(|t| t.name.as_deref().unwrap()).collect();
+        assert_eq!(names, ["big1", "big2", "mid", "small", "unknown"]);
+        keep_largest(&mut v, 2, key);
+        let names: Vec<_> = v.iter().map(|t| t.name.as_deref().unwrap()).collect();
+        assert_eq!(names, ["big1", "big2"]);
     }
 
     #[test]

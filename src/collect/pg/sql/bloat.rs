@@ -10,9 +10,12 @@
 //!
 //! Where the statistics come from is chosen by privilege ([`PRIVILEGE`]), never by trying:
 //! a role that may read `pg_statistic` (a superuser) joins it by oid and attribute number,
-//! which is cheap; any other role reads the `pg_stats` view, joined by names, which checks
-//! `has_column_privilege` on every row (about 20 µs each: 60 ms for 3 000 columns) and hides
-//! the statistics of index expressions (such an index gets no estimate).
+//! which is cheap; any other role reads the `pg_stats` view by names, which checks
+//! `has_column_privilege` on every row it reads (about 20 µs each) and hides the statistics
+//! of index expressions (such an index gets no estimate). The view is read per column through
+//! a lateral subquery the planner cannot flatten, so only the columns of the tables asked
+//! for are checked: joined as a view, it checked every column of the database for any table
+//! (40 ms for 100 tables of a 1 000-table database, 5 ms as a lateral lookup).
 //! Partitioned tables (`relkind 'p'`, no storage) are left out (their partitions are
 //! tables); indexes of other access methods have no btree layout and are left out.
 
@@ -49,9 +52,39 @@ tbl as (
     )
 }
 
-/// Per table: pages, rows, fillfactor, and the widths of its columns from `pg_stats`
-/// (`stats_atts` < `natts`: some column was never analyzed, no estimate).
-pub fn tables(limit: u32, stats: Stats) -> String {
+/// The `limit` largest tables, largest first (cheap: `pg_class` only); [`tables`] then reads
+/// them a few at a time.
+pub fn table_list(limit: u32) -> String {
+    format!(
+        "\
+with {tbl}
+select oid::int8 as oid from tbl
+order by relpages desc, schemaname, relname",
+        tbl = largest_tables(limit),
+    )
+}
+
+/// The tables of `oids` (an array literal, [`crate::collect::pg::oid_array`]) with the
+/// columns of [`largest_tables`].
+fn tables_of(oids: &str) -> String {
+    format!(
+        "\
+tbl as (
+    select c.oid, n.nspname as schemaname, c.relname, c.relpages::int8 as relpages,
+           c.reltuples::float8 as reltuples,
+           coalesce(substring(array_to_string(c.reloptions, ' ')
+                              from 'fillfactor=([0-9]+)')::int, 100) as fillfactor
+    from pg_class as c
+    join pg_namespace as n on n.oid = c.relnamespace
+    where c.oid = any({oids})
+)"
+    )
+}
+
+/// Per table of `oids` (from [`table_list`]): pages, rows, fillfactor, and the widths of its
+/// columns from `pg_stats` (`stats_atts` < `natts`: some column was never analyzed, no
+/// estimate). Largest first, like the list.
+pub fn tables(oids: &str, stats: Stats) -> String {
     let stats_join = match stats {
         Stats::Direct => {
             "left join (select starelid, staattnum, stanullfrac as null_frac,
@@ -60,9 +93,15 @@ pub fn tables(limit: u32, stats: Stats) -> String {
            on s.starelid = t.oid and s.staattnum = a.attnum"
         }
         Stats::View => {
-            "left join pg_stats as s
-           on s.schemaname = t.schemaname and s.tablename = t.relname
-          and s.attname = a.attname and not s.inherited"
+            // A lateral subquery kept apart (`offset 0`): looked up per column by name
+            // through the catalogs' indexes; joined as a view, the planner read all of
+            // `pg_stats` (a privilege check per column of the database) for any table.
+            "left join lateral (
+        select s.attname, s.null_frac, s.avg_width from pg_stats as s
+        where s.schemaname = t.schemaname and s.tablename = t.relname
+          and s.attname = a.attname and not s.inherited
+        offset 0
+    ) as s on true"
         }
     };
     format!(
@@ -84,14 +123,15 @@ select t.schemaname, t.relname, t.relpages, t.reltuples, t.fillfactor,
 from tbl as t
 left join cols as c on c.oid = t.oid
 order by t.relpages desc, t.schemaname, t.relname",
-        tbl = largest_tables(limit),
+        tbl = tables_of(oids),
     )
 }
 
-/// Per btree index of those tables: pages, entries, fillfactor (btree default 90), and the
+/// Per btree index of the tables of `oids` (from [`table_list`]; so indexes come in the
+/// order of their tables, a few tables at a time, largest first within each): pages, entries, fillfactor (btree default 90), and the
 /// widths of its key columns: a plain column's statistics are the table's, an expression's
 /// are stored under the index's own name.
-pub fn indexes(limit: u32, stats: Stats) -> String {
+pub fn indexes(oids: &str, stats: Stats) -> String {
     let stats_join = match stats {
         Stats::Direct => {
             "left join (select starelid, staattnum, stanullfrac as null_frac,
@@ -109,13 +149,19 @@ pub fn indexes(limit: u32, stats: Stats) -> String {
             "left join pg_attribute as ta
            on ta.attrelid = x.indrelid and ta.attnum = x.indkey[a.attnum - 1]
           and x.indkey[a.attnum - 1] <> 0
-    left join pg_stats as sc
-           on sc.schemaname = x.schemaname and sc.tablename = x.tablename
+    left join lateral (
+        select sc.attname, sc.null_frac, sc.avg_width from pg_stats as sc
+        where sc.schemaname = x.schemaname and sc.tablename = x.tablename
           and sc.attname = ta.attname and not sc.inherited
-    left join pg_stats as se
-           on x.indkey[a.attnum - 1] = 0
+        offset 0
+    ) as sc on true
+    left join lateral (
+        select se.attname, se.null_frac, se.avg_width from pg_stats as se
+        where x.indkey[a.attnum - 1] = 0
           and se.schemaname = x.schemaname and se.tablename = x.indexname
-          and se.attname = a.attname and not se.inherited"
+          and se.attname = a.attname and not se.inherited
+        offset 0
+    ) as se on true"
         }
     };
     format!(
@@ -151,6 +197,6 @@ select x.schemaname, x.tablename, x.indexname, x.relpages, x.reltuples, x.fillfa
 from idx as x
 left join cols as c on c.indexrelid = x.indexrelid
 order by x.relpages desc, x.schemaname, x.indexname",
-        tbl = largest_tables(limit),
+        tbl = tables_of(oids),
     )
 }
