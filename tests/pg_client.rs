@@ -441,3 +441,54 @@ fn a_silent_server_times_out_the_connect() {
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 }
+
+/// A query sent without waiting (the wait-event sampler's way) is read later, even when
+/// another query used the connection in between, and never twice; a failed one comes back as
+/// its error and the connection stays usable.
+#[test]
+fn a_query_sent_now_is_read_later_even_across_other_queries() {
+    let c = Cluster::start(Options::default());
+    let mut client = connect(&params(unix(&c), SUPERUSER, Some(SUPERPASS)));
+    assert!(client.take_sent(Q, None).is_none(), "nothing sent yet");
+
+    client.send_query("select 41 + 1 as sent", Q, None).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let rows = client.take_sent(Q, None).unwrap().unwrap();
+    assert_eq!(
+        rows.iter().next().unwrap().get_i64("sent").unwrap(),
+        Some(42)
+    );
+    client.recycle(rows);
+    assert!(client.take_sent(Q, None).is_none(), "read once");
+
+    // Another query in between reads the reply first and keeps it.
+    client
+        .send_query("select 'first' as which", Q, None)
+        .unwrap();
+    select_one(&mut client);
+    let rows = client.take_sent(Q, None).unwrap().unwrap();
+    assert_eq!(
+        rows.iter().next().unwrap().get_str("which").unwrap(),
+        Some("first")
+    );
+
+    // A failing one: its error, then the connection works on.
+    client.send_query("select 1/0", Q, None).unwrap();
+    let e = client.take_sent(Q, None).unwrap().unwrap_err();
+    assert!(e.to_string().contains("division by zero"), "{e}");
+    select_one(&mut client);
+
+    // A reply nobody took is dropped by the next send, never mixed with the next result.
+    client
+        .send_query("select 'stale' as which", Q, None)
+        .unwrap();
+    select_one(&mut client);
+    client
+        .send_query("select 'fresh' as which", Q, None)
+        .unwrap();
+    let rows = client.take_sent(Q, None).unwrap().unwrap();
+    assert_eq!(
+        rows.iter().next().unwrap().get_str("which").unwrap(),
+        Some("fresh")
+    );
+}

@@ -51,6 +51,23 @@ impl CollectionConn<'_> {
         self.client.query(sql, self.timeout, self.signals)
     }
 
+    /// Sends `sql` without waiting for its reply, which [`CollectionConn::take_sent`] reads
+    /// later, usually without waiting (it came while the loop slept).
+    pub fn send(&mut self, sql: &str) -> Result<(), PgError> {
+        self.client.send_query(sql, self.timeout, self.signals)
+    }
+
+    /// The result of the last [`CollectionConn::send`] on this connection (`None`: nothing
+    /// was sent on it, e.g. it is a new connection).
+    pub fn take_sent(&mut self) -> Option<Result<Rows, PgError>> {
+        self.client.take_sent(self.timeout, self.signals)
+    }
+
+    /// Hands a result back so the next one reuses its buffers.
+    pub fn recycle(&mut self, rows: Rows) {
+        self.client.recycle(rows);
+    }
+
     /// `server_version_num` of the server (e.g. 170004; 0 when unknown).
     pub fn version(&self) -> u32 {
         self.client.server_version_num()

@@ -338,6 +338,9 @@ pub struct PgWaitEvents {
     /// The sample statement and the pids it excludes (rebuilt when they change).
     sql: String,
     sql_key: (u32, Vec<i32>),
+    /// A sample sent and not read yet: each tick reads the sample of the tick before (its
+    /// reply came while the loop slept) and sends the next, so the loop wakes once per sample.
+    in_flight: bool,
 }
 
 impl PgWaitEvents {
@@ -366,25 +369,87 @@ impl PgWaitEvents {
             started: false,
             sql: String::new(),
             sql_key: (0, Vec::new()),
+            in_flight: false,
         }
     }
 
-    /// Takes one sample now.
-    fn sample(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
+    /// Takes one sample now: reads the sample sent at the last tick into the accumulator and
+    /// sends this one; with `wait`, also reads this one (`once`, the end of a period).
+    /// Samples lost (a failed statement, a connection gone with its reply) count as missed.
+    fn sample(&mut self, now: Now, out: &mut Output<'_>, wait: bool) -> Result<(), CollectError> {
         let pids = self.pool.borrow().backend_pids();
         let max_chars = self.max_query_chars;
         let (sql, sql_key) = (&mut self.sql, &mut self.sql_key);
-        let rows = cluster_wide(&self.pool, now, out, |c| {
+        let (acc, in_flight) = (&mut self.acc, &mut self.in_flight);
+        let mut ran = false;
+        let r = cluster_wide(&self.pool, now, out, |c| {
+            ran = true;
+            let earlier = read_sent(c, acc, in_flight);
             let version = c.version();
             if sql.is_empty() || sql_key.0 != version || sql_key.1 != pids {
                 *sql = sql::sample(version, &pids, max_chars);
                 *sql_key = (version, pids);
             }
-            c.query(sql)
-        })?;
-        add_rows(&mut self.acc, &rows).map_err(|e| CollectError::Failed(e.to_string()))?;
-        self.acc.sample_taken();
-        Ok(())
+            if let Err(e) = c.send(sql) {
+                acc.missed(1);
+                return Err(e);
+            }
+            *in_flight = true;
+            let this = if wait {
+                read_sent(c, acc, in_flight)
+            } else {
+                Ok(())
+            };
+            earlier.and(this)
+        });
+        if !ran {
+            self.acc.missed(1);
+        }
+        r
+    }
+
+    /// Reads the sample in flight, if any, without sending another (the end of a period).
+    fn read_in_flight(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
+        if !self.in_flight {
+            return Ok(());
+        }
+        let (acc, in_flight) = (&mut self.acc, &mut self.in_flight);
+        cluster_wide(&self.pool, now, out, |c| read_sent(c, acc, in_flight))
+    }
+}
+
+/// Reads the reply of the sample sent on `c` (if `in_flight`) into `acc`.
+fn read_sent(
+    c: &mut super::CollectionConn<'_>,
+    acc: &mut Accumulator,
+    in_flight: &mut bool,
+) -> Result<(), PgError> {
+    if !std::mem::take(in_flight) {
+        // Drop a reply a former instance (before a reload) left unread.
+        if let Some(Ok(rows)) = c.take_sent() {
+            c.recycle(rows);
+        }
+        return Ok(());
+    }
+    match c.take_sent() {
+        Some(Ok(rows)) => {
+            let r = add_rows(acc, &rows);
+            c.recycle(rows);
+            match r {
+                Ok(()) => acc.sample_taken(),
+                Err(_) => acc.missed(1),
+            }
+            r
+        }
+        Some(Err(e)) => {
+            acc.missed(1);
+            Err(e)
+        }
+        // The connection it was sent on is gone.
+        None => {
+            acc.missed(1);
+            Ok(())
+        }
     }
 }
 
@@ -436,9 +501,14 @@ impl Collector for PgWaitEvents {
             }
             Mode::Once if self.acc.samples() == 0 => {
                 // `once` shows at least one sample, even with `--sample-ms 0`.
-                self.sample(now, out)?;
+                self.sample(now, out, true)?;
             }
-            _ => {}
+            _ => {
+                // The sample sent at the last tick belongs to this period.
+                if let Err(e) = self.read_in_flight(now, out) {
+                    out.error("pg_wait_events", e);
+                }
+            }
         }
         let period = now.mono_ns.saturating_sub(self.period_start) as f64 / 1e9;
         self.period_start = now.mono_ns;
@@ -460,11 +530,7 @@ impl Collector for PgWaitEvents {
         if !take {
             return Ok(());
         }
-        let r = self.sample(now, out);
-        if matches!(r, Err(CollectError::Failed(_))) {
-            self.acc.missed(1);
-        }
-        r
+        self.sample(now, out, false)
     }
 }
 

@@ -110,6 +110,12 @@ pub struct Client {
     target: String,
     /// Set by any error that leaves the stream out of sync; every later query fails.
     broken: bool,
+    /// A query sent by [`Client::send_query`] whose reply is not read yet.
+    pending: bool,
+    /// Its result, read early because another query needed the connection.
+    early: Option<Result<Rows, PgError>>,
+    /// A result handed back by [`Client::recycle`]: the next result fills its buffers.
+    spare: Option<Rows>,
 }
 
 impl std::fmt::Debug for Client {
@@ -169,16 +175,95 @@ impl Client {
         timeout: Duration,
         signals: Option<&Signals>,
     ) -> Result<Rows, PgError> {
+        let deadline = Instant::now() + timeout;
+        self.send_query_by(sql, deadline, signals)?;
+        self.receive_result(deadline, signals)
+    }
+
+    /// Sends one simple-protocol query without waiting for its reply, which
+    /// [`Client::take_sent`] reads later (so a sampler wakes once per sample, not twice). Any
+    /// other query on this connection first reads that reply and keeps it for `take_sent`.
+    pub fn send_query(
+        &mut self,
+        sql: &str,
+        timeout: Duration,
+        signals: Option<&Signals>,
+    ) -> Result<(), PgError> {
+        let deadline = Instant::now() + timeout;
+        // The reply of an earlier `send_query` nobody took is dropped: `take_sent` gives the
+        // result of this one.
+        self.settle(deadline, signals)?;
+        self.early = None;
+        self.send_query_by(sql, deadline, signals)
+    }
+
+    fn send_query_by(
+        &mut self,
+        sql: &str,
+        deadline: Instant,
+        signals: Option<&Signals>,
+    ) -> Result<(), PgError> {
+        self.settle(deadline, signals)?;
+        let spare = self.spare.take();
+        let result = self
+            .session
+            .query_reusing(sql, spare)
+            .and_then(|()| self.send(deadline, signals, "query"));
+        if let Err(e) = result {
+            self.broken = true;
+            return Err(e);
+        }
+        self.pending = true;
+        Ok(())
+    }
+
+    /// The result of the last [`Client::send_query`], waiting for it at most `timeout`;
+    /// `None` when nothing was sent since the last call.
+    pub fn take_sent(
+        &mut self,
+        timeout: Duration,
+        signals: Option<&Signals>,
+    ) -> Option<Result<Rows, PgError>> {
+        if let Some(r) = self.early.take() {
+            return Some(r);
+        }
+        if !self.pending {
+            return None;
+        }
+        Some(self.receive_result(Instant::now() + timeout, signals))
+    }
+
+    /// Hands a result back: the next query's result fills its buffers instead of growing new
+    /// ones (kept only when small).
+    pub fn recycle(&mut self, rows: Rows) {
+        if rows.capacity_bytes() <= KEEP_READ_BUFFER_BYTES {
+            self.spare = Some(rows);
+        }
+    }
+
+    /// Reads the reply of a query sent and not yet read, keeping it for `take_sent`.
+    fn settle(&mut self, deadline: Instant, signals: Option<&Signals>) -> Result<(), PgError> {
         if self.broken {
             return Err(PgError::Closed);
         }
-        let deadline = Instant::now() + timeout;
-        let result = self
-            .session
-            .query(sql)
-            .and_then(|()| self.send(deadline, signals, "query"))
-            .and_then(|()| self.receive_until_ready(deadline, signals, "query"));
-        if let Err(e) = result {
+        if self.pending {
+            let r = self.receive_result(deadline, signals);
+            if self.broken {
+                return Err(PgError::Closed);
+            }
+            self.early = Some(r);
+        }
+        Ok(())
+    }
+
+    /// Reads the reply of the query sent (`pending`) until ReadyForQuery: its result.
+    fn receive_result(
+        &mut self,
+        deadline: Instant,
+        signals: Option<&Signals>,
+    ) -> Result<Rows, PgError> {
+        self.pending = false;
+        if let Err(e) = self.receive_until_ready(deadline, signals, "query") {
             self.broken = true;
             return Err(e);
         }
@@ -207,7 +292,8 @@ impl Client {
         feed: &mut super::extended::Feed<'_>,
     ) -> Result<(), PgError> {
         use super::extended::Step;
-        if self.broken || !self.session.is_ready() {
+        self.settle(deadline, signals)?;
+        if !self.session.is_ready() {
             return Err(PgError::Closed);
         }
         let result = self
@@ -498,6 +584,9 @@ fn finish_connect(
         end: 0,
         target,
         broken: false,
+        pending: false,
+        early: None,
+        spare: None,
     };
     client.send(deadline, signals, "authentication")?;
     client.receive_until_ready(deadline, signals, "authentication")?;

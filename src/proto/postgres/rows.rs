@@ -71,6 +71,11 @@ impl Rows {
     pub fn data_bytes(&self) -> usize {
         self.data.len()
     }
+
+    /// Bytes allocated for the rows (what keeping this result for reuse holds).
+    pub fn capacity_bytes(&self) -> usize {
+        self.data.capacity() + self.starts.capacity() * size_of::<usize>()
+    }
 }
 
 /// Collects a result while the messages arrive.
@@ -80,12 +85,19 @@ pub(crate) struct RowsBuilder {
 }
 
 impl RowsBuilder {
+    /// A builder that fills `spare` (a result the caller is done with), keeping its buffers.
+    pub(crate) fn reusing(mut spare: Rows) -> RowsBuilder {
+        spare.columns.clear();
+        spare.data.clear();
+        spare.starts.clear();
+        RowsBuilder { rows: spare }
+    }
+
     pub(crate) fn set_columns(&mut self, columns: Vec<String>) {
         // A second RowDescription (several statements in one query string): keep the last set.
-        self.rows = Rows {
-            columns,
-            ..Rows::default()
-        };
+        self.rows.columns = columns;
+        self.rows.data.clear();
+        self.rows.starts.clear();
     }
 
     /// Appends one DataRow body (the bytes after the field count), validated against the

@@ -309,6 +309,11 @@ impl Session {
 
     /// Queues a simple Query message.
     pub fn query(&mut self, sql: &str) -> Result<(), PgError> {
+        self.query_reusing(sql, None)
+    }
+
+    /// Queues a simple Query message whose result fills `spare` (buffers kept), if given.
+    pub fn query_reusing(&mut self, sql: &str, spare: Option<Rows>) -> Result<(), PgError> {
         if !self.is_ready() {
             return Err(PgError::Protocol(format!(
                 "query while the session is {}",
@@ -318,7 +323,7 @@ impl Session {
         frontend::query(sql, &mut self.out)
             .map_err(|e| PgError::Protocol(format!("query message: {e}")))?;
         self.state = State::Query {
-            rows: RowsBuilder::default(),
+            rows: spare.map(RowsBuilder::reusing).unwrap_or_default(),
             error: None,
         };
         Ok(())
