@@ -9,6 +9,9 @@ The first --warmup cycles are not counted (start-up, first reads, buffers growin
 
   scripts/steady.py                      # 120 measured cycles (about 2 minutes)
   scripts/steady.py --cycles 600         # a steadier figure
+  scripts/steady.py --floor              # also the floor: scripts/steady_floor.c (built with
+                                         # cc), the same system calls with no parsing or JSON,
+                                         # measured the same way: what no collector can go under
   scripts/steady.py --perf               # also the kernel/user split from `perf record`
                                          # (cpu-clock samples every 20 us of CPU) and the
                                          # system calls that cost most
@@ -41,6 +44,8 @@ def main():
     ap.add_argument("--goal-ms", type=float, default=0.25)
     ap.add_argument("--perf", action="store_true", help="also run perf stat over the window")
     ap.add_argument("--check", action="store_true", help="exit 1 when over the goal")
+    ap.add_argument("--floor", action="store_true",
+                    help="also measure scripts/steady_floor.c: the same system calls, no work")
     a = ap.parse_args()
     if not os.path.exists(a.bin):
         sys.exit(f"steady: {a.bin} not found; build it with: cargo build --release --target x86_64-unknown-linux-musl")
@@ -106,8 +111,40 @@ def main():
                     parts[3].startswith("__x64_sys_") or parts[3].endswith("_show") or parts[3].startswith("show_")):
                 rows.append(f"{parts[3]} {parts[0]}")
         print("perf: " + ", ".join(rows[:12]))
+    if a.floor:
+        floor_ms = measure_floor(a)
+        print(f"floor: {floor_ms:.3f} ms per cycle (scripts/steady_floor.c: the same reads, statfs and "
+              f"write, no parsing or JSON); the collector's own work is {per_cycle_ms - floor_ms:.3f} ms")
     if a.check and per_cycle_ms > a.goal_ms:
         sys.exit("steady: over the goal")
+
+
+def measure_floor(a):
+    """CPU per cycle of scripts/steady_floor.c over the same number of cycles."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        sys.exit("steady: --floor needs a C compiler (cc or gcc)")
+    here = os.path.dirname(os.path.abspath(__file__))
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            if fstype in ("ext4", "xfs", "btrfs", "ext3", "ext2", "zfs", "f2fs", "vfat"):
+                mounts.append(fields[4])
+    with tempfile.TemporaryDirectory() as d:
+        exe = os.path.join(d, "steady_floor")
+        subprocess.run([cc, "-O2", "-o", exe, os.path.join(here, "steady_floor.c")], check=True)
+        p = subprocess.Popen([exe, str(int(a.interval * 1000)), *mounts], stdout=subprocess.DEVNULL)
+        try:
+            time.sleep(a.interval * a.warmup)
+            ns0 = schedstat_ns(p.pid)
+            time.sleep(a.interval * a.cycles)
+            ns1 = schedstat_ns(p.pid)
+        finally:
+            p.terminate()
+            p.wait(timeout=10)
+    return (ns1 - ns0) / a.cycles / 1e6
 
 
 main()

@@ -162,9 +162,16 @@ fn read(
 
     // Listed first, then read a few at a time, keeping the largest: the size functions stat
     // every file, and one statement over thousands of tables ran for hundreds of ms.
-    let mut tables = Vec::new();
-    let mut indexes = Vec::new();
-    for chunk in oids(c, sql::USER_TABLES)?.chunks(RELATIONS_PER_STATEMENT) {
+    let all = oids(c, sql::USER_TABLES)?;
+    let room = |max: u32| {
+        usize::try_from(max)
+            .unwrap_or(usize::MAX)
+            .min(all.len())
+            .saturating_add(RELATIONS_PER_STATEMENT)
+    };
+    let mut tables = Vec::with_capacity(room(max_tables));
+    let mut indexes = Vec::with_capacity(room(max_indexes));
+    for chunk in all.chunks(RELATIONS_PER_STATEMENT) {
         let list = oid_array(chunk);
         read_tables(c, &list, &mut tables)?;
         keep_largest(&mut tables, max_tables, |t| {
@@ -186,7 +193,10 @@ fn keep_largest<T>(
     key: impl Fn(&T) -> (Option<i64>, &Option<String>, &Option<String>),
 ) {
     use core::cmp::Ordering;
-    items.sort_by(|a, b| {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    // Unstable sorts and selection: no scratch copy of the items (a stable sort allocated half
+    // of them again per chunk: at scale, most of the collector's fresh memory per cycle).
+    let order = |a: &T, b: &T| {
         let (size_a, schema_a, name_a) = key(a);
         let (size_b, schema_b, name_b) = key(b);
         let by_size = match (size_a, size_b) {
@@ -198,8 +208,16 @@ fn keep_largest<T>(
         by_size
             .then_with(|| schema_a.cmp(schema_b))
             .then_with(|| name_a.cmp(name_b))
-    });
-    items.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+    };
+    if max == 0 {
+        items.clear();
+        return;
+    }
+    if items.len() > max {
+        items.select_nth_unstable_by(max - 1, order);
+        items.truncate(max);
+    }
+    items.sort_unstable_by(order);
 }
 
 /// Appends the tables of `list` (an oid array literal) to `tables`.
