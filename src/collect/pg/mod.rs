@@ -171,11 +171,10 @@ pub fn each_database<T>(
     Ok(databases)
 }
 
-/// Most relations one statement reads where the server's work grows with each relation
-/// (`pg_stats`: the size functions stat every file; `pg_bloat`: the `pg_stats` view checks a
-/// privilege per column): the collector first lists the relations (cheap, `pg_class` only),
-/// then reads them this many at a time, so no statement runs long on a database of thousands
-/// of tables (docs/performance.md, "At scale").
+/// Most tables one `pg_stats` statement reads: the size functions stat every file of each
+/// table (about 0.13 ms a table at 1 000 tables), so the collector first lists the tables
+/// (cheap, `pg_class` only), then reads them this many at a time, and no statement runs long
+/// on a database of thousands of tables (docs/performance.md, "At scale").
 pub const RELATIONS_PER_STATEMENT: usize = 100;
 
 /// The `oid` column (int8) of every row of `sql`, in order.
