@@ -310,7 +310,7 @@ impl Collector for DiskUsage {
             let (source, fstype) = (name(&k.source), name(&k.fstype));
             let fs = fs_json(&source, &mount_text, &fstype, &usage, k.read_only);
             // unwrap: serializing plain fields into a Vec cannot fail.
-            serde_json::to_writer(&mut json, &fs).unwrap();
+            serde_json::to_writer(crate::collect::JsonWriter(&mut json), &fs).unwrap();
             count += 1;
         }
         json.extend_from_slice(b"]}");

@@ -507,7 +507,9 @@ pub fn entry_json(buf: &mut Vec<u8>, e: &Entry, source: &str, read_time: crate::
         source,
     };
     // Strings, numbers, nulls and a parsed JSON value (string keys): serialization cannot fail.
-    let _ = serde_json::to_writer(&mut *buf, &j);
+    // Through JsonWriter: serde_json's pieces of a few bytes each cost a memcpy call
+    // otherwise, half of the time of serializing an entry.
+    let _ = serde_json::to_writer(crate::collect::JsonWriter(buf), &j);
 }
 
 /// Builds `pg_log` elements that respect the element size rule, emitting each when full.
