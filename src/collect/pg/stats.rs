@@ -163,10 +163,13 @@ fn read(
     // Listed first, then read a few at a time, keeping the largest: the size functions stat
     // every file, and one statement over thousands of tables ran for hundreds of ms.
     let all = oids(c, sql::USER_TABLES)?;
+    // Up to twice `max` are held between selections (each selection moves every item, so one
+    // per chunk cost more than the statements), then the largest `max` are kept, sorted once.
     let room = |max: u32| {
         usize::try_from(max)
             .unwrap_or(usize::MAX)
             .min(all.len())
+            .saturating_mul(2)
             .saturating_add(RELATIONS_PER_STATEMENT)
     };
     let mut tables = Vec::with_capacity(room(max_tables));
@@ -174,29 +177,41 @@ fn read(
     for chunk in all.chunks(RELATIONS_PER_STATEMENT) {
         let list = oid_array(chunk);
         read_tables(c, &list, &mut tables)?;
-        keep_largest(&mut tables, max_tables, |t| {
-            (t.size_bytes, &t.schema, &t.name)
-        });
         read_indexes(c, &list, &mut indexes)?;
-        keep_largest(&mut indexes, max_indexes, |i| {
-            (i.size_bytes, &i.schema, &i.name)
-        });
+        if tables.len() >= held(max_tables) {
+            keep_largest(&mut tables, max_tables, table_key);
+        }
+        if indexes.len() >= held(max_indexes) {
+            keep_largest(&mut indexes, max_indexes, index_key);
+        }
     }
+    keep_largest(&mut tables, max_tables, table_key);
+    sort_largest(&mut tables, table_key);
+    keep_largest(&mut indexes, max_indexes, index_key);
+    sort_largest(&mut indexes, index_key);
     Ok((db, tables, indexes))
 }
 
-/// Keeps the `max` largest of `items`, sorted as the element lists them: by size, largest
-/// first and unknown last, then schema and name (byte order).
-fn keep_largest<T>(
-    items: &mut Vec<T>,
-    max: u32,
+fn table_key(t: &Table) -> (Option<i64>, &Option<String>, &Option<String>) {
+    (t.size_bytes, &t.schema, &t.name)
+}
+
+fn index_key(i: &Index) -> (Option<i64>, &Option<String>, &Option<String>) {
+    (i.size_bytes, &i.schema, &i.name)
+}
+
+/// How many items are held before the largest are selected: twice `max`.
+fn held(max: u32) -> usize {
+    usize::try_from(max).unwrap_or(usize::MAX).saturating_mul(2)
+}
+
+/// The order of the element: by size, largest first and unknown last, then schema and name
+/// (byte order).
+fn largest_first<T>(
     key: impl Fn(&T) -> (Option<i64>, &Option<String>, &Option<String>),
-) {
+) -> impl Fn(&T, &T) -> core::cmp::Ordering {
     use core::cmp::Ordering;
-    let max = usize::try_from(max).unwrap_or(usize::MAX);
-    // Unstable sorts and selection: no scratch copy of the items (a stable sort allocated half
-    // of them again per chunk: at scale, most of the collector's fresh memory per cycle).
-    let order = |a: &T, b: &T| {
+    move |a: &T, b: &T| {
         let (size_a, schema_a, name_a) = key(a);
         let (size_b, schema_b, name_b) = key(b);
         let by_size = match (size_a, size_b) {
@@ -208,16 +223,30 @@ fn keep_largest<T>(
         by_size
             .then_with(|| schema_a.cmp(schema_b))
             .then_with(|| name_a.cmp(name_b))
-    };
+    }
+}
+
+/// Keeps the `max` largest of `items` (unsorted): a selection, no scratch copy.
+fn keep_largest<T>(
+    items: &mut Vec<T>,
+    max: u32,
+    key: impl Fn(&T) -> (Option<i64>, &Option<String>, &Option<String>),
+) {
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
     if max == 0 {
         items.clear();
-        return;
-    }
-    if items.len() > max {
-        items.select_nth_unstable_by(max - 1, order);
+    } else if items.len() > max {
+        items.select_nth_unstable_by(max - 1, largest_first(key));
         items.truncate(max);
     }
-    items.sort_unstable_by(order);
+}
+
+/// Sorts `items` in the order of the element (unstable: no scratch copy).
+fn sort_largest<T>(
+    items: &mut [T],
+    key: impl Fn(&T) -> (Option<i64>, &Option<String>, &Option<String>),
+) {
+    items.sort_unstable_by(largest_first(key));
 }
 
 /// Appends the tables of `list` (an oid array literal) to `tables`.
@@ -414,9 +443,11 @@ mod tests {
             (t.size_bytes, &t.schema, &t.name)
         }
         keep_largest(&mut v, 10, key);
+        sort_largest(&mut v, key);
         let names: Vec<_> = v.iter().map(|t| t.name.as_deref().unwrap()).collect();
         assert_eq!(names, ["big1", "big2", "mid", "small", "unknown"]);
         keep_largest(&mut v, 2, key);
+        sort_largest(&mut v, key);
         let names: Vec<_> = v.iter().map(|t| t.name.as_deref().unwrap()).collect();
         assert_eq!(names, ["big1", "big2"]);
     }
