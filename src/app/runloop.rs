@@ -103,6 +103,8 @@ pub struct Run<'a, 's> {
 /// Runs until a stop signal. `signals` must have been installed before any thread started.
 pub fn run(config: Config, opts: RunOptions, signals: &Signals, outlet: &mut Outlet<'_>) -> Exit {
     let mut run = Run::start(config, opts, signals, outlet);
+    // Start-up code is not run again: its pages leave the RSS (docs/performance.md).
+    crate::sys::pages::release_startup_code();
     loop {
         let now = Now::read();
         run.collect_due(now);

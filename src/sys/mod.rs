@@ -4,6 +4,7 @@
 //! after it; the pure parsers in `procfs` import nothing from the rest of it.
 pub mod file;
 pub mod logfile;
+pub mod pages;
 pub mod passwd;
 pub mod process;
 pub mod procfs;
