@@ -27,17 +27,11 @@ const ELEMENT_OVERHEAD: usize = 256;
 
 pub struct PgSchema {
     pool: SharedPool,
-    /// An element's JSON, reused (up to the element size rule): a fresh megabyte per
-    /// database and cycle was page faults at scale.
-    json: Vec<u8>,
 }
 
 impl PgSchema {
     pub fn new(pool: SharedPool) -> PgSchema {
-        PgSchema {
-            pool,
-            json: Vec::new(),
-        }
+        PgSchema { pool }
     }
 }
 
@@ -553,7 +547,10 @@ impl Collector for PgSchema {
     }
 
     fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
-        let json = &mut self.json;
+        // An element's JSON, reused across the databases of this collection (not kept between
+        // collections: up to a megabyte held for good would weigh on small hosts).
+        let mut json = Vec::new();
+        let json = &mut json;
         each_database(
             &self.pool,
             now,
