@@ -425,10 +425,8 @@ fn read_sent(
     in_flight: &mut bool,
 ) -> Result<(), PgError> {
     if !std::mem::take(in_flight) {
-        // Drop a reply a former instance (before a reload) left unread.
-        if let Some(Ok(rows)) = c.take_sent() {
-            c.recycle(rows);
-        }
+        // (A reply a former instance left unread, before a reload, is dropped by the next
+        // send.)
         return Ok(());
     }
     match c.take_sent() {

@@ -176,6 +176,7 @@ impl Client {
         signals: Option<&Signals>,
     ) -> Result<Rows, PgError> {
         let deadline = Instant::now() + timeout;
+        self.settle(deadline, signals)?;
         self.send_query_by(sql, deadline, signals)?;
         self.receive_result(deadline, signals)
     }
@@ -197,13 +198,13 @@ impl Client {
         self.send_query_by(sql, deadline, signals)
     }
 
+    /// Sends `sql` (a reply pending before was settled by the caller).
     fn send_query_by(
         &mut self,
         sql: &str,
         deadline: Instant,
         signals: Option<&Signals>,
     ) -> Result<(), PgError> {
-        self.settle(deadline, signals)?;
         let spare = self.spare.take();
         let result = self
             .session

@@ -32,40 +32,24 @@ pub enum Stats {
     View,
 }
 
-/// The `limit` largest tables and materialized views by pages, with their fillfactor.
-fn largest_tables(limit: u32) -> String {
-    format!(
-        "\
-tbl as (
-    select c.oid, n.nspname as schemaname, c.relname, c.relpages::int8 as relpages,
-           c.reltuples::float8 as reltuples,
-           coalesce(substring(array_to_string(c.reloptions, ' ')
-                              from 'fillfactor=([0-9]+)')::int, 100) as fillfactor
-    from pg_class as c
-    join pg_namespace as n on n.oid = c.relnamespace
-    where c.relkind in ('r', 'm')
-      and n.nspname not in ('pg_catalog', 'information_schema')
-      and n.nspname !~ '^pg_toast'
-    order by c.relpages desc, n.nspname, c.relname
-    limit {limit}
-)"
-    )
-}
-
-/// The `limit` largest tables, largest first (cheap: `pg_class` only); [`tables`] then reads
-/// them a few at a time.
+/// The `limit` largest tables and materialized views by pages, largest first (cheap:
+/// `pg_class` only); [`tables`] then reads them a few at a time.
 pub fn table_list(limit: u32) -> String {
     format!(
         "\
-with {tbl}
-select oid::int8 as oid from tbl
-order by relpages desc, schemaname, relname",
-        tbl = largest_tables(limit),
+select c.oid::int8 as oid
+from pg_class as c
+join pg_namespace as n on n.oid = c.relnamespace
+where c.relkind in ('r', 'm')
+  and n.nspname not in ('pg_catalog', 'information_schema')
+  and n.nspname !~ '^pg_toast'
+order by c.relpages desc, n.nspname, c.relname
+limit {limit}"
     )
 }
 
-/// The tables of `oids` (an array literal, [`crate::collect::pg::oid_array`]) with the
-/// columns of [`largest_tables`].
+/// The `tbl` of [`tables`] and [`indexes`]: the tables of `oids` (an array literal,
+/// [`crate::collect::pg::oid_array`]) with their pages, rows and fillfactor.
 fn tables_of(oids: &str) -> String {
     format!(
         "\
