@@ -114,6 +114,8 @@ fn trusting() -> Options {
 
 const BLOCKED: &str = "update t set v = 2 where id = 1";
 const CPU: &str = "select count(*) from (select generate_series(1, 100000000000) as g) s";
+/// The same statement with another constant: the same query id (PG 14+), another text.
+const CPU2: &str = "select count(*) from (select generate_series(1, 100000000002) as g) s";
 
 #[test]
 fn lock_waits_cpu_and_never_idle_or_own_sessions() {
@@ -137,7 +139,10 @@ fn lock_waits_cpu_and_never_idle_or_own_sessions() {
     wait_for(&c, "blocked", "active", Some("Lock"));
     let mut cpu = c.session("app", "cpu");
     cpu.send(&format!("{CPU};"));
+    let mut cpu2 = c.session("app", "cpu2");
+    cpu2.send(&format!("{CPU2};"));
     wait_for(&c, "cpu", "active", None);
+    wait_for(&c, "cpu2", "active", None);
 
     let dir = Dir::shared("waits");
     let cfg = config(
@@ -182,9 +187,27 @@ fn lock_waits_cpu_and_never_idle_or_own_sessions() {
         .find(|b| b["wait_event_type"] == "CPU" && b["database"] == "app")
         .unwrap_or_else(|| panic!("no CPU: {w}"));
     assert_eq!(on_cpu["wait_event"], "CPU");
-    assert_eq!(on_cpu["samples"].as_u64(), Some(samples), "{w}");
+    // Two sessions run the CPU-bound statement (two constants): each counts in every sample
+    // (the server sends them as one row when they share a query id).
+    assert_eq!(on_cpu["samples"].as_u64(), Some(2 * samples), "{w}");
     let q = top(w, "generate_series").unwrap_or_else(|| panic!("cpu query missing: {w}"));
-    assert_eq!(q["waits"], serde_json::json!({ "CPU": samples }), "{q}");
+    if version < 140000 {
+        // No query id: one key per text.
+        assert_eq!(q["waits"], serde_json::json!({ "CPU": samples }), "{q}");
+        let texts = w["top_queries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| {
+                q["query"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("generate_series"))
+            })
+            .count();
+        assert_eq!(texts, 2, "{w}");
+    } else {
+        assert_eq!(q["waits"], serde_json::json!({ "CPU": 2 * samples }), "{q}");
+    }
 
     // query_id: null before 14; from 14 with compute_query_id (auto: on, since the harness
     // loads pg_stat_statements), pg_stat_statements' queryid of the statement.
@@ -209,8 +232,8 @@ fn lock_waits_cpu_and_never_idle_or_own_sessions() {
         top(w, "pg_stat_activity").is_none(),
         "the collector's own sampling query counted: {w}"
     );
-    // Exactly the two busy sessions, in every sample.
-    assert_eq!(w["average_active_sessions"].as_f64(), Some(2.0), "{w}");
+    // Exactly the three busy sessions, in every sample.
+    assert_eq!(w["average_active_sessions"].as_f64(), Some(3.0), "{w}");
 
     // compute_query_id off (PG 14+): a statement started afterwards has no query id, and
     // its samples are grouped by text.
@@ -234,9 +257,9 @@ fn lock_waits_cpu_and_never_idle_or_own_sessions() {
     }
     c.psql(
         "postgres",
-        "select pg_cancel_backend(pid) from pg_stat_activity where application_name = 'cpu'",
+        "select pg_cancel_backend(pid) from pg_stat_activity where application_name in ('cpu', 'cpu2')",
     );
-    drop((holder, idle, blocked, cpu));
+    drop((holder, idle, blocked, cpu, cpu2));
 }
 
 /// A `run --stdout` child; its stdout lines arrive through a channel.

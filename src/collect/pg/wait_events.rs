@@ -165,19 +165,28 @@ impl Accumulator {
 
     /// One session of the current sample.
     pub fn add(&mut self, s: &Session<'_>) {
-        self.sessions += 1;
+        self.add_n(s, 1);
+    }
+
+    /// `n` sessions of the current sample that do the same thing (one row of the sampling
+    /// statement, which groups them on the server).
+    pub fn add_n(&mut self, s: &Session<'_>, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.sessions += n;
         let (wtype, wevent) = s.wait();
         self.key.clear();
         push_part(&mut self.key, s.database);
         push_part(&mut self.key, s.backend_type);
         push_part(&mut self.key, Some(wtype));
         push_part(&mut self.key, Some(wevent));
-        if let Some(n) = self.by_wait.get_mut(self.key.as_str()) {
-            *n += 1;
+        if let Some(c) = self.by_wait.get_mut(self.key.as_str()) {
+            *c += n;
         } else if self.by_wait.len() < MAX_KEYS {
-            self.by_wait.insert(self.key.clone(), 1);
+            self.by_wait.insert(self.key.clone(), n);
         } else {
-            self.other += 1;
+            self.other += n;
         }
 
         let query = s.query.map(|q| truncate_utf8(q, self.max_query_length));
@@ -198,7 +207,7 @@ impl Accumulator {
         }
         if !self.queries.contains_key(self.key.as_str()) {
             if self.queries.len() >= MAX_KEYS {
-                self.other += 1;
+                self.other += n;
                 return;
             }
             self.queries.insert(
@@ -215,7 +224,7 @@ impl Accumulator {
         let Some(acc) = self.queries.get_mut(self.key.as_str()) else {
             return;
         };
-        acc.samples += 1;
+        acc.samples += n;
         if acc.query.is_none()
             && let Some(q) = query
         {
@@ -231,9 +240,9 @@ impl Accumulator {
             self.key.as_str()
         };
         match acc.waits.get_mut(wait) {
-            Some(n) => *n += 1,
+            Some(c) => *c += n,
             None => {
-                acc.waits.insert(wait.to_string(), 1);
+                acc.waits.insert(wait.to_string(), n);
             }
         }
     }
@@ -453,23 +462,28 @@ fn read_sent(
 
 /// Feeds one sample's rows to `acc`.
 pub fn add_rows(acc: &mut Accumulator, rows: &Rows) -> Result<(), PgError> {
-    let [db, bt, wt, we, id, q] = rows.column_indexes([
+    let [db, bt, wt, we, id, q, n] = rows.column_indexes([
         "datname",
         "backend_type",
         "wait_event_type",
         "wait_event",
         "query_id",
         "query",
+        "sessions",
     ])?;
     for r in rows.iter() {
-        acc.add(&Session {
-            database: r.str_at(db)?,
-            backend_type: r.str_at(bt)?,
-            wait_event_type: r.str_at(wt)?,
-            wait_event: r.str_at(we)?,
-            query_id: r.i64_at(id)?,
-            query: r.str_at(q)?,
-        });
+        let sessions = r.i64_at(n)?.unwrap_or(0);
+        acc.add_n(
+            &Session {
+                database: r.str_at(db)?,
+                backend_type: r.str_at(bt)?,
+                wait_event_type: r.str_at(wt)?,
+                wait_event: r.str_at(we)?,
+                query_id: r.i64_at(id)?,
+                query: r.str_at(q)?,
+            },
+            u64::try_from(sessions).unwrap_or(0),
+        );
     }
     Ok(())
 }
@@ -597,6 +611,22 @@ mod tests {
         assert_eq!((b2.samples, b2.missed_samples), (0, 0));
         assert_eq!(b2.average_active_sessions, None);
         assert!(b2.by_wait.is_empty() && b2.top_queries.is_empty());
+    }
+
+    #[test]
+    fn a_row_for_several_sessions_counts_each() {
+        let lock = Some(("Lock", "transactionid"));
+        let (mut one, mut grouped) = (Accumulator::new(100), Accumulator::new(100));
+        one.sample_taken();
+        grouped.sample_taken();
+        for _ in 0..3 {
+            one.add(&s("app", lock, Some(7), "update t"));
+        }
+        one.add(&s("app", None, None, "select 1"));
+        grouped.add_n(&s("app", lock, Some(7), "update t"), 3);
+        grouped.add_n(&s("app", None, None, "select 1"), 1);
+        grouped.add_n(&s("app", None, None, "select 2"), 0);
+        assert_eq!(one.finish(1.0, 20), grouped.finish(1.0, 20));
     }
 
     #[test]
