@@ -32,6 +32,9 @@ fuzz_target!(|data: &[u8]| {
                         row.get_timestamptz(c),
                     );
                 }
+                for i in 0..=rows.columns().count() {
+                    let _ = (row.bytes_at(i), row.str_at(i), row.i64_at(i));
+                }
             }
         }
         if phase & 2 == 2 && s.is_ready() {

@@ -312,13 +312,12 @@ fn read(c: &mut CollectionConn<'_>, max_tables: u32) -> Result<(json::Buf, json:
     let mut indexes = json::Buf::default();
     for chunk in oids(c, &sql::table_list(max_tables))?.chunks(TABLES_PER_STATEMENT) {
         let list = oid_array(chunk);
-        list_into(
-            &c.query(&sql::tables(&list, stats))?,
-            Kind::Table,
-            &mut tables,
-        )?;
+        let rows = c.query(&sql::tables(&list, stats))?;
+        list_into(&rows, Kind::Table, &mut tables)?;
+        c.recycle(rows);
         let rows = c.query(&sql::indexes(&list, stats))?;
         list_into(&rows, Kind::BtreeIndex, &mut indexes)?;
+        c.recycle(rows);
     }
     Ok((tables, indexes))
 }

@@ -89,6 +89,7 @@ fn read(c: &mut CollectionConn<'_>) -> Result<Lists, PgError> {
         }
         tables.byte(b'}');
     }
+    c.recycle(rows);
     let mut indexes = json::Buf::default();
     let rows = c.query(&sql::indexes(MAX_RELATIONS))?;
     let [
@@ -128,6 +129,7 @@ fn read(c: &mut CollectionConn<'_>) -> Result<Lists, PgError> {
         indexes.opt_f64(cache_hit_ratio(hit, read));
         indexes.byte(b'}');
     }
+    c.recycle(rows);
     Ok(Lists { tables, indexes })
 }
 

@@ -147,7 +147,12 @@ pub fn each_database<T>(
     let databases = pool
         .databases(now.mono_ns, timeout, signals)
         .map_err(|e| CollectError::Failed(format!("listing databases: {e}")))?;
-    for database in &databases {
+    // Databases with an open connection first: with more databases than connections, going
+    // through them in the same order as the plugin before would reopen every one (the
+    // least-recently-used connection is always the next one needed).
+    let mut order: Vec<&str> = databases.iter().map(String::as_str).collect();
+    order.sort_by_key(|d| !pool.is_open(d));
+    for database in order {
         let result = pool.with_client(database, now.mono_ns, signals, |client| {
             read(
                 &mut CollectionConn {
@@ -191,6 +196,7 @@ pub fn oids(c: &mut CollectionConn<'_>, sql: &str) -> Result<Vec<u32>, PgError> 
             })?);
         }
     }
+    c.recycle(rows);
     Ok(out)
 }
 
