@@ -197,6 +197,13 @@ struct List {
 }
 
 impl List {
+    /// This list emptied, its room kept.
+    fn cleared(mut self) -> List {
+        self.json.clear();
+        self.entries.clear();
+        self
+    }
+
     /// The entries' byte ranges grouped by table (in table order, written order within a
     /// table), and where each table's group starts (`tables + 1` offsets).
     fn by_table(&self, tables: usize) -> (Vec<(usize, usize)>, Vec<usize>) {
@@ -237,6 +244,23 @@ struct Schema<'r> {
 }
 
 impl<'r> Schema<'r> {
+    /// An empty schema writing into `spare` (the lists of an earlier one, so a collection over
+    /// many databases grows its buffers once, not once per database).
+    fn reusing(spare: [List; 4]) -> Schema<'r> {
+        let [tables, columns, constraints, indexes] = spare.map(List::cleared);
+        Schema {
+            names: Vec::new(),
+            tables,
+            lists: [columns, constraints, indexes],
+        }
+    }
+
+    /// The lists, for the next [`Schema::reusing`].
+    fn into_lists(self) -> [List; 4] {
+        let [columns, constraints, indexes] = self.lists;
+        [self.tables, columns, constraints, indexes]
+    }
+
     /// Adds a table; returns its number (for its details).
     fn add_table(&mut self, t: &Table<'r>) -> usize {
         let n = self.names.len();
@@ -265,8 +289,8 @@ impl<'r> Schema<'r> {
 /// The tables (in name order) with their details. Rows of relations created after the
 /// table list (catalog changes between the statements) have no table and are left for the
 /// next collection.
-fn schema(rows: &SchemaRows) -> Result<Schema<'_>, PgError> {
-    let mut s = Schema::default();
+fn schema(rows: &SchemaRows, spare: [List; 4]) -> Result<Schema<'_>, PgError> {
+    let mut s = Schema::reusing(spare);
     let t = &rows.tables;
     let mut by_oid: HashMap<i64, usize> = HashMap::with_capacity(t.len());
     let [
@@ -547,17 +571,23 @@ impl Collector for PgSchema {
     }
 
     fn collect(&mut self, now: Now, out: &mut Output<'_>) -> Result<(), CollectError> {
-        // An element's JSON, reused across the databases of this collection (not kept between
-        // collections: up to a megabyte held for good would weigh on small hosts).
+        // An element's JSON and the pieces it is made of, reused across the databases of this
+        // collection (not kept between collections: megabytes held for good would weigh on
+        // small hosts).
         let mut json = Vec::new();
         let json = &mut json;
+        let mut spare: [List; 4] = Default::default();
         each_database(
             &self.pool,
             now,
             out,
             |c, _| read(c),
-            |out, database, rows| match schema(&rows) {
-                Ok(s) => emit(out, now, database, &s, json),
+            |out, database, rows| match schema(&rows, std::mem::take(&mut spare)) {
+                Ok(s) => {
+                    let r = emit(out, now, database, &s, json);
+                    spare = s.into_lists();
+                    r
+                }
                 Err(e) => {
                     out.error(&format!("pg_schema/{database}"), e);
                     Ok(())
