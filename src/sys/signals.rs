@@ -89,6 +89,13 @@ impl Signals {
                 let _ = q.push_back(s);
             }
         }
+        self.stop_queued()
+    }
+
+    /// Whether SIGTERM or SIGINT is already queued by [`Signals::stop_requested`], without a
+    /// system call: for checks between steps that do not wait (a wait sees a new signal on
+    /// the fd, and reads it then).
+    pub fn stop_queued(&self) -> bool {
         self.queue
             .borrow()
             .iter()

@@ -58,7 +58,8 @@ impl<'s> Stdout<'s> {
                     ));
                 }
                 Some(d) => d - now,
-                None if self.signals.stop_requested() => {
+                // A stop read earlier (by a wait elsewhere) no longer shows on the fd.
+                None if self.signals.stop_queued() => {
                     return Err(io::Error::other(
                         "stopped while waiting for the reader of stdout",
                     ));
@@ -66,9 +67,15 @@ impl<'s> Stdout<'s> {
                 None => SLICE,
             };
             let ns = u64::try_from(slice.as_nanos()).unwrap_or(u64::MAX);
-            // A signal, or a slice's end, goes round the loop again.
-            if wait(self.signals, Some((fd, PollFlags::OUT)), ns)? == Woken::Ready {
-                return Ok(());
+            // A signal, or a slice's end, goes round the loop again; the signal fd is read
+            // only when it has something (not once per write: a large line is many writes).
+            match wait(self.signals, Some((fd, PollFlags::OUT)), ns)? {
+                Woken::Ready => return Ok(()),
+                // Read into the queue (left on the fd it would end every wait at once).
+                Woken::Signal => {
+                    self.signals.stop_requested();
+                }
+                Woken::Deadline => {}
             }
         }
     }
