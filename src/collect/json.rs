@@ -163,7 +163,7 @@ const SHORT_COPY: usize = 32;
 
 /// `dst.copy_from_slice(src)` (same lengths) in fixed-size pieces, which compile to plain
 /// moves.
-fn copy_short(dst: &mut [u8], src: &[u8]) {
+pub(crate) fn copy_short(dst: &mut [u8], src: &[u8]) {
     let (mut d, mut s) = (dst, src);
     while s.len() >= 8 {
         let (Some((dc, dr)), Some((sc, sr))) =

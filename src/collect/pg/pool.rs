@@ -198,6 +198,11 @@ impl Pool {
         &self.resolver.settings().database
     }
 
+    /// Whether a connection to `database` is open now.
+    pub fn is_open(&self, database: &str) -> bool {
+        self.open.iter().any(|o| o.database == database)
+    }
+
     /// Open connections now (never more than `max_connections`).
     pub fn open_count(&self) -> usize {
         self.open.len()
