@@ -112,11 +112,16 @@ pub fn run(config: Config, opts: RunOptions, signals: &Signals, outlet: &mut Out
             return exit;
         }
         run.pull_if_due();
-        if let Err(exit) = run.wait() {
-            return exit;
-        }
-        if let Some(exit) = run.on_signals() {
-            return exit;
+        match run.wait() {
+            Err(exit) => return exit,
+            // The signal fd is read only when it may hold something (not after every
+            // deadline: pg_wait_events wakes the loop ten times a second).
+            Ok(false) => {}
+            Ok(true) => {
+                if let Some(exit) = run.on_signals() {
+                    return exit;
+                }
+            }
         }
     }
 }
@@ -252,8 +257,9 @@ impl<'a, 's> Run<'a, 's> {
         }
     }
 
-    /// Sleeps until the earliest deadline (collection, push or retry, pull) or a signal.
-    fn wait(&mut self) -> Result<(), Exit> {
+    /// Sleeps until the earliest deadline (collection, push or retry, pull) or a signal; true
+    /// when signals may be waiting (on the fd, or queued during an operation).
+    fn wait(&mut self) -> Result<bool, Exit> {
         let next_push = self
             .outlet
             .sink()
@@ -270,12 +276,13 @@ impl<'a, 's> Run<'a, 's> {
         } else {
             deadline.saturating_sub(crate::sys::time::monotonic_ns())
         };
-        if timeout > 0
-            && let Err(e) = signals::wait(self.signals, None, timeout)
-        {
-            return Err(Exit::Failed(format!("cannot wait for signals: {e}")));
+        if timeout == 0 {
+            return Ok(true);
         }
-        Ok(())
+        match signals::wait(self.signals, None, timeout) {
+            Ok(woken) => Ok(woken != signals::Woken::Deadline),
+            Err(e) => Err(Exit::Failed(format!("cannot wait for signals: {e}"))),
+        }
     }
 
     /// Handles the signals that arrived: `Some` when the loop ends (SIGTERM, SIGINT).
