@@ -38,8 +38,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Read buffer size between queries; it grows for large messages (up to the session's cap)
-/// and shrinks back after a query.
+/// Read buffer size of a new connection; it grows for large messages (up to the session's
+/// cap) and large results ([`STREAMING_ROOM_BYTES`]), and shrinks back after a query when it
+/// grew past [`KEEP_READ_BUFFER_BYTES`].
 const READ_BUFFER_BYTES: usize = 16 << 10;
 /// Above this size the read buffer is shrunk back after a query.
 const KEEP_READ_BUFFER_BYTES: usize = 1 << 20;
