@@ -15,7 +15,10 @@
 
 use super::client::PgError;
 use super::pool::SharedPool;
-use super::{CollectionConn, RELATIONS_PER_STATEMENT, each_database, oid_array, oids, sql, time};
+use super::{
+    CollectionConn, RELATIONS_PER_STATEMENT, each_database, oid_array, oids, sql, text_at, time,
+    time_at,
+};
 use crate::collect::{CollectError, Collector, EmitError, JsonWriter, Now, Output, round2};
 use crate::config;
 use crate::util::Rfc3339;
@@ -305,13 +308,8 @@ fn read_tables(
     ])?;
     for r in rows.iter() {
         let i = |col: usize| r.i64_at(col);
-        let text = |col: usize| Ok::<_, PgError>(r.str_at(col)?.map(str::to_string));
-        let time = |col: usize| {
-            Ok::<_, PgError>(
-                r.timestamptz_at(col)?
-                    .map(|t| t.rfc3339_micros().to_string()),
-            )
-        };
+        let text = |col: usize| text_at(&r, col);
+        let time = |col: usize| time_at(&r, col);
         tables.push(Table {
             schema: text(schemaname)?,
             name: text(relname)?,
@@ -366,7 +364,7 @@ fn read_indexes(
         "size_bytes",
     ])?;
     for r in rows.iter() {
-        let text = |col: usize| Ok::<_, PgError>(r.str_at(col)?.map(str::to_string));
+        let text = |col: usize| text_at(&r, col);
         let scans = r.i64_at(idx_scan)?;
         indexes.push(Index {
             schema: text(schemaname)?,

@@ -126,23 +126,26 @@ impl RowsBuilder {
         let first = self.rows.fields.len();
         self.rows.fields.resize(first + usize::from(count), 0);
         let offsets = self.rows.fields.get_mut(first..).unwrap_or_default();
+        // Where the next field starts; past the body when a field runs beyond it.
         let mut at = 0;
-        let mut valid = true;
         for offset in offsets {
             *offset = (base + at) as u32;
-            let Some((len, _)) = body.get(at..).and_then(split_len) else {
-                valid = false;
-                break;
-            };
-            at += 4 + len.unwrap_or(0);
+            match body.get(at..).and_then(split_len) {
+                Some((len, _)) => at += 4 + len.unwrap_or(0),
+                None => {
+                    at = usize::MAX;
+                    break;
+                }
+            }
         }
-        if !valid || at != body.len() {
+        let error = match at.cmp(&body.len()) {
+            std::cmp::Ordering::Equal => None,
+            std::cmp::Ordering::Greater => Some("truncated data row"),
+            std::cmp::Ordering::Less => Some("trailing bytes in data row"),
+        };
+        if let Some(e) = error {
             self.rows.fields.truncate(first);
-            return Err(if at > body.len() || !valid {
-                "truncated data row".to_string()
-            } else {
-                "trailing bytes in data row".to_string()
-            });
+            return Err(e.to_string());
         }
         self.rows.data.extend_from_slice(body);
         self.rows.count += 1;
@@ -150,7 +153,12 @@ impl RowsBuilder {
     }
 
     pub(crate) fn bytes(&self) -> usize {
-        self.rows.data.len() + self.rows.fields.len() * size_of::<u32>()
+        self.rows.data_bytes()
+    }
+
+    /// What storing a DataRow of `count` fields and `body` adds to [`RowsBuilder::bytes`].
+    pub(crate) fn row_bytes(count: u16, body: &[u8]) -> usize {
+        body.len() + usize::from(count) * size_of::<u32>()
     }
 
     pub(crate) fn finish(self) -> Rows {

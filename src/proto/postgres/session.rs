@@ -415,14 +415,14 @@ impl Session {
                 return Err(PgError::Protocol("bad data row".to_string()));
             };
             // Checked before the row is stored: the result never grows past the cap.
-            if rows.bytes() + body.len() + size_of::<usize>() > MAX_RESULT_BYTES {
+            let count = u16::from_be_bytes(*count);
+            if rows.bytes() + RowsBuilder::row_bytes(count, body) > MAX_RESULT_BYTES {
                 return Err(PgError::Protocol(format!(
                     "query result exceeds the {MAX_RESULT_BYTES} byte limit"
                 )));
             }
             // i16 on the wire: a negative count reads as > 32767 and fails the column check.
-            rows.push_row(u16::from_be_bytes(*count), body)
-                .map_err(PgError::Protocol)?;
+            rows.push_row(count, body).map_err(PgError::Protocol)?;
             return Ok(Some((total, Progress::Continue)));
         }
         let mut buf = BytesMut::from(whole);
