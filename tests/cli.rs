@@ -589,17 +589,61 @@ fn a_requirepeer_user_that_does_not_exist_is_a_located_error() {
 
 /// A reader that stops reading cannot hold `run --stdout` past SIGTERM: the pipe fills, the
 /// agent waits for room on stdout and the signal fd together, and SIGTERM ends it (at most the
-/// last push's 5 s later). Every line that reached the pipe whole is one JSON envelope.
+/// last push's 5 s later). Every line that reached the pipe whole is one JSON envelope. On a
+/// pipe the agent writes with `RWF_NOWAIT` until it is full; a FIFO refuses `RWF_NOWAIT`, so
+/// there every write waits for room first and is at most `PIPE_BUF` bytes.
 #[test]
 fn sigterm_ends_run_stdout_while_the_reader_does_not_read() {
     let dir = TempDir::new("fullpipe");
     let cfg = fast_config(&dir, "0.05");
     let mut child = run_stdout(&cfg);
-    let mut out = child.stdout.take().unwrap();
+    let out = std::fs::File::from(std::os::fd::OwnedFd::from(child.stdout.take().unwrap()));
+    sigterm_while_the_reader_does_not_read(child, out);
+}
+
+#[test]
+fn sigterm_ends_run_stdout_into_a_fifo_while_the_reader_does_not_read() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = TempDir::new("fullfifo");
+    let cfg = fast_config(&dir, "0.05");
+    let fifo = dir.0.join("out");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    // The read end first, without waiting for a writer; then the write end does not wait.
+    let out = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_o_nonblock())
+        .open(&fifo)
+        .unwrap();
+    let write_end = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    let child = cmd()
+        .args(["run", "--stdout", "-c"])
+        .arg(&cfg)
+        .stdout(write_end)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Reads below wait for bytes (the write end stays open in the agent until it exits).
+    rustix::fs::fcntl_setfl(&out, rustix::fs::OFlags::empty()).unwrap();
+    sigterm_while_the_reader_does_not_read(child, out);
+}
+
+/// `O_NONBLOCK` as `OpenOptionsExt::custom_flags` takes it.
+fn libc_o_nonblock() -> i32 {
+    rustix::fs::OFlags::NONBLOCK.bits() as i32
+}
+
+fn sigterm_while_the_reader_does_not_read(mut child: Child, mut out: std::fs::File) {
     // The pipe is full when what it holds stops growing for a second (20 rounds a second are
     // written while there is room; how much it holds then depends on how writes share its
     // pages, so no byte count is expected).
-    let pending = |fd: &std::process::ChildStdout| rustix::io::ioctl_fionread(fd).unwrap();
+    let pending = |fd: &std::fs::File| rustix::io::ioctl_fionread(fd).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut last, mut still) = (0, 0);
     while still < 5 {

@@ -1,8 +1,12 @@
 //! Standard output for `run --stdout`, written so that a reader that stops reading cannot hold
-//! the agent past a stop signal: before each write, `poll` waits on stdout and the signal fd
-//! together, and one write is at most `PIPE_BUF` bytes, which a pipe that polls writable takes
-//! without blocking. The descriptor stays blocking (`O_NONBLOCK` would change it for every
-//! process that shares it, a terminal included).
+//! the agent past a stop signal. Each write first goes whole with `RWF_NOWAIT` (pipes, sockets
+//! and `/dev/null` take it; a pipe takes what room it has): no wait, one system call for 64 KiB
+//! where 4 KiB writes needed sixteen and a `poll` each. Where that would block, and where
+//! stdout does not take `RWF_NOWAIT` (a terminal, most regular files, kernels before 4.14),
+//! `poll` waits on stdout and the signal fd together, and one write is at most `PIPE_BUF`
+//! bytes, which a pipe that polls writable takes without blocking. The descriptor stays
+//! blocking (`O_NONBLOCK` would change it for every process that shares it, a terminal
+//! included).
 
 use super::signals::{Signals, Woken, wait};
 use rustix::event::PollFlags;
@@ -26,6 +30,8 @@ pub struct Stdout<'s> {
     at_line_start: bool,
     /// A wait ended with a line cut: nothing more is written (it would glue onto that line).
     cut: bool,
+    /// Whether stdout may take writes with `RWF_NOWAIT` (until it refuses one).
+    nowait: bool,
 }
 
 impl<'s> Stdout<'s> {
@@ -36,6 +42,7 @@ impl<'s> Stdout<'s> {
             deadline: None,
             at_line_start: true,
             cut: false,
+            nowait: true,
         }
     }
 
@@ -81,6 +88,16 @@ impl<'s> Stdout<'s> {
     }
 }
 
+impl Stdout<'_> {
+    /// Notes where the `written` bytes of `buf` ended.
+    fn wrote(&mut self, buf: &[u8], written: usize) -> usize {
+        if let Some(last) = written.checked_sub(1).and_then(|i| buf.get(i)) {
+            self.at_line_start = *last == b'\n';
+        }
+        written
+    }
+}
+
 impl Write for Stdout<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
@@ -91,6 +108,27 @@ impl Write for Stdout<'_> {
                 "a line on stdout was cut by the stop signal; nothing more is written",
             ));
         }
+        while self.nowait {
+            // u64::MAX: at the current offset, as write(2).
+            match rustix::io::pwritev2(
+                self.out.as_fd(),
+                &[io::IoSlice::new(buf)],
+                u64::MAX,
+                rustix::io::ReadWriteFlags::NOWAIT,
+            ) {
+                Ok(written) => return Ok(self.wrote(buf, written)),
+                Err(rustix::io::Errno::INTR) => continue,
+                // Full: wait below, then at least PIPE_BUF bytes go.
+                Err(rustix::io::Errno::AGAIN) => break,
+                // Not for this file or this kernel: poll and PIPE_BUF writes from now on.
+                Err(
+                    rustix::io::Errno::OPNOTSUPP
+                    | rustix::io::Errno::INVAL
+                    | rustix::io::Errno::NOSYS,
+                ) => self.nowait = false,
+                Err(e) => return Err(e.into()),
+            }
+        }
         if let Err(e) = self.wait_writable() {
             self.cut = !self.at_line_start;
             return Err(e);
@@ -98,12 +136,7 @@ impl Write for Stdout<'_> {
         let n = buf.len().min(CHUNK);
         loop {
             match rustix::io::write(self.out.as_fd(), &buf[..n]) {
-                Ok(written) => {
-                    if written > 0 {
-                        self.at_line_start = buf[written - 1] == b'\n';
-                    }
-                    return Ok(written);
-                }
+                Ok(written) => return Ok(self.wrote(buf, written)),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             }
