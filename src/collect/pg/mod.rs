@@ -63,9 +63,17 @@ impl CollectionConn<'_> {
         self.client.take_sent(self.timeout, self.signals)
     }
 
-    /// Hands a result back so the next one reuses its buffers.
+    /// Hands a result back so a next one reuses its buffers.
     pub fn recycle(&mut self, rows: Rows) {
         self.client.recycle(rows);
+    }
+
+    /// [`CollectionConn::recycle`] of every result of `rows`, the last first (so the next
+    /// queries fill them in the order they came).
+    pub fn recycle_all(&mut self, rows: impl DoubleEndedIterator<Item = Rows>) {
+        for r in rows.rev() {
+            self.client.recycle(r);
+        }
     }
 
     /// `server_version_num` of the server (e.g. 170004; 0 when unknown).
@@ -133,6 +141,10 @@ pub fn emit_cluster<T: serde::Serialize>(
 /// A database whose read or element fails is recorded as `<plugin>/<database>` and the others
 /// are still collected; a stop signal ends the collection. Returns the databases of this
 /// collection (for callers that keep per-database state).
+///
+/// The results `read` hands back ([`CollectionConn::recycle`]) go on to the next database's
+/// connection, and are dropped when the collection ends (a collection over many databases
+/// fills the same buffers; none is held between collections).
 pub fn each_database<T>(
     pool: &SharedPool,
     now: Now,
@@ -152,16 +164,22 @@ pub fn each_database<T>(
     // least-recently-used connection is always the next one needed).
     let mut order: Vec<&str> = databases.iter().map(String::as_str).collect();
     order.sort_by_key(|d| !pool.is_open(d));
+    let mut spares = Vec::new();
     for database in order {
         let result = pool.with_client(database, now.mono_ns, signals, |client| {
-            read(
+            for rows in spares.drain(..) {
+                client.recycle(rows);
+            }
+            let r = read(
                 &mut CollectionConn {
                     client,
                     timeout,
                     signals,
                 },
                 database,
-            )
+            );
+            spares = client.take_spares();
+            r
         });
         match result {
             Ok(value) => {

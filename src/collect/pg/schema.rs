@@ -187,6 +187,15 @@ struct SchemaRows {
     details: Vec<[Rows; 3]>,
 }
 
+impl SchemaRows {
+    /// Every result, in the order the queries were sent.
+    fn into_results(self) -> Vec<Rows> {
+        std::iter::once(self.tables)
+            .chain(self.details.into_iter().flatten())
+            .collect()
+    }
+}
+
 /// Entries of one list (`columns`, `constraints` or `indexes`) as JSON, back to back, each
 /// with the table it belongs to.
 #[derive(Default)]
@@ -577,21 +586,30 @@ impl Collector for PgSchema {
         let mut json = Vec::new();
         let json = &mut json;
         let mut spare: [List; 4] = Default::default();
+        // The results of the database before, for the next one's queries to fill.
+        let results = std::cell::RefCell::new(Vec::new());
         each_database(
             &self.pool,
             now,
             out,
-            |c, _| read(c),
-            |out, database, rows| match schema(&rows, std::mem::take(&mut spare)) {
-                Ok(s) => {
-                    let r = emit(out, now, database, &s, json);
-                    spare = s.into_lists();
-                    r
-                }
-                Err(e) => {
-                    out.error(&format!("pg_schema/{database}"), e);
-                    Ok(())
-                }
+            |c, _| {
+                c.recycle_all(results.take().into_iter());
+                read(c)
+            },
+            |out, database, rows| {
+                let r = match schema(&rows, std::mem::take(&mut spare)) {
+                    Ok(s) => {
+                        let r = emit(out, now, database, &s, json);
+                        spare = s.into_lists();
+                        r
+                    }
+                    Err(e) => {
+                        out.error(&format!("pg_schema/{database}"), e);
+                        Ok(())
+                    }
+                };
+                results.replace(rows.into_results());
+                r
             },
         )?;
         Ok(())

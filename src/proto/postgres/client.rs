@@ -42,8 +42,16 @@ use std::time::{Duration, Instant};
 /// cap) and large results ([`STREAMING_ROOM_BYTES`]), and shrinks back after a query when it
 /// grew past [`KEEP_READ_BUFFER_BYTES`].
 const READ_BUFFER_BYTES: usize = 16 << 10;
-/// Above this size the read buffer is shrunk back after a query.
+/// Above this size the read buffer is shrunk back after a query, and a result handed back is
+/// not kept.
 const KEEP_READ_BUFFER_BYTES: usize = 1 << 20;
+/// Results handed back ([`Client::recycle`]) kept for the next queries to fill: at most this
+/// many, of at most this many bytes together. A collector that holds several results at once
+/// (`pg_schema`: a database's tables, columns, constraints and indexes) hands them all back;
+/// without them each query grows its buffers anew (4, 8, 16 … KiB, each a fresh `mmap` filled
+/// by page faults under musl's allocator).
+const SPARE_RESULTS: usize = 16;
+const SPARE_BYTES: usize = 4 << 20;
 /// Room the reader makes when a read filled all it had: a large result is waiting in the
 /// socket (the server writes faster than the reader parses), and one read of 128 KiB costs
 /// less than eight of 16 KiB.
@@ -119,8 +127,9 @@ pub struct Client {
     pending: bool,
     /// Its result, read early because another query needed the connection.
     early: Option<Result<Rows, PgError>>,
-    /// A result handed back by [`Client::recycle`]: the next result fills its buffers.
-    spare: Option<Rows>,
+    /// Results handed back by [`Client::recycle`]: the next results fill their buffers (the
+    /// last one handed back first).
+    spares: Vec<Rows>,
 }
 
 impl std::fmt::Debug for Client {
@@ -210,7 +219,7 @@ impl Client {
         deadline: Instant,
         signals: Option<&Signals>,
     ) -> Result<(), PgError> {
-        let spare = self.spare.take();
+        let spare = self.spares.pop();
         let result = self
             .session
             .query_reusing(sql, spare)
@@ -239,12 +248,23 @@ impl Client {
         Some(self.receive_result(Instant::now() + timeout, signals))
     }
 
-    /// Hands a result back: the next query's result fills its buffers instead of growing new
-    /// ones (kept only when small).
+    /// Hands a result back: a next query's result fills its buffers instead of growing new
+    /// ones (kept only when small, and only [`SPARE_RESULTS`] of [`SPARE_BYTES`] together;
+    /// the last one handed back is filled first).
     pub fn recycle(&mut self, rows: Rows) {
-        if rows.capacity_bytes() <= KEEP_READ_BUFFER_BYTES {
-            self.spare = Some(rows);
+        let held: usize = self.spares.iter().map(Rows::capacity_bytes).sum();
+        let bytes = rows.capacity_bytes();
+        if bytes <= KEEP_READ_BUFFER_BYTES
+            && held + bytes <= SPARE_BYTES
+            && self.spares.len() < SPARE_RESULTS
+        {
+            self.spares.push(rows);
         }
+    }
+
+    /// Takes the results handed back (to hand them to another connection, or to drop them).
+    pub fn take_spares(&mut self) -> Vec<Rows> {
+        std::mem::take(&mut self.spares)
     }
 
     /// Reads the reply of a query sent and not yet read, keeping it for `take_sent`.
@@ -598,7 +618,7 @@ fn finish_connect(
         broken: false,
         pending: false,
         early: None,
-        spare: None,
+        spares: Vec::new(),
     };
     client.send(deadline, signals, "authentication")?;
     client.receive_until_ready(deadline, signals, "authentication")?;

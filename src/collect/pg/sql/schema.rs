@@ -35,12 +35,14 @@ order by n.nspname, c.relname"
 
 /// `and <column> = any('{1,2,…}'::oid[])`: the tables of one batch (oids we format).
 fn of_tables(column: &str, oids: &[i64]) -> String {
+    use std::fmt::Write;
     let mut list = String::with_capacity(oids.len() * 8);
     for (i, oid) in oids.iter().enumerate() {
         if i > 0 {
             list.push(',');
         }
-        list.push_str(&oid.to_string());
+        // Writing into a String cannot fail.
+        let _ = write!(list, "{oid}");
     }
     format!("and {column} = any('{{{list}}}'::oid[])")
 }
