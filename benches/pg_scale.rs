@@ -32,7 +32,9 @@
 //!   counts, the warm-up included), with the slowest one (max_exec_time) and its text.
 //!
 //! `cargo bench --bench pg_scale --target x86_64-unknown-linux-musl [-- DBS TABLES CYCLES]`
-//! (default 20 1000 5; CI runs `-- 2 200 3`). `PGAC_BIN` names another binary;
+//! (default 20 1000 5; CI runs `-- 2 200 3`). `PGAC_BIN` names another binary, or several
+//! separated by `:` to compare them on the same cluster, one after the other (with
+//! `PGAC_REPEAT=N`, N times in turn: this machine's CPU figures move from minute to minute);
 //! `PGAC_TYPES=pg_schema,…` turns on only those types (to see where the CPU goes), and
 //! `PGAC_TYPES="pg_stats;pg_schema,pg_bloat"` measures each group by its own collector, one
 //! after the other, on the same cluster; `PGAC_MAX_CONNECTIONS=N` sets `[postgres]
@@ -128,15 +130,23 @@ fn main() {
     let dbs = nums.first().copied().unwrap_or(20).max(1);
     let tables = nums.get(1).copied().unwrap_or(1000).max(1);
     let cycles = nums.get(2).copied().unwrap_or(5).max(1);
-    let bin = std::env::var("PGAC_BIN").unwrap_or_else(|_| {
-        "target/x86_64-unknown-linux-musl/release/pganalytics-collector".to_string()
-    });
-    if !std::path::Path::new(&bin).exists() {
-        eprintln!(
-            "pg_scale: {bin} not found; build it first: cargo build --release --target x86_64-unknown-linux-musl"
-        );
-        std::process::exit(2);
+    let bins: Vec<String> = std::env::var("PGAC_BIN")
+        .unwrap_or_else(|_| {
+            "target/x86_64-unknown-linux-musl/release/pganalytics-collector".to_string()
+        })
+        .split(':')
+        .filter(|b| !b.is_empty())
+        .map(str::to_string)
+        .collect();
+    for bin in &bins {
+        if !std::path::Path::new(bin).exists() {
+            eprintln!(
+                "pg_scale: {bin} not found; build it first: cargo build --release --target x86_64-unknown-linux-musl"
+            );
+            std::process::exit(2);
+        }
     }
+    let repeat = env_usize("PGAC_REPEAT").unwrap_or(1).max(1);
 
     // --- setup ---------------------------------------------------------------------------
     let t0 = std::time::Instant::now();
@@ -231,7 +241,6 @@ fn main() {
     let bench = Bench {
         cluster: &cluster,
         dir: dir.clone(),
-        bin,
         dbs,
         tables,
         cycles,
@@ -239,19 +248,35 @@ fn main() {
         buffer_bytes: env_usize("PGAC_BUFFER_BYTES").unwrap_or(BUFFER_BYTES),
         max_batch_bytes: env_usize("PGAC_MAX_BATCH_BYTES").unwrap_or(MAX_BATCH_BYTES),
     };
-    match std::env::var("PGAC_TYPES") {
-        // Groups separated by `;`, each measured by its own collector on the same cluster.
-        Ok(groups) => {
-            for (i, group) in groups.split(';').filter(|g| !g.is_empty()).enumerate() {
-                let enabled: Vec<&str> = TYPES
+    // Groups separated by `;`, each measured by its own collector on the same cluster.
+    let groups: Vec<(Vec<&str>, String)> = match std::env::var("PGAC_TYPES") {
+        Ok(groups) => groups
+            .split(';')
+            .filter(|g| !g.is_empty())
+            .map(|group| {
+                let enabled = TYPES
                     .iter()
                     .copied()
                     .filter(|t| group.split(',').any(|x| x == *t))
                     .collect();
-                bench.measure(i, &enabled, group);
+                (enabled, group.to_string())
+            })
+            .collect(),
+        Err(_) => vec![(TYPES.to_vec(), "every type".to_string())],
+    };
+    let mut run = 0;
+    for _ in 0..repeat {
+        for (enabled, group) in &groups {
+            for bin in &bins {
+                let what = if bins.len() > 1 {
+                    format!("{group}, {bin}")
+                } else {
+                    group.clone()
+                };
+                bench.measure(run, bin, enabled, &what);
+                run += 1;
             }
         }
-        Err(_) => bench.measure(0, &TYPES, "every type"),
     }
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);
@@ -264,7 +289,6 @@ fn env_usize(name: &str) -> Option<usize> {
 struct Bench<'c> {
     cluster: &'c pg::Cluster,
     dir: std::path::PathBuf,
-    bin: String,
     dbs: usize,
     tables: usize,
     cycles: usize,
@@ -276,7 +300,7 @@ struct Bench<'c> {
 impl Bench<'_> {
     /// Runs the collector with the `enabled` types until it has sent `WARMUP + cycles`
     /// cycles, and prints the figures (`run`: a number for its state directory).
-    fn measure(&self, run: usize, enabled: &[&str], what: &str) {
+    fn measure(&self, run: usize, bin: &str, enabled: &[&str], what: &str) {
         let (cluster, dir, cycles) = (self.cluster, &self.dir, self.cycles);
         // Only this collector's statements count.
         cluster.psql(
@@ -337,7 +361,7 @@ impl Bench<'_> {
         drop(f);
 
         let sessions_sql = "select sum(sessions) from pg_stat_database";
-        let mut child = Command::new(&self.bin)
+        let mut child = Command::new(bin)
             .args(["run", "--stdout", "-c"])
             .arg(&cfg)
             .stdout(Stdio::piped())
