@@ -275,7 +275,13 @@ impl<'a> Row<'a> {
 
     /// [`Row::get_i64`] of the column at `index`.
     pub fn i64_at(&self, index: usize) -> Result<Option<i64>, PgError> {
-        self.parsed_at(index, "an integer", parse_i64)
+        // Nearly every integer a collector reads is short decimal text: read its digits
+        // without the UTF-8 check and `str::parse` (a tenth of `pg_stats`' CPU went there).
+        match self.raw_at(index).map(short_decimal) {
+            None => Ok(None),
+            Some(Some(v)) => Ok(Some(v)),
+            Some(None) => self.parsed_at(index, "an integer", parse_i64),
+        }
     }
 
     /// Also accepts numeric text without a fraction ("123" from `sum(bigint)`).
@@ -316,6 +322,27 @@ impl<'a> Row<'a> {
 
 fn parse_i64(s: &str) -> Option<i64> {
     s.parse().ok()
+}
+
+/// `text` as an i64 when it is an optional `-` and 1 to 18 ASCII digits (which cannot
+/// overflow); anything else (`+`, 19 digits, not a number) is `None`, for `str::parse` to
+/// decide. Where both give a value, it is the same.
+fn short_decimal(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -v } else { v })
 }
 
 fn parse_finite(s: &str) -> Option<f64> {
@@ -423,6 +450,42 @@ mod tests {
 
     fn ts(s: &str) -> Option<(i64, u32)> {
         parse_timestamptz(s).map(|w| (w.secs, w.nanos))
+    }
+
+    #[test]
+    fn short_decimals_read_as_str_parse_reads_them() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "123456789012345678",
+            "-123456789012345678",
+            "1234567890123456789",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "+5",
+            "",
+            "-",
+            "1.0",
+            "1e3",
+            " 1",
+            "1 ",
+            "0x10",
+            "٣",
+            "--1",
+            "00000000000000000001",
+        ] {
+            let fast = short_decimal(text.as_bytes());
+            let slow = text.parse::<i64>().ok();
+            // The fast path gives the same value, or leaves the text to str::parse.
+            assert!(
+                fast.is_none() || fast == slow,
+                "{text:?}: {fast:?} {slow:?}"
+            );
+            assert_eq!(fast.or_else(|| parse_i64(text)), slow, "{text:?}");
+        }
     }
 
     #[test]
