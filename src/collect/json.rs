@@ -98,8 +98,15 @@ impl Buf {
             self.put(b"null");
             return;
         };
+        if v < 0 {
+            self.byte(b'-');
+        }
+        self.u64(v.unsigned_abs());
+    }
+
+    /// Appends `n` in decimal.
+    pub fn u64(&mut self, mut n: u64) {
         let mut digits = [0u8; 20];
-        let mut n = v.unsigned_abs();
         let mut i = digits.len();
         loop {
             i -= 1;
@@ -111,10 +118,24 @@ impl Buf {
                 break;
             }
         }
-        if v < 0 {
-            self.byte(b'-');
-        }
         self.put(digits.get(i..).unwrap_or_default());
+    }
+
+    /// Appends `t` as a JSON string, or `null` (an RFC 3339 time has nothing to escape).
+    pub fn opt_time(&mut self, t: Option<crate::util::Rfc3339>) {
+        use std::fmt::Write;
+        let Some(t) = t else {
+            self.put(b"null");
+            return;
+        };
+        let mut text = heapless::String::<TIME_BYTES>::new();
+        // Any time PostgreSQL holds fits (year 294276 at most); a longer one (a year of more
+        // than 20 digits) goes the slow way.
+        if write!(text, "\"{t}\"").is_ok() {
+            self.put(text.as_bytes());
+        } else {
+            self.str(&t.to_string());
+        }
     }
 
     /// Appends `true`, `false` or `null`.
@@ -143,6 +164,10 @@ impl Buf {
         }
     }
 }
+
+/// Room for a quoted RFC 3339 time with microseconds (`"2026-11-27T21:33:02.966761Z"` is 29
+/// bytes; years past 9999 add digits).
+const TIME_BYTES: usize = 48;
 
 /// Room for serde_json's float output (ryu: at most 24 bytes).
 const FLOAT_BYTES: usize = 32;

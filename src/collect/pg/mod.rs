@@ -249,12 +249,6 @@ pub fn time(r: &Row<'_>, col: &str) -> Result<Option<String>, PgError> {
         .map(|t| t.rfc3339_micros().to_string()))
 }
 
-/// [`time`] of the column at `index`.
-pub fn time_at(r: &Row<'_>, index: usize) -> Result<Option<String>, PgError> {
-    Ok(r.timestamptz_at(index)?
-        .map(|t| t.rfc3339_micros().to_string()))
-}
-
 /// A query text column cut to `max` bytes on a character boundary (like `pg_query_stats`).
 pub fn query_text(r: &Row<'_>, col: &str, max: usize) -> Result<Option<String>, PgError> {
     Ok(r.get_str(col)?
