@@ -36,7 +36,11 @@ fuzz_target!(|data: &[u8]| {
                     let _ = (row.bytes_at(i), row.str_at(i));
                     // The integer fast path agrees with str::parse on every field.
                     let fast = row.i64_at(i).ok().flatten();
-                    let slow = row.str_at(i).ok().flatten().and_then(|t| t.parse::<i64>().ok());
+                    let slow = row
+                        .str_at(i)
+                        .ok()
+                        .flatten()
+                        .and_then(|t| t.parse::<i64>().ok());
                     assert_eq!(fast, slow, "{:?}", row.bytes_at(i));
                 }
             }
