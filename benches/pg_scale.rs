@@ -17,7 +17,9 @@
 //! 200 ms and one custom query on every database, and reads:
 //! - collector CPU per cycle: CPU time of the process (/proc/PID/schedstat, ns) over the
 //!   measured cycles, after one warm-up cycle (connections opened, query texts fetched); also
-//!   per 1 000 tables (all databases' tables together);
+//!   per 1 000 tables (all databases' tables together); with the host's steal over the same
+//!   window (/proc/stat: in a VM, CPU time taken by other guests; where it is more than a few
+//!   percent, that run's CPU figures are inflated);
 //! - peak RSS (VmHWM of the collector's process) against 16 MiB plus the most bytes the element
 //!   buffer held (`collector_health.buffer_bytes`, taken just before each push); the largest
 //!   envelope line is printed too (`run --stdout` writes it in 64 KiB pieces, never whole);
@@ -48,7 +50,7 @@
 mod pg;
 #[path = "support/proc.rs"]
 mod proc_figures;
-use proc_figures::{cpu_ns, median, vm_hwm_kib};
+use proc_figures::{cpu_ns, median, steal_percent, steal_ticks, vm_hwm_kib};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -373,6 +375,7 @@ impl Bench<'_> {
         let started = std::time::Instant::now();
         let mut seen_cycles = 0usize;
         let mut cpu_start = 0;
+        let mut steal_start = (0, 0);
         let mut sessions_start = 0i64;
         let mut wall_start = std::time::Instant::now();
         let mut first_cycle_s = 0.0;
@@ -432,6 +435,7 @@ impl Bench<'_> {
             if seen_cycles == WARMUP {
                 first_cycle_s = started.elapsed().as_secs_f64();
                 cpu_start = cpu_ns(pid);
+                steal_start = steal_ticks();
                 wall_start = std::time::Instant::now();
                 sessions_start = cluster.psql("postgres", sessions_sql).parse().unwrap_or(0);
             }
@@ -440,6 +444,7 @@ impl Bench<'_> {
             }
         }
         let cpu = cpu_ns(pid).saturating_sub(cpu_start);
+        let steal = steal_percent(steal_start, steal_ticks());
         let wall = wall_start.elapsed().as_secs_f64();
         let hwm_kib = vm_hwm_kib(pid);
         let _ = child.kill();
@@ -461,7 +466,7 @@ impl Bench<'_> {
         let cpu_ms = cpu as f64 / 1e6 / cycles as f64;
         let per_1000 = cpu_ms / (total_tables as f64 / 1000.0);
         println!(
-            "  collector CPU per cycle ({what}): {cpu_ms:.1} ms over {cycles} cycles in {wall:.1} s ({:.1} s per cycle; the warm-up cycle took {first_cycle_s:.1} s)",
+            "  collector CPU per cycle ({what}): {cpu_ms:.1} ms over {cycles} cycles in {wall:.1} s ({:.1} s per cycle; the warm-up cycle took {first_cycle_s:.1} s; host steal {steal:.1} % of the CPU time)",
             wall / cycles as f64
         );
         println!(

@@ -16,6 +16,34 @@ pub fn cpu_ns(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time the hypervisor gave other guests while this machine's CPUs wanted it ("steal",
+/// the eighth figure of the `cpu` line of /proc/stat), and the time of all CPUs, in clock
+/// ticks. Over a measured window, a steal of more than a few percent says the CPU figures of
+/// that window are inflated: a CPU is slower while its host serves another guest.
+pub fn steal_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest figures are inside user).
+    let total = v.iter().take(8).sum();
+    (v.get(7).copied().unwrap_or(0), total)
+}
+
+/// Steal as a percentage of the CPU time between two [`steal_ticks`] readings.
+pub fn steal_percent(start: (u64, u64), end: (u64, u64)) -> f64 {
+    let total = end.1.saturating_sub(start.1);
+    if total == 0 {
+        return 0.0;
+    }
+    end.0.saturating_sub(start.0) as f64 * 100.0 / total as f64
+}
+
 /// Peak resident size of `pid` (VmHWM), KiB; 0 when it cannot be read.
 pub fn vm_hwm_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
