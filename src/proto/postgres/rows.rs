@@ -88,16 +88,26 @@ impl Rows {
 #[derive(Debug, Default)]
 pub(crate) struct RowsBuilder {
     rows: Rows,
+    /// The column names of the result being reused, for the next RowDescription to write
+    /// into (a query sent again and again, as `pg_wait_events`' sample, allocates none).
+    names: Vec<String>,
 }
 
 impl RowsBuilder {
     /// A builder that fills `spare` (a result the caller is done with), keeping its buffers.
     pub(crate) fn reusing(mut spare: Rows) -> RowsBuilder {
-        spare.columns.clear();
+        let names = std::mem::take(&mut spare.columns);
         spare.data.clear();
         spare.fields.clear();
         spare.count = 0;
-        RowsBuilder { rows: spare }
+        RowsBuilder { rows: spare, names }
+    }
+
+    /// Room for the column names of a RowDescription: the Strings of the result reused (to
+    /// be overwritten, and cut to the number of columns), or none; handed back through
+    /// [`RowsBuilder::set_columns`].
+    pub(crate) fn take_names(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.names)
     }
 
     pub(crate) fn set_columns(&mut self, columns: Vec<String>) {

@@ -178,10 +178,11 @@ enum State {
     Startup,
     /// Idle: a query may be sent.
     Ready,
-    /// A query is running; the first ErrorResponse is kept until ReadyForQuery.
+    /// A query is running; the first ErrorResponse is kept until ReadyForQuery (boxed: it is
+    /// rare, and this state is moved with every message).
     Query {
         rows: RowsBuilder,
-        error: Option<PgError>,
+        error: Option<Box<PgError>>,
     },
     /// A protocol violation or fatal error: nothing more is accepted.
     Broken,
@@ -586,7 +587,9 @@ impl Session {
                 Ok(Progress::Ready)
             }
             (State::Query { mut rows, error }, M::RowDescription(body)) => {
-                let mut columns = Vec::new();
+                // The names are written into the Strings of a result reused, if any.
+                let mut columns = rows.take_names();
+                let mut count = 0;
                 let mut fields = body.fields();
                 while let Some(f) = fields.next().map_err(|e| bad_field("row description", e))? {
                     if f.format() != 0 {
@@ -595,8 +598,16 @@ impl Session {
                             f.name()
                         )));
                     }
-                    columns.push(f.name().to_string());
+                    match columns.get_mut(count) {
+                        Some(name) => {
+                            name.clear();
+                            name.push_str(f.name());
+                        }
+                        None => columns.push(f.name().to_string()),
+                    }
+                    count += 1;
                 }
+                columns.truncate(count);
                 rows.set_columns(columns);
                 self.state = State::Query { rows, error };
                 Ok(Progress::Continue)
@@ -617,13 +628,13 @@ impl Session {
                 }
                 self.state = State::Query {
                     rows,
-                    error: error.or(Some(e.into())),
+                    error: error.or_else(|| Some(Box::new(e.into()))),
                 };
                 Ok(Progress::Continue)
             }
             (State::Query { rows, error }, M::ReadyForQuery(_)) => {
                 self.result = Some(match error {
-                    Some(e) => Err(e),
+                    Some(e) => Err(*e),
                     None => Ok(rows.finish()),
                 });
                 self.state = State::Ready;
@@ -1122,6 +1133,43 @@ mod tests {
             s.try_message(m).unwrap().unwrap();
         }
         s
+    }
+
+    /// A result reused for the next query carries that query's columns only: more, fewer or
+    /// none (a command without rows) than the result it reuses.
+    #[test]
+    fn a_reused_result_has_the_new_columns() {
+        let row_desc = |names: &[&str]| {
+            let mut b = (names.len() as u16).to_be_bytes().to_vec();
+            for name in names {
+                b.extend_from_slice(&cstrs(&[name]));
+                b.extend_from_slice(&[
+                    0, 0, 0, 0, 0, 0, 0, 0, 0, 23, 0, 4, 255, 255, 255, 255, 0, 0,
+                ]);
+            }
+            msg(b'T', &b)
+        };
+        let mut s = ready_session();
+        let mut spare = None;
+        for names in [
+            &["a", "bb"][..],
+            &["longer name", "c", "d"],
+            &["e"],
+            &[],
+            &["f", "g"],
+        ] {
+            s.query_reusing("q", spare.take()).unwrap();
+            if !names.is_empty() {
+                s.try_message(&row_desc(names)).unwrap().unwrap();
+            }
+            s.try_message(&msg(b'C', &cstrs(&["SELECT 0"])))
+                .unwrap()
+                .unwrap();
+            s.try_message(&msg(b'Z', b"I")).unwrap().unwrap();
+            let rows = s.take_result().unwrap().unwrap();
+            assert_eq!(rows.columns().collect::<Vec<_>>(), names);
+            spare = Some(rows);
+        }
     }
 
     #[test]
