@@ -328,6 +328,13 @@ impl Engine {
 
     /// The `collector_health` element as JSON, from the current state.
     pub fn health_json(&self, now: Now) -> Vec<u8> {
+        let mut json = Vec::new();
+        self.write_health(now, &mut json);
+        json
+    }
+
+    /// [`Engine::health_json`], appended to `json`.
+    fn write_health(&self, now: Now, json: &mut Vec<u8>) {
         let inputs = health::Inputs {
             now,
             round: self.rounds,
@@ -341,13 +348,16 @@ impl Engine {
             usage: health::process_usage(),
         };
         // unwrap: the element holds numbers, strings and maps of strings.
-        serde_json::to_vec(&health::element(&inputs)).unwrap()
+        serde_json::to_writer(json, &health::element(&inputs)).unwrap()
     }
 
     /// Stores this round's `collector_health` element and starts a new round of errors.
     pub fn add_health(&mut self, now: Now) {
         self.rounds += 1;
-        let json = self.health_json(now);
+        // Written into the collectors' scratch buffer: no allocation per round.
+        let mut json = std::mem::take(&mut self.scratch);
+        json.clear();
+        self.write_health(now, &mut json);
         let meta = ElementMeta {
             source: HEALTH_SOURCE,
             tag: 0,
@@ -358,6 +368,7 @@ impl Engine {
             stats.metrics_dropped += 1;
             outcomes.push((m, Outcome::Dropped(r)));
         });
+        self.scratch = json;
         if stored.is_err() {
             self.stats.metrics_dropped += 1;
         }
