@@ -104,6 +104,14 @@ impl Buf {
         self.u64(v.unsigned_abs());
     }
 
+    /// Appends each `key` (the comma and quoted name before a value) with its value or `null`.
+    pub fn i64_fields(&mut self, fields: &[(&[u8], Option<i64>)]) {
+        for &(key, v) in fields {
+            self.put(key);
+            self.opt_i64(v);
+        }
+    }
+
     /// Appends `n` in decimal.
     pub fn u64(&mut self, mut n: u64) {
         let mut digits = [0u8; 20];

@@ -70,8 +70,8 @@ impl CollectionConn<'_> {
 
     /// [`CollectionConn::recycle`] of every result of `rows`, the last first (so the next
     /// queries fill them in the order they came).
-    pub fn recycle_all(&mut self, rows: impl DoubleEndedIterator<Item = Rows>) {
-        for r in rows.rev() {
+    pub fn recycle_all(&mut self, rows: Vec<Rows>) {
+        for r in rows.into_iter().rev() {
             self.client.recycle(r);
         }
     }

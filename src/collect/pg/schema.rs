@@ -593,7 +593,7 @@ impl Collector for PgSchema {
             now,
             out,
             |c, _| {
-                c.recycle_all(results.take().into_iter());
+                c.recycle_all(results.take());
                 read(c)
             },
             |out, database, rows| {
