@@ -238,11 +238,6 @@ pub fn text(r: &Row<'_>, col: &str) -> Result<Option<String>, PgError> {
     Ok(r.get_str(col)?.map(str::to_string))
 }
 
-/// [`text`] of the column at `index` (from `Rows::column_index`).
-pub fn text_at(r: &Row<'_>, index: usize) -> Result<Option<String>, PgError> {
-    Ok(r.str_at(index)?.map(str::to_string))
-}
-
 /// A `timestamptz` column as RFC 3339 UTC with microseconds (NULL → `None`).
 pub fn time(r: &Row<'_>, col: &str) -> Result<Option<String>, PgError> {
     Ok(r.get_timestamptz(col)?

@@ -50,6 +50,8 @@ const DATA_ROW_TAG: u8 = b'D';
 
 /// Largest backend message accepted once the session is ready (a DataRow of wide text).
 pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+/// Largest message parsed in the session's kept scratch buffer; larger ones get their own.
+const SCRATCH_KEEP_BYTES: usize = 8 << 10;
 /// Largest backend message accepted before the first ReadyForQuery: authentication and
 /// parameter messages are small, and the server is not trusted yet.
 pub const MAX_STARTUP_MESSAGE_BYTES: usize = 8 << 10;
@@ -222,6 +224,10 @@ pub struct Session {
     backend_pid: i32,
     /// Bytes to send to the server, in order.
     out: BytesMut,
+    /// The message being parsed (postgres-protocol parses from a `BytesMut`): its allocation is
+    /// reclaimed for the next once the message is dropped, so a query's few non-DataRow
+    /// messages allocate nothing.
+    scratch: BytesMut,
     /// The result of the last query, until taken.
     result: Option<Result<Rows, PgError>>,
     policy: AuthPolicy,
@@ -273,6 +279,7 @@ impl Session {
             parameters: Vec::new(),
             backend_pid: 0,
             out,
+            scratch: BytesMut::new(),
             result: None,
             policy,
             answered: false,
@@ -426,8 +433,17 @@ impl Session {
             rows.push_row(count, body).map_err(PgError::Protocol)?;
             return Ok(Some((total, Progress::Continue)));
         }
-        let mut buf = BytesMut::from(whole);
-        let message = match Message::parse(&mut buf) {
+        let mut large;
+        let buf = if total > SCRATCH_KEEP_BYTES {
+            // A rare large message (a long error or notice): its room is not kept.
+            large = BytesMut::from(whole);
+            &mut large
+        } else {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(whole);
+            &mut self.scratch
+        };
+        let message = match Message::parse(buf) {
             Ok(Some(m)) => m,
             Ok(None) => return Err(PgError::Protocol("incomplete message".to_string())),
             Err(e) => {
