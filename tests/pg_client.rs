@@ -492,3 +492,44 @@ fn a_query_sent_now_is_read_later_even_across_other_queries() {
         Some("fresh")
     );
 }
+
+/// A result the server sends in pieces, slower than they are read (the reader pauses between
+/// pieces to let them gather: `GATHER_PAUSE` in src/proto/postgres/client.rs), and one it
+/// sends faster than that, over the Unix socket and over TCP: every row whole and in order,
+/// and the connection usable after each.
+#[test]
+fn results_arriving_in_pieces_are_read_whole() {
+    let c = Cluster::start(Options::default());
+    for target in [unix(&c), tcp(&c, "127.0.0.1")] {
+        let mut client = connect(&params(target, SUPERUSER, Some(SUPERPASS)));
+        // 300 rows of 8 000 bytes, one a millisecond: each row is a piece of its own.
+        // Then 5 000 rows of 1 000 bytes at once (5 MB, far beyond the socket's buffer).
+        for (sql, rows, width) in [
+            (
+                "select g, repeat(chr(65 + g % 26), 8000) as pad, pg_sleep(0.001)::text as s \
+                 from generate_series(1, 300) g",
+                300,
+                8000,
+            ),
+            (
+                "select g, repeat(chr(65 + g % 26), 1000) as pad, '' as s \
+                 from generate_series(1, 5000) g",
+                5000,
+                1000,
+            ),
+        ] {
+            let result = client.query(sql, Duration::from_secs(30), None).unwrap();
+            assert_eq!(result.len(), rows);
+            for (i, r) in result.iter().enumerate() {
+                let g = i as i64 + 1;
+                assert_eq!(r.get_i64("g").unwrap(), Some(g));
+                let pad = r.get_str("pad").unwrap().unwrap();
+                assert_eq!(pad.len(), width);
+                let letter = char::from(b'A' + (g % 26) as u8);
+                assert!(pad.chars().all(|ch| ch == letter), "row {g}");
+            }
+            client.recycle(result);
+            select_one(&mut client);
+        }
+    }
+}

@@ -99,6 +99,32 @@ pub fn wait_io(
     }
 }
 
+/// Waits `pause` (never past `deadline`) for nothing but a stop signal (`Interrupted`): lets a
+/// reply that is arriving in pieces gather in the socket, to be read in one go instead of one
+/// wake-up per piece the peer writes. SIGHUP and SIGUSR1 stay queued as in [`wait_io`].
+pub fn pause(
+    pause: std::time::Duration,
+    deadline: Instant,
+    signals: Option<&Signals>,
+) -> Result<(), IoError> {
+    let until = deadline.min(Instant::now() + pause);
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            return Ok(());
+        }
+        let ns = u64::try_from((until - now).as_nanos()).unwrap_or(u64::MAX);
+        match signals {
+            Some(s) => {
+                if crate::sys::signals::wait(s, None, ns)? == Woken::Signal && s.stop_requested() {
+                    return Err(IoError::Interrupted);
+                }
+            }
+            None => std::thread::sleep(until - now),
+        }
+    }
+}
+
 /// A non-blocking connect, waited for with [`wait_io`].
 pub fn connect_fd(
     family: AddressFamily,

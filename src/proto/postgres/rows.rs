@@ -110,6 +110,11 @@ impl RowsBuilder {
         std::mem::take(&mut self.names)
     }
 
+    /// A RowDescription with columns came: rows may follow.
+    pub(crate) fn has_columns(&self) -> bool {
+        !self.rows.columns.is_empty()
+    }
+
     pub(crate) fn set_columns(&mut self, columns: Vec<String>) {
         // A second RowDescription (several statements in one query string): keep the last set.
         self.rows.columns = columns;

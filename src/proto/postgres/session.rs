@@ -299,6 +299,11 @@ impl Session {
         self.out.clear();
     }
 
+    /// A query's result has begun (a RowDescription or a row came) and its end has not.
+    pub fn is_receiving(&self) -> bool {
+        matches!(&self.state, State::Query { rows, .. } if rows.has_columns())
+    }
+
     /// Idle after startup: [`Session::query`] may be called.
     pub fn is_ready(&self) -> bool {
         matches!(self.state, State::Ready)
