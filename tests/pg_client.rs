@@ -533,3 +533,46 @@ fn results_arriving_in_pieces_are_read_whole() {
         }
     }
 }
+
+/// Several statements in one round trip (`pg_stats` sends a chunk's tables and indexes so):
+/// each result apart and in order, reusing results handed back; an error in any of them is the
+/// call's error and the connection stays usable.
+#[test]
+fn statements_sent_together_come_back_apart() {
+    let c = Cluster::start(Options::default());
+    let mut client = connect(&params(unix(&c), SUPERUSER, Some(SUPERPASS)));
+    for _ in 0..3 {
+        let all = client
+            .query_split(
+                "select g as n from generate_series(1, 3) g;\nselect 'x' as a, 'y' as b where false;\nselect repeat('z', 100000) as big",
+                3,
+                Q,
+                None,
+            )
+            .unwrap();
+        assert_eq!(all.len(), 3);
+        let ns: Vec<i64> = all[0]
+            .iter()
+            .map(|r| r.get_i64("n").unwrap().unwrap())
+            .collect();
+        assert_eq!(ns, [1, 2, 3]);
+        assert_eq!(all[1].columns().collect::<Vec<_>>(), ["a", "b"]);
+        assert!(all[1].is_empty());
+        let big = all[2]
+            .iter()
+            .next()
+            .unwrap()
+            .get_str("big")
+            .unwrap()
+            .unwrap();
+        assert_eq!(big.len(), 100_000);
+        for rows in all {
+            client.recycle(rows);
+        }
+    }
+    let e = client
+        .query_split("select 1 as one;\nselect * from no_such_table", 2, Q, None)
+        .unwrap_err();
+    assert_eq!(e.sqlstate(), Some("42P01"), "{e}");
+    select_one(&mut client);
+}

@@ -318,12 +318,18 @@ fn read(
     indexes.clear();
     for chunk in oids(c, &sql::table_list(max_tables))?.chunks(TABLES_PER_STATEMENT) {
         let list = oid_array(chunk);
-        let rows = c.query(&sql::tables(&list, stats))?;
-        list_into(&rows, Kind::Table, &mut tables)?;
-        c.recycle(rows);
-        let rows = c.query(&sql::indexes(&list, stats))?;
-        list_into(&rows, Kind::BtreeIndex, &mut indexes)?;
-        c.recycle(rows);
+        // The chunk's tables and their indexes in one round trip (catalog and statistics
+        // reads: no table is locked), each statement bounded by statement_timeout.
+        let statements = format!(
+            "{};\n{}",
+            sql::tables(&list, stats),
+            sql::indexes(&list, stats)
+        );
+        let [table_rows, index_rows] = c.query_split(&statements)?;
+        list_into(&table_rows, Kind::Table, &mut tables)?;
+        list_into(&index_rows, Kind::BtreeIndex, &mut indexes)?;
+        c.recycle(index_rows);
+        c.recycle(table_rows);
     }
     Ok((tables, indexes))
 }

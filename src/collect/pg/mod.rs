@@ -51,6 +51,17 @@ impl CollectionConn<'_> {
         self.client.query(sql, self.timeout, self.signals)
     }
 
+    /// The `N` statements of `sql` (separated by `;`) in one round trip, their results
+    /// apart ([`Client::query_split`]: one implicit transaction; each statement bounded by
+    /// `statement_timeout` on the server).
+    pub fn query_split<const N: usize>(&mut self, sql: &str) -> Result<[Rows; N], PgError> {
+        let all = self
+            .client
+            .query_split(sql, N, self.timeout, self.signals)?;
+        <[Rows; N]>::try_from(all)
+            .map_err(|v| PgError::Protocol(format!("{} results for {N} statements", v.len())))
+    }
+
     /// Sends `sql` without waiting for its reply, which [`CollectionConn::take_sent`] reads
     /// later, usually without waiting (it came while the loop slept).
     pub fn send(&mut self, sql: &str) -> Result<(), PgError> {

@@ -457,11 +457,15 @@ fn read(c: &mut CollectionConn<'_>) -> Result<SchemaRows, PgError> {
     }
     let mut details = Vec::new();
     for batch in oids.chunks(TABLES_PER_QUERY) {
-        details.push([
-            c.query(&sql::columns(batch))?,
-            c.query(&sql::constraints(batch))?,
-            c.query(&sql::indexes(batch))?,
-        ]);
+        // A batch's three statements in one round trip (catalog reads only: they lock no
+        // table), each bounded by statement_timeout.
+        let statements = format!(
+            "{};\n{};\n{}",
+            sql::columns(batch),
+            sql::constraints(batch),
+            sql::indexes(batch)
+        );
+        details.push(c.query_split(&statements)?);
     }
     Ok(SchemaRows { tables, details })
 }

@@ -13,7 +13,7 @@
 //! kilobytes with a tiny `max_batch_bytes`) is left out, and reported as
 //! `pg_stats/<database>`.
 
-use super::client::PgError;
+use super::client::{PgError, Rows};
 use super::pool::SharedPool;
 use super::{CollectionConn, RELATIONS_PER_STATEMENT, each_database, oid_array, oids, sql};
 use crate::collect::json::{self, Buf};
@@ -207,10 +207,19 @@ fn read(
     tables.reserve(room(max_tables));
     indexes.reserve(room(max_indexes));
     let (spare_tables, spare_indexes) = (&mut reuse.spare_tables, &mut reuse.spare_indexes);
+    let mut sql = String::new();
     for chunk in all.chunks(RELATIONS_PER_STATEMENT) {
+        // A chunk's tables and their indexes in one round trip (two statements: each is
+        // bounded by statement_timeout; their locks are those of the tables statement, which
+        // sizes the indexes too).
         let list = oid_array(chunk);
-        read_tables(c, &list, &mut tables, spare_tables)?;
-        read_indexes(c, &list, &mut indexes, spare_indexes)?;
+        sql.clear();
+        sql.push_str(&sql::tables(&list));
+        sql.push_str(";\n");
+        sql.push_str(&sql::indexes(&list));
+        let [table_rows, index_rows] = c.query_split(&sql)?;
+        read_tables(c, table_rows, &mut tables, spare_tables)?;
+        read_indexes(c, index_rows, &mut indexes, spare_indexes)?;
         if tables.len() >= held(max_tables) {
             keep_largest(&mut tables, max_tables, table_key, spare_tables);
         }
@@ -296,14 +305,13 @@ fn sort_largest<T>(
     items.sort_unstable_by(largest_first(key));
 }
 
-/// Appends the tables of `list` (an oid array literal) to `tables`, reusing those of `spare`.
+/// Appends the tables of `rows` (of [`sql::tables`]) to `tables`, reusing those of `spare`.
 fn read_tables(
     c: &mut CollectionConn<'_>,
-    list: &str,
+    rows: Rows,
     tables: &mut Vec<Table>,
     spare: &mut Vec<Table>,
 ) -> Result<(), PgError> {
-    let rows = c.query(&sql::tables(list))?;
     // Resolved once per result: a lookup by name per field was a fifth of this type's CPU.
     let [
         schemaname,
@@ -391,14 +399,14 @@ fn read_tables(
     Ok(())
 }
 
-/// Appends the indexes of the tables of `list` to `indexes`, reusing those of `spare`.
+/// Appends the indexes of `rows` (of [`sql::indexes`]) to `indexes`, reusing those of
+/// `spare`.
 fn read_indexes(
     c: &mut CollectionConn<'_>,
-    list: &str,
+    rows: Rows,
     indexes: &mut Vec<Index>,
     spare: &mut Vec<Index>,
 ) -> Result<(), PgError> {
-    let rows = c.query(&sql::indexes(list))?;
     let [
         schemaname,
         indexrelname,

@@ -203,6 +203,42 @@ impl Client {
         self.receive_result(deadline, signals)
     }
 
+    /// `statements` statements sent in one simple-protocol Query message (`sql`, separated
+    /// by `;`), their results apart and in order: one round trip instead of one each. They
+    /// run in one implicit transaction (what one holds, locks included, is held until the
+    /// last ends) and the first error ends them all. Waits at most `timeout` per statement.
+    pub fn query_split(
+        &mut self,
+        sql: &str,
+        statements: usize,
+        timeout: Duration,
+        signals: Option<&Signals>,
+    ) -> Result<Vec<Rows>, PgError> {
+        let deadline = Instant::now() + timeout.saturating_mul(statements.max(1) as u32);
+        self.settle(deadline, signals)?;
+        let keep = self.spares.len().saturating_sub(statements);
+        let spares = self.spares.split_off(keep);
+        let sent = self
+            .session
+            .query_split(sql, statements, spares)
+            .and_then(|()| self.send(deadline, signals, "query"));
+        if let Err(e) = sent {
+            self.broken = true;
+            return Err(e);
+        }
+        self.pending = true;
+        let last = self.receive_result(deadline, signals)?;
+        let mut all = self.session.take_earlier();
+        all.push(last);
+        if all.len() != statements {
+            return Err(PgError::Protocol(format!(
+                "{} results for {statements} statements",
+                all.len()
+            )));
+        }
+        Ok(all)
+    }
+
     /// Sends one simple-protocol query without waiting for its reply, which
     /// [`Client::take_sent`] reads later (so a sampler wakes once per sample, not twice). Any
     /// other query on this connection first reads that reply and keeps it for `take_sent`.
@@ -429,6 +465,8 @@ impl Client {
         let mut room = 1;
         // The last read emptied the socket with less than GATHER_BELOW_BYTES.
         let mut small = false;
+        // Not over TLS: a read there returns a record at a time, whatever else has arrived.
+        let gather = matches!(self.transport, Stream::Plain(_));
         loop {
             while let Some((n, progress)) =
                 self.session.try_message(&self.buf[self.start..self.end])?
@@ -440,10 +478,9 @@ impl Client {
                 }
             }
             self.make_room(room);
-            if small && self.session.is_receiving() && matches!(self.transport, Stream::Plain(_)) {
+            if gather && small && self.session.is_receiving() {
                 // The server writes a large result 8 KiB at a time, slower than it is parsed:
-                // waiting for the socket would wake this thread once per piece. (Not over
-                // TLS: a read there returns a record at a time, whatever else has arrived.)
+                // waiting for the socket would wake this thread once per piece.
                 crate::proto::pause(GATHER_PAUSE, deadline, signals)
                     .map_err(|e| io_error(e, what, &self.target))?;
             }

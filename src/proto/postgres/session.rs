@@ -230,6 +230,13 @@ pub struct Session {
     scratch: BytesMut,
     /// The result of the last query, until taken.
     result: Option<Result<Rows, PgError>>,
+    /// Statements of the running query whose results are still to be split off at their
+    /// CommandComplete ([`Session::query_split`]); 0 for a plain query.
+    split: usize,
+    /// The results split off so far, in order, until taken.
+    earlier: Vec<Rows>,
+    /// Results the split-off statements fill, kept buffers and all (the last one first).
+    split_spares: Vec<Rows>,
     policy: AuthPolicy,
     /// A password or SCRAM exchange was answered (else AuthenticationOk means "none").
     answered: bool,
@@ -281,6 +288,9 @@ impl Session {
             out,
             scratch: BytesMut::new(),
             result: None,
+            split: 0,
+            earlier: Vec::new(),
+            split_spares: Vec::new(),
             policy,
             answered: false,
             bound: false,
@@ -340,6 +350,31 @@ impl Session {
             error: None,
         };
         Ok(())
+    }
+
+    /// Queues a simple Query message of `statements` statements (separated by `;`) whose
+    /// results are kept apart: the last one through [`Session::take_result`], the others
+    /// through [`Session::take_earlier`]. PostgreSQL runs them one after the other in one
+    /// implicit transaction, and the first error ends them all (the result is that error).
+    /// `spares` are results for them to fill (the last one first).
+    pub fn query_split(
+        &mut self,
+        sql: &str,
+        statements: usize,
+        mut spares: Vec<Rows>,
+    ) -> Result<(), PgError> {
+        let first = spares.pop();
+        self.query_reusing(sql, first)?;
+        self.split = statements.saturating_sub(1);
+        self.earlier.clear();
+        self.split_spares = spares;
+        Ok(())
+    }
+
+    /// The results split off by the last [`Session::query_split`], in order (empty after an
+    /// error).
+    pub fn take_earlier(&mut self) -> Vec<Rows> {
+        std::mem::take(&mut self.earlier)
     }
 
     /// The result of the query that ended with the last `Progress::Ready`.
@@ -634,11 +669,19 @@ impl Session {
                 Ok(Progress::Continue)
             }
             // DataRow in a query is handled before parsing (try_message_inner).
-            (
-                state @ State::Query { .. },
-                M::CommandComplete(_) | M::EmptyQueryResponse,
-            ) => {
-                self.state = state;
+            (State::Query { rows, error }, M::CommandComplete(_) | M::EmptyQueryResponse) => {
+                if self.split > 0 && error.is_none() {
+                    // A statement of a split query ended: its result is kept apart.
+                    self.split -= 1;
+                    self.earlier.push(rows.finish());
+                    let next = self.split_spares.pop().map(RowsBuilder::reusing);
+                    self.state = State::Query {
+                        rows: next.unwrap_or_default(),
+                        error,
+                    };
+                } else {
+                    self.state = State::Query { rows, error };
+                }
                 Ok(Progress::Continue)
             }
             (State::Query { rows, error }, M::ErrorResponse(body)) => {
@@ -654,8 +697,13 @@ impl Session {
                 Ok(Progress::Continue)
             }
             (State::Query { rows, error }, M::ReadyForQuery(_)) => {
+                self.split = 0;
+                self.split_spares.clear();
                 self.result = Some(match error {
-                    Some(e) => Err(*e),
+                    Some(e) => {
+                        self.earlier.clear();
+                        Err(*e)
+                    }
                     None => Ok(rows.finish()),
                 });
                 self.state = State::Ready;
@@ -1191,6 +1239,77 @@ mod tests {
             assert_eq!(rows.columns().collect::<Vec<_>>(), names);
             spare = Some(rows);
         }
+    }
+
+    /// A split query's results come apart and in order, whatever results they reuse; an
+    /// error in any statement is the query's result and nothing of the others is kept; a
+    /// plain query over several statements still gives one result (the last).
+    #[test]
+    fn a_split_query_keeps_each_statements_result() {
+        let row_desc = |name: &str| {
+            let mut b = 1u16.to_be_bytes().to_vec();
+            b.extend_from_slice(&cstrs(&[name]));
+            b.extend_from_slice(&[
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 255, 255, 255, 255, 255, 255, 0, 0,
+            ]);
+            msg(b'T', &b)
+        };
+        let row = |v: &str| {
+            let mut b = 1u16.to_be_bytes().to_vec();
+            b.extend_from_slice(&(v.len() as i32).to_be_bytes());
+            b.extend_from_slice(v.as_bytes());
+            msg(b'D', &b)
+        };
+        let complete = msg(b'C', &cstrs(&["SELECT 1"]));
+        let ready = msg(b'Z', b"I");
+        let statement = |s: &mut Session, name: &str, values: &[&str]| {
+            s.try_message(&row_desc(name)).unwrap().unwrap();
+            for v in values {
+                s.try_message(&row(v)).unwrap().unwrap();
+            }
+            s.try_message(&complete).unwrap().unwrap();
+        };
+        let texts = |rows: &Rows| -> Vec<String> {
+            rows.iter()
+                .map(|r| r.str_at(0).unwrap().unwrap().to_string())
+                .collect()
+        };
+        let mut s = ready_session();
+        let mut spares = Vec::new();
+        for _ in 0..3 {
+            s.query_split("a; b; c", 3, std::mem::take(&mut spares))
+                .unwrap();
+            statement(&mut s, "a", &["1"]);
+            statement(&mut s, "b", &[]);
+            statement(&mut s, "c", &["2", "3"]);
+            assert_eq!(s.try_message(&ready).unwrap().unwrap().1, Progress::Ready);
+            let last = s.take_result().unwrap().unwrap();
+            let mut all = s.take_earlier();
+            all.push(last);
+            let columns: Vec<Vec<&str>> = all.iter().map(|r| r.columns().collect()).collect();
+            assert_eq!(columns, [["a"], ["b"], ["c"]]);
+            assert_eq!(
+                all.iter().map(texts).collect::<Vec<_>>(),
+                [vec!["1"], vec![], vec!["2", "3"]]
+            );
+            spares = all;
+        }
+        // An error in the second statement: the query's result, nothing else kept.
+        s.query_split("a; b", 2, spares).unwrap();
+        statement(&mut s, "a", &["1"]);
+        let mut e = b"SERROR\0C42P01\0Mno such table\0".to_vec();
+        e.push(0);
+        s.try_message(&msg(b'E', &e)).unwrap().unwrap();
+        s.try_message(&ready).unwrap().unwrap();
+        assert!(s.take_result().unwrap().is_err());
+        assert!(s.take_earlier().is_empty());
+        // A plain query of two statements: the last one's result, as before.
+        s.query("a; c").unwrap();
+        statement(&mut s, "a", &["1"]);
+        statement(&mut s, "c", &["2"]);
+        s.try_message(&ready).unwrap().unwrap();
+        assert_eq!(texts(&s.take_result().unwrap().unwrap()), ["2"]);
+        assert!(s.take_earlier().is_empty());
     }
 
     #[test]
