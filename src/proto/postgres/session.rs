@@ -235,6 +235,8 @@ pub struct Session {
     split: usize,
     /// The results split off so far, in order, until taken.
     earlier: Vec<Rows>,
+    /// Their bytes: the cap on a query's results ([`MAX_RESULT_BYTES`]) counts them too.
+    earlier_bytes: usize,
     /// Results the split-off statements fill, kept buffers and all (the last one first).
     split_spares: Vec<Rows>,
     policy: AuthPolicy,
@@ -290,6 +292,7 @@ impl Session {
             result: None,
             split: 0,
             earlier: Vec::new(),
+            earlier_bytes: 0,
             split_spares: Vec::new(),
             policy,
             answered: false,
@@ -367,6 +370,7 @@ impl Session {
         self.query_reusing(sql, first)?;
         self.split = statements.saturating_sub(1);
         self.earlier.clear();
+        self.earlier_bytes = 0;
         self.split_spares = spares;
         Ok(())
     }
@@ -462,9 +466,12 @@ impl Session {
             else {
                 return Err(PgError::Protocol("bad data row".to_string()));
             };
-            // Checked before the row is stored: the result never grows past the cap.
+            // Checked before the row is stored: the results of a query (all of a split one's)
+            // never grow past the cap.
             let count = u16::from_be_bytes(*count);
-            if rows.bytes() + RowsBuilder::row_bytes(count, body) > MAX_RESULT_BYTES {
+            if self.earlier_bytes + rows.bytes() + RowsBuilder::row_bytes(count, body)
+                > MAX_RESULT_BYTES
+            {
                 return Err(PgError::Protocol(format!(
                     "query result exceeds the {MAX_RESULT_BYTES} byte limit"
                 )));
@@ -673,6 +680,7 @@ impl Session {
                 if self.split > 0 && error.is_none() {
                     // A statement of a split query ended: its result is kept apart.
                     self.split -= 1;
+                    self.earlier_bytes += rows.bytes();
                     self.earlier.push(rows.finish());
                     let next = self.split_spares.pop().map(RowsBuilder::reusing);
                     self.state = State::Query {
@@ -1362,6 +1370,16 @@ mod tests {
     fn a_result_is_capped_before_it_is_stored() {
         let mut s = ready_session();
         s.query("select").unwrap();
+        capped(s, false);
+        // The statements of a split query share the cap: a lying server cannot multiply it.
+        let mut s = ready_session();
+        s.query_split("select; select", 2, Vec::new()).unwrap();
+        capped(s, true);
+    }
+
+    /// Feeds rows of 12 MiB until the third passes the cap; with `split`, the second is in a
+    /// result of its own.
+    fn capped(mut s: Session, split: bool) {
         let mut desc = 1u16.to_be_bytes().to_vec();
         desc.extend_from_slice(&cstrs(&["t"]));
         desc.extend_from_slice(&[
@@ -1374,6 +1392,12 @@ mod tests {
         body.resize(body.len() + field, b'a');
         let row = msg(b'D', &body);
         s.try_message(&row).unwrap().unwrap();
+        if split {
+            s.try_message(&msg(b'C', &cstrs(&["SELECT 1"])))
+                .unwrap()
+                .unwrap();
+            s.try_message(&msg(b'T', &desc)).unwrap().unwrap();
+        }
         s.try_message(&row).unwrap().unwrap();
         let e = s.try_message(&row).unwrap_err();
         assert!(e.to_string().contains("33554432 byte limit"), "{e}");
