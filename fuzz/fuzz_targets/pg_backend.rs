@@ -68,7 +68,11 @@ fuzz_target!(|data: &[u8]| {
 
 fn query(s: &mut Session, phase: u8) {
     if phase & 4 == 4 {
-        let _ = s.query_split("select 1", usize::from((phase >> 3) & 3) + 1, Vec::new());
+        let _ = s.query_split(
+            "select 1",
+            usize::from((phase >> 3) & 3) + 1,
+            &mut Vec::new(),
+        );
     } else {
         let _ = s.query("select 1");
     }

@@ -320,12 +320,8 @@ fn read(
         let list = oid_array(chunk);
         // The chunk's tables and their indexes in one round trip (catalog and statistics
         // reads: no table is locked), each statement bounded by statement_timeout.
-        let statements = format!(
-            "{};\n{}",
-            sql::tables(&list, stats),
-            sql::indexes(&list, stats)
-        );
-        let [table_rows, index_rows] = c.query_split(&statements)?;
+        let [table_rows, index_rows] =
+            c.query_split([&sql::tables(&list, stats), &sql::indexes(&list, stats)])?;
         list_into(&table_rows, Kind::Table, &mut tables)?;
         list_into(&index_rows, Kind::BtreeIndex, &mut indexes)?;
         c.recycle(index_rows);

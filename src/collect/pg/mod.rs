@@ -51,13 +51,17 @@ impl CollectionConn<'_> {
         self.client.query(sql, self.timeout, self.signals)
     }
 
-    /// The `N` statements of `sql` (separated by `;`) in one round trip, their results
+    /// `statements` (each one statement, without its `;`) in one round trip, their results
     /// apart ([`Client::query_split`]: one implicit transaction; each statement bounded by
     /// `statement_timeout` on the server).
-    pub fn query_split<const N: usize>(&mut self, sql: &str) -> Result<[Rows; N], PgError> {
+    pub fn query_split<const N: usize>(
+        &mut self,
+        statements: [&str; N],
+    ) -> Result<[Rows; N], PgError> {
+        let sql = statements.join(";\n");
         let all = self
             .client
-            .query_split(sql, N, self.timeout, self.signals)?;
+            .query_split(&sql, N, self.timeout, self.signals)?;
         <[Rows; N]>::try_from(all)
             .map_err(|v| PgError::Protocol(format!("{} results for {N} statements", v.len())))
     }

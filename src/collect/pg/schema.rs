@@ -459,13 +459,11 @@ fn read(c: &mut CollectionConn<'_>) -> Result<SchemaRows, PgError> {
     for batch in oids.chunks(TABLES_PER_QUERY) {
         // A batch's three statements in one round trip (catalog reads only: they lock no
         // table), each bounded by statement_timeout.
-        let statements = format!(
-            "{};\n{};\n{}",
-            sql::columns(batch),
-            sql::constraints(batch),
-            sql::indexes(batch)
-        );
-        details.push(c.query_split(&statements)?);
+        details.push(c.query_split([
+            &sql::columns(batch),
+            &sql::constraints(batch),
+            &sql::indexes(batch),
+        ])?);
     }
     Ok(SchemaRows { tables, details })
 }

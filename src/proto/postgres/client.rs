@@ -199,7 +199,7 @@ impl Client {
     ) -> Result<Rows, PgError> {
         let deadline = Instant::now() + timeout;
         self.settle(deadline, signals)?;
-        self.send_query_by(sql, deadline, signals)?;
+        self.send_query_by(sql, 1, deadline, signals)?;
         self.receive_result(deadline, signals)
     }
 
@@ -216,17 +216,7 @@ impl Client {
     ) -> Result<Vec<Rows>, PgError> {
         let deadline = Instant::now() + timeout.saturating_mul(statements.max(1) as u32);
         self.settle(deadline, signals)?;
-        let keep = self.spares.len().saturating_sub(statements);
-        let spares = self.spares.split_off(keep);
-        let sent = self
-            .session
-            .query_split(sql, statements, spares)
-            .and_then(|()| self.send(deadline, signals, "query"));
-        if let Err(e) = sent {
-            self.broken = true;
-            return Err(e);
-        }
-        self.pending = true;
+        self.send_query_by(sql, statements, deadline, signals)?;
         let last = self.receive_result(deadline, signals)?;
         let mut all = self.session.take_earlier();
         all.push(last);
@@ -253,20 +243,21 @@ impl Client {
         // result of this one.
         self.settle(deadline, signals)?;
         self.early = None;
-        self.send_query_by(sql, deadline, signals)
+        self.send_query_by(sql, 1, deadline, signals)
     }
 
-    /// Sends `sql` (a reply pending before was settled by the caller).
+    /// Sends `sql` of `statements` statements, their results to be kept apart, filling the
+    /// results handed back last (a reply pending before was settled by the caller).
     fn send_query_by(
         &mut self,
         sql: &str,
+        statements: usize,
         deadline: Instant,
         signals: Option<&Signals>,
     ) -> Result<(), PgError> {
-        let spare = self.spares.pop();
         let result = self
             .session
-            .query_reusing(sql, spare)
+            .query_split(sql, statements, &mut self.spares)
             .and_then(|()| self.send(deadline, signals, "query"));
         if let Err(e) = result {
             self.broken = true;

@@ -359,19 +359,23 @@ impl Session {
     /// results are kept apart: the last one through [`Session::take_result`], the others
     /// through [`Session::take_earlier`]. PostgreSQL runs them one after the other in one
     /// implicit transaction, and the first error ends them all (the result is that error).
-    /// `spares` are results for them to fill (the last one first).
+    /// The results are filled into those taken from the end of `spares` (results handed back:
+    /// the last one first), one per statement while there are any.
     pub fn query_split(
         &mut self,
         sql: &str,
         statements: usize,
-        mut spares: Vec<Rows>,
+        spares: &mut Vec<Rows>,
     ) -> Result<(), PgError> {
         let first = spares.pop();
         self.query_reusing(sql, first)?;
         self.split = statements.saturating_sub(1);
         self.earlier.clear();
         self.earlier_bytes = 0;
-        self.split_spares = spares;
+        // In the order they are popped: the next one handed back last.
+        let from = spares.len().saturating_sub(self.split);
+        self.split_spares.clear();
+        self.split_spares.extend(spares.drain(from..));
         Ok(())
     }
 
@@ -1285,8 +1289,7 @@ mod tests {
         let mut s = ready_session();
         let mut spares = Vec::new();
         for _ in 0..3 {
-            s.query_split("a; b; c", 3, std::mem::take(&mut spares))
-                .unwrap();
+            s.query_split("a; b; c", 3, &mut spares).unwrap();
             statement(&mut s, "a", &["1"]);
             statement(&mut s, "b", &[]);
             statement(&mut s, "c", &["2", "3"]);
@@ -1303,7 +1306,7 @@ mod tests {
             spares = all;
         }
         // An error in the second statement: the query's result, nothing else kept.
-        s.query_split("a; b", 2, spares).unwrap();
+        s.query_split("a; b", 2, &mut spares).unwrap();
         statement(&mut s, "a", &["1"]);
         let mut e = b"SERROR\0C42P01\0Mno such table\0".to_vec();
         e.push(0);
@@ -1373,7 +1376,7 @@ mod tests {
         capped(s, false);
         // The statements of a split query share the cap: a lying server cannot multiply it.
         let mut s = ready_session();
-        s.query_split("select; select", 2, Vec::new()).unwrap();
+        s.query_split("select; select", 2, &mut Vec::new()).unwrap();
         capped(s, true);
     }
 
