@@ -5,7 +5,8 @@
 //!   ┌─▶ collect_due   every plugin that is due (plugin order)
 //!   │   push_if_due   collector_health, then one round through the sink
 //!   │   pull_if_due   config pull through the backend client; a new document applied
-//!   │   wait          poll(signal fd, until the earliest next deadline)
+//!   │   wait          blocks kept by the allocator released; poll(signal fd, until the
+//!   │                 earliest next deadline)
 //!   └── on_signals    HUP reload · USR1 health line · TERM/INT last push, exit 0
 //! ```
 
@@ -279,6 +280,8 @@ impl<'a, 's> Run<'a, 's> {
         if timeout == 0 {
             return Ok(true);
         }
+        // What the round freed goes back to the system while the loop sleeps.
+        crate::sys::alloc::release();
         match signals::wait(self.signals, None, timeout) {
             Ok(woken) => Ok(woken != signals::Woken::Deadline),
             Err(e) => Err(Exit::Failed(format!("cannot wait for signals: {e}"))),

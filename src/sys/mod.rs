@@ -1,7 +1,9 @@
 //! The system layer: pure /proc parsers, the fixed-buffer line reader and the other file calls,
 //! the followed log files (`logfile`), the process's identity and units (`process`), statfs,
-//! clocks and signals. Everything that makes a syscall lives here, behind thin functions named
-//! after it; the pure parsers in `procfs` import nothing from the rest of it.
+//! clocks, signals and the allocator (`alloc`). Everything that makes a syscall lives here,
+//! behind thin functions named after it; the pure parsers in `procfs` import nothing from the
+//! rest of it.
+pub mod alloc;
 pub mod file;
 pub mod logfile;
 pub mod pages;
