@@ -131,7 +131,7 @@ impl ElementBuffer {
     }
 
     /// Removes the oldest element; `f` sees its JSON as one or two slices in order.
-    fn pop_with(&mut self, mut f: impl FnMut(&[u8])) -> Option<ElementMeta> {
+    pub fn pop_with(&mut self, mut f: impl FnMut(&[u8])) -> Option<ElementMeta> {
         if self.count == 0 {
             return None;
         }

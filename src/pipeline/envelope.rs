@@ -90,15 +90,31 @@ pub fn stream(
 ) -> std::io::Result<()> {
     open(header, body);
     let mut count = 0usize;
-    while buffer.front_len().is_some() {
+    while let Some(len) = buffer.front_len() {
         if count > 0 {
             body.push(b',');
+        }
+        count += 1;
+        if len >= piece {
+            // A large element goes out from the buffer itself: no copy, and `body` stays
+            // one piece long instead of growing to the largest element of the round.
+            out(body)?;
+            body.clear();
+            let mut written = Ok(());
+            if let Some(meta) = buffer.pop_with(|json| {
+                if written.is_ok() {
+                    written = out(json);
+                }
+            }) {
+                taken.push(meta);
+            }
+            written?;
+            continue;
         }
         match buffer.pop_into(body) {
             Some(meta) => taken.push(meta),
             None => break,
         }
-        count += 1;
         if body.len() >= piece {
             out(body)?;
             body.clear();
@@ -254,8 +270,82 @@ mod tests {
             }
         });
         assert!(e.is_err());
-        assert_eq!(taken.len(), 3);
-        assert_eq!(b.len(), 7);
+        // Pieces of one byte: every element goes out from the buffer on its own, so the
+        // third call is the comma after the first element.
+        assert_eq!(taken.len(), 1);
+        assert_eq!(b.len(), 9);
+    }
+
+    /// Elements of every size around the piece, in a buffer whose records wrap around its end:
+    /// the large ones go out from the buffer (in two slices when they wrap), the small ones
+    /// through `body`, and the line is the one `build` makes.
+    #[test]
+    fn large_elements_go_out_from_the_buffer_even_when_they_wrap() {
+        let sizes = [10usize, 900, 3000, 5, 2047, 2048, 4000, 1, 2500, 70];
+        let element = |tag: usize, size: usize| {
+            format!(
+                "{{\"type\":\"t\",\"n\":{tag},\"s\":\"{}\"}}",
+                "x".repeat(size)
+            )
+        };
+        let fill = |b: &mut ElementBuffer| {
+            // A first record taken out after the first element: the others start mid-buffer
+            // and wrap around its end.
+            b.push(
+                ElementMeta { source: 0, tag: 99 },
+                &[b'{'; 6000],
+                &mut |_, _| panic!(),
+            )
+            .unwrap();
+            for (tag, &size) in sizes.iter().enumerate() {
+                let json = element(tag, size);
+                b.push(
+                    ElementMeta {
+                        source: 0,
+                        tag: tag as u64,
+                    },
+                    json.as_bytes(),
+                    &mut |_, _| panic!(),
+                )
+                .unwrap();
+                if tag == 0 {
+                    b.pop_into(&mut Vec::new());
+                }
+            }
+            let mut wraps = false;
+            b.for_each(|_, _, second| wraps |= !second.is_empty());
+            assert!(wraps);
+        };
+        let (mut whole, mut taken) = (Vec::new(), Vec::new());
+        let mut b = ElementBuffer::new(16 << 10);
+        fill(&mut b);
+        build(&header("x"), &mut b, None, &mut whole, &mut taken);
+        whole.push(b'\n');
+        let mut b = ElementBuffer::new(16 << 10);
+        fill(&mut b);
+        let (mut body, mut streamed, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        stream(
+            &header("x"),
+            &mut b,
+            &mut body,
+            &mut streamed,
+            2048,
+            &mut |p| {
+                out.extend_from_slice(p);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(whole).unwrap()
+        );
+        assert_eq!(streamed, taken);
+        assert!(
+            body.capacity() < 2 * 2048 + 1024,
+            "body grew to {}",
+            body.capacity()
+        );
     }
 
     #[test]
