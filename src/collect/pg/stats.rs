@@ -138,7 +138,7 @@ pub fn index_status(scans: Option<i64>) -> &'static str {
 /// let go, overwritten instead of allocated again (a String per name was 8 000 allocations per
 /// database of 1 000 tables and 2 000 indexes, each cycle). Only the Strings are kept, not the
 /// items: moving a whole table (about 450 bytes) to take its two names out was 3 % of the
-/// collector's CPU at scale.
+/// collector's CPU with every type over 5 × 1 000 tables.
 #[derive(Default)]
 struct Reuse {
     tables: Vec<Table>,
@@ -411,7 +411,7 @@ fn read_tables(
     Ok(())
 }
 
-/// Appends the indexes of `rows` (of [`sql::indexes`]) to `indexes`, reusing those of
+/// Appends the indexes of `rows` (of [`sql::indexes`]) to `indexes`, their names in Strings of
 /// `names`.
 fn read_indexes(
     c: &mut CollectionConn<'_>,
